@@ -1,0 +1,62 @@
+/* eslint-disable */
+/**
+ * Generated `api` utility.
+ *
+ * THIS CODE IS AUTOMATICALLY GENERATED.
+ *
+ * To regenerate, run `npx convex dev`.
+ * @module
+ */
+
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+import type * as auth from "../auth.js";
+import type * as errors from "../errors.js";
+import type * as functions from "../functions.js";
+import type * as lib_cipher from "../lib/cipher.js";
+import type * as lib_encoding from "../lib/encoding.js";
+import type * as lib_errors from "../lib/errors.js";
+import type * as lib_hash from "../lib/hash.js";
+import type * as lib_kdf from "../lib/kdf.js";
+import type * as lib_keyring from "../lib/keyring.js";
+import type * as lib_lru from "../lib/lru.js";
+import type * as lib_mask from "../lib/mask.js";
+import type * as secrets from "../secrets.js";
+import type * as users from "../users.js";
+import type * as validators from "../validators.js";
+
+/**
+ * A utility for referencing Convex functions in your app's API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
+declare const fullApi: ApiFromModules<{
+  auth: typeof auth;
+  errors: typeof errors;
+  functions: typeof functions;
+  "lib/cipher": typeof lib_cipher;
+  "lib/encoding": typeof lib_encoding;
+  "lib/errors": typeof lib_errors;
+  "lib/hash": typeof lib_hash;
+  "lib/kdf": typeof lib_kdf;
+  "lib/keyring": typeof lib_keyring;
+  "lib/lru": typeof lib_lru;
+  "lib/mask": typeof lib_mask;
+  secrets: typeof secrets;
+  users: typeof users;
+  validators: typeof validators;
+}>;
+export declare const api: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "public">
+>;
+export declare const internal: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "internal">
+>;

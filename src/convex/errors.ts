@@ -1,0 +1,46 @@
+/**
+ * Errors that reach clients: a ConvexError whose data is `{ code, message }`.
+ * Codes are stable and listed in docs/api.md; messages never contain a
+ * secret, plaintext or ciphertext.
+ */
+import { ConvexError } from "convex/values";
+import { isCryptoError } from "./lib/errors";
+
+export type ErrorCode =
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "NOT_FOUND"
+  | "INVALID_ARGUMENT"
+  | "INVALID_CREDENTIALS"
+  | "ENCRYPTION_UNAVAILABLE"
+  | "DECRYPTION_FAILED"
+  | "PROVIDER_ERROR"
+  | "CONFLICT";
+
+export interface AppErrorData {
+  code: ErrorCode;
+  message: string;
+}
+
+/** A client-facing error with a stable code. */
+export function appError(code: ErrorCode, message: string): ConvexError<{ code: ErrorCode; message: string }> {
+  return new ConvexError({ code, message });
+}
+
+/**
+ * Maps a failure of the encryption core to a client-facing error: a missing
+ * or weak master key is an operator problem (ENCRYPTION_UNAVAILABLE), a bad
+ * argument is INVALID_ARGUMENT, and any other crypto failure is
+ * DECRYPTION_FAILED with the core's code in the message.
+ * Anything that is not a crypto error is rethrown unchanged.
+ */
+export function toAppError(error: unknown): never {
+  if (isCryptoError(error)) {
+    if (error.code === "MASTER_KEY_MISSING" || error.code === "MASTER_KEY_TOO_SHORT") {
+      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${error.code})`);
+    }
+    if (error.code === "INVALID_ARGUMENT") throw appError("INVALID_ARGUMENT", error.message);
+    throw appError("DECRYPTION_FAILED", `${error.code}: ${error.message}`);
+  }
+  throw error;
+}

@@ -1,0 +1,74 @@
+/**
+ * Function builders for the public API. Every public function is built with
+ * one of these, so authentication (and, for project builders, membership and
+ * role) is checked before its handler runs.
+ *
+ * - userQuery / userMutation / userAction: the caller must be signed in.
+ *   ctx.user is the caller's users row (null in queries and actions before
+ *   the first mutation created it).
+ * - projectQuery / projectMutation: also take `projectId` and require
+ *   membership with at least `minimumRole` (default "member"), given next to
+ *   `args` in the function definition; ctx.project and ctx.membership are set.
+ */
+import { customAction, customMutation, customQuery } from "convex-helpers/server/customFunctions";
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import type { Doc } from "./_generated/dataModel";
+import { action, mutation, query, type ActionCtx } from "./_generated/server";
+import type { UserIdentity } from "convex/server";
+import { findOrCreateUser, findUser, requireIdentity, requireProjectRole } from "./auth";
+import type { MemberRole } from "./validators";
+
+/** Extra option of project builders: the least role the function needs. */
+interface RoleOption {
+  minimumRole?: MemberRole;
+}
+
+// Explicit return type: inferring it would be circular through _generated/api.
+async function findUserFromAction(ctx: ActionCtx, identity: UserIdentity): Promise<Doc<"users"> | null> {
+  return ctx.runQuery(internal.users.getByTokenIdentifier, { tokenIdentifier: identity.tokenIdentifier });
+}
+
+export const userQuery = customQuery(query, {
+  args: {},
+  input: async (ctx) => {
+    const identity = await requireIdentity(ctx);
+    return { ctx: { identity, user: await findUser(ctx, identity) }, args: {} };
+  },
+});
+
+export const userMutation = customMutation(mutation, {
+  args: {},
+  input: async (ctx) => {
+    const identity = await requireIdentity(ctx);
+    return { ctx: { identity, user: await findOrCreateUser(ctx, identity) }, args: {} };
+  },
+});
+
+export const userAction = customAction(action, {
+  args: {},
+  input: async (ctx) => {
+    const identity = await requireIdentity(ctx);
+    return { ctx: { identity, user: await findUserFromAction(ctx, identity) }, args: {} };
+  },
+});
+
+export const projectQuery = customQuery(query, {
+  args: { projectId: v.id("projects") },
+  input: async (ctx, { projectId }, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findUser(ctx, identity);
+    const { project, membership } = await requireProjectRole(ctx, user?._id ?? null, projectId, minimumRole);
+    return { ctx: { identity, user, project, membership }, args: { projectId } };
+  },
+});
+
+export const projectMutation = customMutation(mutation, {
+  args: { projectId: v.id("projects") },
+  input: async (ctx, { projectId }, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findOrCreateUser(ctx, identity);
+    const { project, membership } = await requireProjectRole(ctx, user._id, projectId, minimumRole);
+    return { ctx: { identity, user, project, membership }, args: { projectId } };
+  },
+});

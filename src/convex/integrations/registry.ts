@@ -1,0 +1,54 @@
+/**
+ * Every integration Dashtray knows, by id. Adding one is one file plus one
+ * line here (docs/integrations.md).
+ */
+import { appError } from "../errors";
+import type { Credentials } from "../validators";
+import { github } from "./github";
+import { plausible } from "./plausible";
+import { stripe } from "./stripe";
+import type { Integration } from "./types";
+
+const INTEGRATIONS: readonly Integration[] = [stripe, github, plausible];
+
+/** Longest accepted credential value (real keys are far shorter). */
+export const MAX_CREDENTIAL_LENGTH = 4096;
+
+/** The integration with this id, or undefined. */
+export function findIntegration(service: string): Integration | undefined {
+  return INTEGRATIONS.find((integration) => integration.id === service);
+}
+
+/** Ids of all integrations, for error messages and the dashboard. */
+export function integrationIds(): string[] {
+  return INTEGRATIONS.map((integration) => integration.id);
+}
+
+/**
+ * The integration for `service` and the credentials trimmed, after checking
+ * they have exactly its fields, each non-empty. INVALID_CREDENTIALS names the
+ * offending field, never its value.
+ */
+export function validateCredentials(
+  service: string,
+  credentials: Credentials,
+): { integration: Integration; credentials: Credentials } {
+  const integration = findIntegration(service);
+  if (!integration) {
+    throw appError("INVALID_CREDENTIALS", `Unknown service "${service}"; expected one of: ${integrationIds().join(", ")}`);
+  }
+  const expected = new Set(integration.credentialFields.map((field) => field.name));
+  for (const name of Object.keys(credentials)) {
+    if (!expected.has(name)) throw appError("INVALID_CREDENTIALS", `${integration.name} has no credential field "${name}"`);
+  }
+  const cleaned: Credentials = {};
+  for (const field of integration.credentialFields) {
+    const value = credentials[field.name]?.trim() ?? "";
+    if (!value) throw appError("INVALID_CREDENTIALS", `${integration.name} needs "${field.name}" (${field.label})`);
+    if (value.length > MAX_CREDENTIAL_LENGTH) {
+      throw appError("INVALID_CREDENTIALS", `"${field.name}" is longer than ${MAX_CREDENTIAL_LENGTH} characters`);
+    }
+    cleaned[field.name] = value;
+  }
+  return { integration, credentials: cleaned };
+}

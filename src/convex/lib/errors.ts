@@ -1,0 +1,38 @@
+/**
+ * Typed failures of the encryption core. Every code is stable (the Convex
+ * layer maps them to ConvexError codes and the docs list them); messages
+ * never contain key material, plaintext or ciphertext.
+ */
+export type CryptoErrorCode =
+  /** MASTER_ENCRYPTION_KEY is not set. */
+  | "MASTER_KEY_MISSING"
+  /** A master key (current or old) is shorter than the minimum length. */
+  | "MASTER_KEY_TOO_SHORT"
+  /** The value is not well-formed ciphertext (bad base64, wrong parts, truncated). */
+  | "MALFORMED_CIPHERTEXT"
+  /** The ciphertext names a format version this code does not know. */
+  | "UNSUPPORTED_VERSION"
+  /** The ciphertext was made with a master key that is not in the keyring. */
+  | "UNKNOWN_KEY_ID"
+  /** Authentication failed: tampered data, wrong salt, wrong key or wrong purpose. */
+  | "DECRYPTION_FAILED"
+  /** The value is not ciphertext and the caller did not allow legacy plaintext. */
+  | "NOT_CIPHERTEXT"
+  /** A caller passed an unusable argument (empty salt or purpose, bad iterations). */
+  | "INVALID_ARGUMENT";
+
+/** An encryption-core failure with a stable code and a secret-free message. */
+export class CryptoError extends Error {
+  readonly code: CryptoErrorCode;
+
+  constructor(code: CryptoErrorCode, message: string) {
+    super(message);
+    this.name = "CryptoError";
+    this.code = code;
+  }
+}
+
+/** Whether `error` is a CryptoError (optionally with a given code). */
+export function isCryptoError(error: unknown, code?: CryptoErrorCode): error is CryptoError {
+  return error instanceof CryptoError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,125 @@
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+import {
+  aiProviderValidator,
+  auditActionValidator,
+  connectionStatusValidator,
+  memberRoleValidator,
+} from "./validators";
+
+/**
+ * Secrets are never stored in the clear: connection credentials and AI keys
+ * are ciphertext (see docs/encryption.md), platform API keys are SHA-256
+ * hashes. Fields marked "legacy" exist only so the rotation job can migrate
+ * data written by older versions of Dashtray.
+ */
+export default defineSchema({
+  users: defineTable({
+    /** Stable identity from the auth provider (ctx.auth.getUserIdentity().tokenIdentifier). */
+    tokenIdentifier: v.string(),
+    name: v.optional(v.string()),
+    email: v.optional(v.string()),
+    createdAt: v.number(),
+  }).index("by_tokenIdentifier", ["tokenIdentifier"]),
+
+  projects: defineTable({
+    name: v.string(),
+    createdBy: v.id("users"),
+    createdAt: v.number(),
+  }),
+
+  projectMembers: defineTable({
+    projectId: v.id("projects"),
+    userId: v.id("users"),
+    role: memberRoleValidator,
+    createdAt: v.number(),
+  })
+    .index("by_projectId_and_userId", ["projectId", "userId"])
+    .index("by_userId", ["userId"]),
+
+  connections: defineTable({
+    projectId: v.id("projects"),
+    /** Integration id from the registry in src/convex/integrations ("stripe", "github", ...). */
+    service: v.string(),
+    name: v.string(),
+    /** Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials. */
+    encryptedCredentials: v.optional(v.string()),
+    /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
+    credentials: v.optional(v.record(v.string(), v.string())),
+    /** Masked hint per credential field, computed when the credentials are written. */
+    credentialHints: v.record(v.string(), v.string()),
+    status: connectionStatusValidator,
+    /** 0–100: how well recent syncs went. */
+    healthScore: v.number(),
+    /** Safe, secret-free description of the last sync failure. */
+    lastError: v.optional(v.string()),
+    lastSyncedAt: v.optional(v.number()),
+    createdBy: v.optional(v.id("users")),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+  })
+    .index("by_projectId", ["projectId"])
+    .index("by_status", ["status"]),
+
+  aiKeys: defineTable({
+    userId: v.id("users"),
+    provider: aiProviderValidator,
+    /** Ciphertext of the provider key; salt: user id; purpose: aiKeys/<userId>/apiKey. */
+    encryptedKey: v.optional(v.string()),
+    /** Legacy: plaintext key written by older versions; the rotation job encrypts and removes it. */
+    apiKey: v.optional(v.string()),
+    hint: v.string(),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+  }).index("by_userId", ["userId"]),
+
+  apiKeys: defineTable({
+    projectId: v.id("projects"),
+    name: v.string(),
+    /** SHA-256 hex of the key. Legacy rows may hold the plaintext key here until the rotation job hashes it. */
+    keyHash: v.string(),
+    /** First characters of the key, shown in the dashboard ("dt_live_AbCd"). */
+    prefix: v.string(),
+    createdBy: v.optional(v.id("users")),
+    createdAt: v.number(),
+    lastUsedAt: v.optional(v.number()),
+    revokedAt: v.optional(v.number()),
+  })
+    .index("by_keyHash", ["keyHash"])
+    .index("by_projectId", ["projectId"]),
+
+  metrics: defineTable({
+    connectionId: v.id("connections"),
+    projectId: v.id("projects"),
+    name: v.string(),
+    value: v.number(),
+    timestamp: v.number(),
+  })
+    .index("by_connectionId_and_timestamp", ["connectionId", "timestamp"])
+    .index("by_projectId_and_timestamp", ["projectId", "timestamp"]),
+
+  insights: defineTable({
+    projectId: v.id("projects"),
+    userId: v.id("users"),
+    provider: aiProviderValidator,
+    model: v.string(),
+    text: v.string(),
+    createdAt: v.number(),
+  }).index("by_projectId", ["projectId"]),
+
+  /** Who did what to which secret, and when. Never the secret itself. */
+  auditLog: defineTable({
+    action: auditActionValidator,
+    /** The user who acted; absent for system work (crons, rotation, API-key requests). */
+    actorId: v.optional(v.id("users")),
+    projectId: v.optional(v.id("projects")),
+    /** "connections", "aiKeys", "apiKeys", ... */
+    targetTable: v.string(),
+    targetId: v.string(),
+    /** Secret-free detail, e.g. an error code. */
+    detail: v.optional(v.string()),
+    at: v.number(),
+  })
+    .index("by_projectId_and_at", ["projectId", "at"])
+    .index("by_targetId_and_at", ["targetId", "at"]),
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// Tests run in the edge-runtime environment, close to Convex's V8 runtime
+// (which, unlike this environment, has no Buffer: a lint rule guards that).
+export default defineConfig({
+  test: {
+    environment: "edge-runtime",
+    server: { deps: { inline: ["convex-test"] } },
+    include: ["src/test/**/*.test.ts"],
+    setupFiles: ["src/test/setup.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+});
