@@ -16,6 +16,11 @@ import type {
 import type * as auth from "../auth.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
+import type * as integrations_github from "../integrations/github.js";
+import type * as integrations_plausible from "../integrations/plausible.js";
+import type * as integrations_registry from "../integrations/registry.js";
+import type * as integrations_stripe from "../integrations/stripe.js";
+import type * as integrations_types from "../integrations/types.js";
 import type * as lib_cipher from "../lib/cipher.js";
 import type * as lib_encoding from "../lib/encoding.js";
 import type * as lib_errors from "../lib/errors.js";
@@ -40,6 +45,11 @@ declare const fullApi: ApiFromModules<{
   auth: typeof auth;
   errors: typeof errors;
   functions: typeof functions;
+  "integrations/github": typeof integrations_github;
+  "integrations/plausible": typeof integrations_plausible;
+  "integrations/registry": typeof integrations_registry;
+  "integrations/stripe": typeof integrations_stripe;
+  "integrations/types": typeof integrations_types;
   "lib/cipher": typeof lib_cipher;
   "lib/encoding": typeof lib_encoding;
   "lib/errors": typeof lib_errors;
