@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as audit from "../audit.js";
 import type * as auth from "../auth.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
@@ -42,6 +43,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  audit: typeof audit;
   auth: typeof auth;
   errors: typeof errors;
   functions: typeof functions;
