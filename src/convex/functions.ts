@@ -9,6 +9,8 @@
  * - projectQuery / projectMutation: also take `projectId` and require
  *   membership with at least `minimumRole` (default "member"), given next to
  *   `args` in the function definition; ctx.project and ctx.membership are set.
+ * - connectionQuery / connectionMutation / apiKeyMutation: the same check for
+ *   functions that take `connectionId` / `apiKeyId`, via the row's project.
  */
 import { customAction, customMutation, customQuery } from "convex-helpers/server/customFunctions";
 import { v } from "convex/values";
