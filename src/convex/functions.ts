@@ -9,14 +9,17 @@
  * - projectQuery / projectMutation: also take `projectId` and require
  *   membership with at least `minimumRole` (default "member"), given next to
  *   `args` in the function definition; ctx.project and ctx.membership are set.
+ * - connectionQuery / connectionMutation / apiKeyMutation: the same check for
+ *   functions that take `connectionId` / `apiKeyId`, via the row's project.
  */
 import { customAction, customMutation, customQuery } from "convex-helpers/server/customFunctions";
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import type { Doc } from "./_generated/dataModel";
-import { action, mutation, query, type ActionCtx } from "./_generated/server";
+import type { Doc, Id } from "./_generated/dataModel";
+import { action, mutation, query, type ActionCtx, type QueryCtx } from "./_generated/server";
 import type { UserIdentity } from "convex/server";
 import { findOrCreateUser, findUser, requireIdentity, requireProjectRole } from "./auth";
+import { appError } from "./errors";
 import type { MemberRole } from "./validators";
 
 /** Extra option of project builders: the least role the function needs. */
@@ -70,5 +73,55 @@ export const projectMutation = customMutation(mutation, {
     const user = await findOrCreateUser(ctx, identity);
     const { project, membership } = await requireProjectRole(ctx, user._id, projectId, minimumRole);
     return { ctx: { identity, user, project, membership }, args: { projectId } };
+  },
+});
+
+/**
+ * Builders for functions that take the id of a row owned by a project
+ * (`connectionId`, `apiKeyId`) instead of `projectId`: they load the row and
+ * require membership of its project with at least `minimumRole`, exactly as
+ * the project builders do. ctx.project and ctx.membership are set, and the
+ * loaded row as ctx.connection / ctx.apiKey. A missing row is NOT_FOUND.
+ */
+async function requireConnection(
+  ctx: QueryCtx,
+  userId: Id<"users"> | null,
+  connectionId: Id<"connections">,
+  minimumRole: MemberRole,
+) {
+  const connection = await ctx.db.get("connections", connectionId);
+  if (!connection) throw appError("NOT_FOUND", "Connection not found");
+  return { connection, ...(await requireProjectRole(ctx, userId, connection.projectId, minimumRole)) };
+}
+
+export const connectionQuery = customQuery(query, {
+  args: { connectionId: v.id("connections") },
+  input: async (ctx, { connectionId }, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findUser(ctx, identity);
+    const checked = await requireConnection(ctx, user?._id ?? null, connectionId, minimumRole);
+    return { ctx: { identity, user, ...checked }, args: { connectionId } };
+  },
+});
+
+export const connectionMutation = customMutation(mutation, {
+  args: { connectionId: v.id("connections") },
+  input: async (ctx, { connectionId }, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findOrCreateUser(ctx, identity);
+    const checked = await requireConnection(ctx, user._id, connectionId, minimumRole);
+    return { ctx: { identity, user, ...checked }, args: { connectionId } };
+  },
+});
+
+export const apiKeyMutation = customMutation(mutation, {
+  args: { apiKeyId: v.id("apiKeys") },
+  input: async (ctx, { apiKeyId }, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findOrCreateUser(ctx, identity);
+    const apiKey = await ctx.db.get("apiKeys", apiKeyId);
+    if (!apiKey) throw appError("NOT_FOUND", "API key not found");
+    const { project, membership } = await requireProjectRole(ctx, user._id, apiKey.projectId, minimumRole);
+    return { ctx: { identity, user, apiKey, project, membership }, args: { apiKeyId } };
   },
 });

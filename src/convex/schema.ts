@@ -20,7 +20,10 @@ export default defineSchema({
     name: v.optional(v.string()),
     email: v.optional(v.string()),
     createdAt: v.number(),
-  }).index("by_tokenIdentifier", ["tokenIdentifier"]),
+  })
+    .index("by_tokenIdentifier", ["tokenIdentifier"])
+    /** Owners add members by the email their identity provider reports. */
+    .index("by_email", ["email"]),
 
   projects: defineTable({
     name: v.string(),

@@ -41,3 +41,68 @@ export const auditActionValidator = v.union(
   v.literal("keyRotation.finished"),
 );
 export type AuditAction = Infer<typeof auditActionValidator>;
+
+// Return values of public functions. Each lists exactly the fields a client
+// may see: Convex rejects a return value with any other field, so ciphertext,
+// legacy plaintext and key hashes cannot leak through them.
+
+/** A project as its members see it in the project list. */
+export const projectSummaryValidator = v.object({
+  projectId: v.id("projects"),
+  name: v.string(),
+  role: memberRoleValidator,
+  createdAt: v.number(),
+});
+
+/** A member of a project. */
+export const projectMemberValidator = v.object({
+  userId: v.id("users"),
+  name: v.optional(v.string()),
+  email: v.optional(v.string()),
+  role: memberRoleValidator,
+  createdAt: v.number(),
+});
+
+/** Connection metadata: masked credential hints, never ciphertext or plaintext. */
+export const connectionSummaryValidator = v.object({
+  connectionId: v.id("connections"),
+  projectId: v.id("projects"),
+  service: v.string(),
+  name: v.string(),
+  credentialHints: v.record(v.string(), v.string()),
+  status: connectionStatusValidator,
+  healthScore: v.number(),
+  lastError: v.optional(v.string()),
+  lastSyncedAt: v.optional(v.number()),
+  createdAt: v.number(),
+  updatedAt: v.number(),
+});
+
+/** The caller's AI provider key, as a masked hint. */
+export const aiKeySummaryValidator = v.object({
+  provider: aiProviderValidator,
+  hint: v.string(),
+  updatedAt: v.number(),
+});
+
+/** A platform API key as listed: its display prefix, never the key or its hash. */
+export const apiKeySummaryValidator = v.object({
+  apiKeyId: v.id("apiKeys"),
+  name: v.string(),
+  prefix: v.string(),
+  createdBy: v.optional(v.id("users")),
+  createdAt: v.number(),
+  lastUsedAt: v.optional(v.number()),
+  revokedAt: v.optional(v.number()),
+});
+
+/** One audit log entry as members of the project see it. */
+export const auditLogEntryValidator = v.object({
+  entryId: v.id("auditLog"),
+  action: auditActionValidator,
+  actorId: v.optional(v.id("users")),
+  targetTable: v.string(),
+  targetId: v.string(),
+  detail: v.optional(v.string()),
+  at: v.number(),
+});

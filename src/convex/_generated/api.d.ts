@@ -13,10 +13,16 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as aiKeys from "../aiKeys.js";
+import type * as apiKeys from "../apiKeys.js";
 import type * as audit from "../audit.js";
+import type * as auditLog from "../auditLog.js";
 import type * as auth from "../auth.js";
+import type * as connections from "../connections.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
+import type * as http from "../http.js";
+import type * as input from "../input.js";
 import type * as integrations_github from "../integrations/github.js";
 import type * as integrations_plausible from "../integrations/plausible.js";
 import type * as integrations_registry from "../integrations/registry.js";
@@ -30,6 +36,7 @@ import type * as lib_kdf from "../lib/kdf.js";
 import type * as lib_keyring from "../lib/keyring.js";
 import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
+import type * as projects from "../projects.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
@@ -43,10 +50,16 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  aiKeys: typeof aiKeys;
+  apiKeys: typeof apiKeys;
   audit: typeof audit;
+  auditLog: typeof auditLog;
   auth: typeof auth;
+  connections: typeof connections;
   errors: typeof errors;
   functions: typeof functions;
+  http: typeof http;
+  input: typeof input;
   "integrations/github": typeof integrations_github;
   "integrations/plausible": typeof integrations_plausible;
   "integrations/registry": typeof integrations_registry;
@@ -60,6 +73,7 @@ declare const fullApi: ApiFromModules<{
   "lib/keyring": typeof lib_keyring;
   "lib/lru": typeof lib_lru;
   "lib/mask": typeof lib_mask;
+  projects: typeof projects;
   secrets: typeof secrets;
   users: typeof users;
   validators: typeof validators;

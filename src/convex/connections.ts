@@ -1,0 +1,192 @@
+/**
+ * Connections: a project's credentials for one third-party service. The
+ * credentials are validated against the service's fields, stored only as
+ * ciphertext bound to the connection (secrets.ts), and shown to clients only
+ * as masked hints computed when they are written.
+ */
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import type { Doc, Id } from "./_generated/dataModel";
+import { internalMutation, type MutationCtx } from "./_generated/server";
+import { recordAudit } from "./audit";
+import { connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
+import { cleanName } from "./input";
+import { validateCredentials } from "./integrations/registry";
+import type { Integration } from "./integrations/types";
+import { maskSecret } from "./lib/mask";
+import { encryptCredentials, loadKeyring } from "./secrets";
+import { connectionSummaryValidator, credentialsValidator, type Credentials } from "./validators";
+
+/** Most connections connections.list returns. */
+export const MAX_CONNECTIONS_LISTED = 100;
+/** Metric rows deleted per transaction when a connection is removed. */
+export const METRICS_DELETED_PER_BATCH = 500;
+
+/** Display hint per field: masked for secret fields, in full for the others (e.g. a repository name). */
+function credentialHints(integration: Integration, credentials: Credentials): Record<string, string> {
+  const hints: Record<string, string> = {};
+  for (const field of integration.credentialFields) {
+    const value = credentials[field.name] ?? "";
+    hints[field.name] = field.secret ? maskSecret(value) : value;
+  }
+  return hints;
+}
+
+/** The client-visible fields of a connection, picked one by one. */
+function toConnectionSummary(connection: Doc<"connections">) {
+  return {
+    connectionId: connection._id,
+    projectId: connection.projectId,
+    service: connection.service,
+    name: connection.name,
+    credentialHints: connection.credentialHints,
+    status: connection.status,
+    healthScore: connection.healthScore,
+    lastError: connection.lastError,
+    lastSyncedAt: connection.lastSyncedAt,
+    createdAt: connection.createdAt,
+    updatedAt: connection.updatedAt,
+  };
+}
+
+/**
+ * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection;
+ * true when there may be more.
+ */
+async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
+  const rows = await ctx.db
+    .query("metrics")
+    .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
+    .take(METRICS_DELETED_PER_BATCH);
+  for (const row of rows) await ctx.db.delete("metrics", row._id);
+  return rows.length === METRICS_DELETED_PER_BATCH;
+}
+
+/**
+ * Creates a connection (owners and admins). The row is inserted first so
+ * the ciphertext can be bound to its id, then patched in the same mutation.
+ */
+export const create = projectMutation({
+  args: { service: v.string(), name: v.optional(v.string()), credentials: credentialsValidator },
+  minimumRole: "admin",
+  returns: v.id("connections"),
+  handler: async (ctx, args) => {
+    const { integration, credentials } = validateCredentials(args.service, args.credentials);
+    const name = cleanName(args.name ?? integration.name, "Connection name");
+    const keyring = await loadKeyring();
+    const now = Date.now();
+    const connectionId = await ctx.db.insert("connections", {
+      projectId: args.projectId,
+      service: integration.id,
+      name,
+      credentialHints: credentialHints(integration, credentials),
+      status: "pending",
+      healthScore: 100,
+      createdBy: ctx.user._id,
+      createdAt: now,
+      updatedAt: now,
+    });
+    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials);
+    await ctx.db.patch("connections", connectionId, { encryptedCredentials });
+    await recordAudit(ctx, {
+      action: "connection.created",
+      actorId: ctx.user._id,
+      projectId: args.projectId,
+      targetTable: "connections",
+      targetId: connectionId,
+      detail: `service: ${integration.id}`,
+    });
+    return connectionId;
+  },
+});
+
+/** The project's connections (members), metadata and masked hints only. */
+export const list = projectQuery({
+  args: {},
+  returns: v.array(connectionSummaryValidator),
+  handler: async (ctx, { projectId }) => {
+    const connections = await ctx.db
+      .query("connections")
+      .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
+      .take(MAX_CONNECTIONS_LISTED);
+    return connections.map(toConnectionSummary);
+  },
+});
+
+/** One connection (members of its project), metadata and masked hints only. */
+export const get = connectionQuery({
+  args: {},
+  returns: connectionSummaryValidator,
+  handler: async (ctx) => toConnectionSummary(ctx.connection),
+});
+
+/**
+ * Replaces a connection's credentials (owners and admins): validated like on
+ * create, re-encrypted, hints recomputed, any legacy plaintext removed. The
+ * connection goes back to "pending" until its next sync.
+ */
+export const updateCredentials = connectionMutation({
+  args: { credentials: credentialsValidator },
+  minimumRole: "admin",
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    const { connection } = ctx;
+    const { integration, credentials } = validateCredentials(connection.service, args.credentials);
+    const keyring = await loadKeyring();
+    const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials);
+    await ctx.db.patch("connections", connection._id, {
+      encryptedCredentials,
+      credentials: undefined,
+      credentialHints: credentialHints(integration, credentials),
+      status: "pending",
+      lastError: undefined,
+      updatedAt: Date.now(),
+    });
+    await recordAudit(ctx, {
+      action: "connection.credentials_updated",
+      actorId: ctx.user._id,
+      projectId: connection.projectId,
+      targetTable: "connections",
+      targetId: connection._id,
+    });
+    return null;
+  },
+});
+
+/**
+ * Removes a connection and its metrics (owners and admins). The first batch
+ * of metrics goes in this mutation; any rest in self-scheduling batches.
+ */
+export const remove = connectionMutation({
+  args: {},
+  minimumRole: "admin",
+  returns: v.null(),
+  handler: async (ctx) => {
+    const { connection } = ctx;
+    await ctx.db.delete("connections", connection._id);
+    if (await deleteMetricsBatch(ctx, connection._id)) {
+      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
+    }
+    await recordAudit(ctx, {
+      action: "connection.removed",
+      actorId: ctx.user._id,
+      projectId: connection.projectId,
+      targetTable: "connections",
+      targetId: connection._id,
+      detail: `service: ${connection.service}`,
+    });
+    return null;
+  },
+});
+
+/** Deletes a removed connection's remaining metrics, one batch per run. */
+export const deleteMetrics = internalMutation({
+  args: { connectionId: v.id("connections") },
+  returns: v.null(),
+  handler: async (ctx, { connectionId }) => {
+    if (await deleteMetricsBatch(ctx, connectionId)) {
+      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId });
+    }
+    return null;
+  },
+});

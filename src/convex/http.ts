@@ -1,0 +1,48 @@
+/**
+ * The HTTP API for programs holding a platform API key (apiKeys.ts).
+ *
+ * GET /api/v1/projects/metrics with `Authorization: Bearer dt_live_…` returns
+ * the latest metrics of the key's project. A missing, malformed, unknown or
+ * revoked key gets the same bare 401, so responses say nothing about keys.
+ */
+import { httpRouter } from "convex/server";
+import { internal } from "./_generated/api";
+import { httpAction } from "./_generated/server";
+import { API_KEY_PREFIX } from "./apiKeys";
+import { sha256Hex } from "./lib/hash";
+
+/** Longest Authorization value worth hashing; real keys are about 50 characters. */
+const MAX_API_KEY_LENGTH = 200;
+
+const JSON_HEADERS = { "Content-Type": "application/json", "Cache-Control": "no-store" };
+
+function unauthorized(): Response {
+  return new Response(JSON.stringify({ error: "unauthorized" }), {
+    status: 401,
+    headers: { ...JSON_HEADERS, "WWW-Authenticate": "Bearer" },
+  });
+}
+
+/** The API key of a `Bearer` Authorization header, or null when there is none of the right shape. */
+function bearerApiKey(request: Request): string | null {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("Authorization") ?? "");
+  const apiKey = match?.[1];
+  if (!apiKey || !apiKey.startsWith(API_KEY_PREFIX) || apiKey.length > MAX_API_KEY_LENGTH) return null;
+  return apiKey;
+}
+
+const projectMetrics = httpAction(async (ctx, request) => {
+  const apiKey = bearerApiKey(request);
+  if (!apiKey) return unauthorized();
+  // Only the hash crosses into the mutation: function arguments can be logged.
+  const projectId = await ctx.runMutation(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) });
+  if (!projectId) return unauthorized();
+  const metrics = await ctx.runQuery(internal.projects.latestMetrics, { projectId });
+  return new Response(JSON.stringify({ projectId, metrics }), { status: 200, headers: JSON_HEADERS });
+});
+
+const http = httpRouter();
+
+http.route({ path: "/api/v1/projects/metrics", method: "GET", handler: projectMetrics });
+
+export default http;

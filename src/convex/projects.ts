@@ -1,0 +1,192 @@
+/**
+ * Projects and their members. Every project has at least one owner; owners
+ * manage members, owners and admins manage connections and API keys, and any
+ * member can read the project.
+ */
+import { v } from "convex/values";
+import type { Id } from "./_generated/dataModel";
+import { internalQuery, type QueryCtx } from "./_generated/server";
+import { recordAudit } from "./audit";
+import { appError } from "./errors";
+import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
+import { cleanName } from "./input";
+import { memberRoleValidator, projectMemberValidator, projectSummaryValidator } from "./validators";
+
+/** Most projects projects.list returns (newest memberships last). */
+export const MAX_PROJECTS_LISTED = 100;
+/** Most members a project can have; keeps member reads bounded. */
+export const MAX_MEMBERS = 100;
+/** Most metric rows the latest-metrics read scans (newest first). */
+export const MAX_METRIC_ROWS_SCANNED = 1000;
+/** Longest accepted email argument. */
+const MAX_EMAIL_LENGTH = 320;
+
+/** Members of a project, bounded by MAX_MEMBERS. */
+function projectMembers(ctx: QueryCtx, projectId: Id<"projects">) {
+  return ctx.db
+    .query("projectMembers")
+    .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId))
+    .take(MAX_MEMBERS);
+}
+
+/** Creates a project with the caller as its owner. */
+export const create = userMutation({
+  args: { name: v.string() },
+  returns: v.id("projects"),
+  handler: async (ctx, args) => {
+    const name = cleanName(args.name, "Project name");
+    const now = Date.now();
+    const projectId = await ctx.db.insert("projects", { name, createdBy: ctx.user._id, createdAt: now });
+    await ctx.db.insert("projectMembers", { projectId, userId: ctx.user._id, role: "owner", createdAt: now });
+    await recordAudit(ctx, {
+      action: "project.member_added",
+      actorId: ctx.user._id,
+      projectId,
+      targetTable: "users",
+      targetId: ctx.user._id,
+      detail: "role: owner (created the project)",
+    });
+    return projectId;
+  },
+});
+
+/** The projects the caller is a member of, with the caller's role in each. */
+export const list = userQuery({
+  args: {},
+  returns: v.array(projectSummaryValidator),
+  handler: async (ctx) => {
+    const user = ctx.user;
+    if (!user) return [];
+    const memberships = await ctx.db
+      .query("projectMembers")
+      .withIndex("by_userId", (q) => q.eq("userId", user._id))
+      .take(MAX_PROJECTS_LISTED);
+    const projects = await Promise.all(
+      memberships.map(async (membership) => {
+        const project = await ctx.db.get("projects", membership.projectId);
+        return project && { projectId: project._id, name: project.name, role: membership.role, createdAt: project.createdAt };
+      }),
+    );
+    return projects.filter((project) => project !== null);
+  },
+});
+
+/** The members of a project (members only). */
+export const members = projectQuery({
+  args: {},
+  returns: v.array(projectMemberValidator),
+  handler: async (ctx, { projectId }) => {
+    const memberships = await projectMembers(ctx, projectId);
+    return Promise.all(
+      memberships.map(async (membership) => {
+        const user = await ctx.db.get("users", membership.userId);
+        return {
+          userId: membership.userId,
+          name: user?.name,
+          email: user?.email,
+          role: membership.role,
+          createdAt: membership.createdAt,
+        };
+      }),
+    );
+  },
+});
+
+/**
+ * Adds the user with this email (as reported by their identity provider;
+ * they must have signed in once) to the project with `role`. Owners only.
+ * NOT_FOUND: no such user; CONFLICT: already a member, the email is
+ * ambiguous, or the project is full.
+ */
+export const addMember = projectMutation({
+  args: { email: v.string(), role: memberRoleValidator },
+  minimumRole: "owner",
+  returns: v.id("users"),
+  handler: async (ctx, args) => {
+    const email = args.email.trim();
+    if (!email || email.length > MAX_EMAIL_LENGTH) throw appError("INVALID_ARGUMENT", "Give the email of a Dashtray user");
+    const users = await ctx.db
+      .query("users")
+      .withIndex("by_email", (q) => q.eq("email", email))
+      .take(2);
+    const user = users[0];
+    if (!user) throw appError("NOT_FOUND", "No Dashtray user has this email; they need to sign in once first");
+    if (users.length > 1) throw appError("CONFLICT", "Several Dashtray users have this email");
+    const members = await projectMembers(ctx, args.projectId);
+    if (members.some((member) => member.userId === user._id)) {
+      throw appError("CONFLICT", "This user is already a member of the project");
+    }
+    if (members.length >= MAX_MEMBERS) throw appError("CONFLICT", `A project can have at most ${MAX_MEMBERS} members`);
+    await ctx.db.insert("projectMembers", {
+      projectId: args.projectId,
+      userId: user._id,
+      role: args.role,
+      createdAt: Date.now(),
+    });
+    await recordAudit(ctx, {
+      action: "project.member_added",
+      actorId: ctx.user._id,
+      projectId: args.projectId,
+      targetTable: "users",
+      targetId: user._id,
+      detail: `role: ${args.role}`,
+    });
+    return user._id;
+  },
+});
+
+/**
+ * Removes a member from the project. Owners only; removing the last owner
+ * is CONFLICT (a project always has an owner).
+ */
+export const removeMember = projectMutation({
+  args: { userId: v.id("users") },
+  minimumRole: "owner",
+  returns: v.null(),
+  handler: async (ctx, { projectId, userId }) => {
+    const members = await projectMembers(ctx, projectId);
+    const membership = members.find((member) => member.userId === userId);
+    if (!membership) throw appError("NOT_FOUND", "This user is not a member of the project");
+    const owners = members.filter((member) => member.role === "owner");
+    if (membership.role === "owner" && owners.length <= 1) {
+      throw appError("CONFLICT", "A project needs an owner: add another owner before removing this one");
+    }
+    await ctx.db.delete("projectMembers", membership._id);
+    await recordAudit(ctx, {
+      action: "project.member_removed",
+      actorId: ctx.user._id,
+      projectId,
+      targetTable: "users",
+      targetId: userId,
+      detail: `role: ${membership.role}`,
+    });
+    return null;
+  },
+});
+
+/**
+ * The latest value of each metric of each of the project's connections,
+ * from the newest MAX_METRIC_ROWS_SCANNED metric rows (bounded read; a metric
+ * not written among those is left out). Used by the HTTP API.
+ */
+export const latestMetrics = internalQuery({
+  args: { projectId: v.id("projects") },
+  returns: v.array(
+    v.object({ connectionId: v.id("connections"), name: v.string(), value: v.number(), timestamp: v.number() }),
+  ),
+  handler: async (ctx, { projectId }) => {
+    const rows = await ctx.db
+      .query("metrics")
+      .withIndex("by_projectId_and_timestamp", (q) => q.eq("projectId", projectId))
+      .order("desc")
+      .take(MAX_METRIC_ROWS_SCANNED);
+    const latest = new Map<string, { connectionId: Id<"connections">; name: string; value: number; timestamp: number }>();
+    for (const row of rows) {
+      const key = `${row.connectionId}/${row.name}`;
+      if (!latest.has(key)) {
+        latest.set(key, { connectionId: row.connectionId, name: row.name, value: row.value, timestamp: row.timestamp });
+      }
+    }
+    return [...latest.values()];
+  },
+});

@@ -1,0 +1,133 @@
+// Every public function refuses unauthenticated callers, project functions
+// refuse non-members, and each refuses members below its required role.
+// The last test fails when a public function is added without a row here.
+import { beforeEach, describe, expect, test } from "vitest";
+import { api } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import type { MemberRole } from "../convex/validators";
+import { errorOf, projectWithEveryRole, userIdOf, type Caller, type ProjectFixture } from "./helpers/api";
+import { newBackend, type Backend } from "./helpers/convex";
+
+interface Fixture extends ProjectFixture {
+  connectionId: Id<"connections">;
+  apiKeyId: Id<"apiKeys">;
+  memberUserId: Id<"users">;
+}
+
+type AnyCaller = Caller | Backend;
+
+interface PublicFunction {
+  /** "module:export", as Convex names it. */
+  name: string;
+  /** "user": any signed-in user (acts on their own data); otherwise the least project role. */
+  access: "user" | MemberRole;
+  call: (caller: AnyCaller, fixture: Fixture) => Promise<unknown>;
+}
+
+const STRIPE = { secretKey: "sk_live_access0000000000004242" };
+
+const PUBLIC_FUNCTIONS: PublicFunction[] = [
+  { name: "projects:create", access: "user", call: (c) => c.mutation(api.projects.create, { name: "P" }) },
+  { name: "projects:list", access: "user", call: (c) => c.query(api.projects.list, {}) },
+  { name: "projects:members", access: "member", call: (c, f) => c.query(api.projects.members, { projectId: f.projectId }) },
+  {
+    name: "projects:addMember",
+    access: "owner",
+    call: (c, f) => c.mutation(api.projects.addMember, { projectId: f.projectId, email: "mallory@example.test", role: "member" }),
+  },
+  {
+    name: "projects:removeMember",
+    access: "owner",
+    call: (c, f) => c.mutation(api.projects.removeMember, { projectId: f.projectId, userId: f.memberUserId }),
+  },
+  {
+    name: "connections:create",
+    access: "admin",
+    call: (c, f) => c.mutation(api.connections.create, { projectId: f.projectId, service: "stripe", credentials: STRIPE }),
+  },
+  { name: "connections:list", access: "member", call: (c, f) => c.query(api.connections.list, { projectId: f.projectId }) },
+  { name: "connections:get", access: "member", call: (c, f) => c.query(api.connections.get, { connectionId: f.connectionId }) },
+  {
+    name: "connections:updateCredentials",
+    access: "admin",
+    call: (c, f) => c.mutation(api.connections.updateCredentials, { connectionId: f.connectionId, credentials: STRIPE }),
+  },
+  { name: "connections:remove", access: "admin", call: (c, f) => c.mutation(api.connections.remove, { connectionId: f.connectionId }) },
+  {
+    name: "aiKeys:set",
+    access: "user",
+    call: (c) => c.mutation(api.aiKeys.set, { provider: "openai", apiKey: "sk-access000000000000000000" }),
+  },
+  { name: "aiKeys:get", access: "user", call: (c) => c.query(api.aiKeys.get, {}) },
+  { name: "aiKeys:remove", access: "user", call: (c) => c.mutation(api.aiKeys.remove, {}) },
+  { name: "apiKeys:create", access: "admin", call: (c, f) => c.mutation(api.apiKeys.create, { projectId: f.projectId, name: "CI" }) },
+  { name: "apiKeys:list", access: "member", call: (c, f) => c.query(api.apiKeys.list, { projectId: f.projectId }) },
+  { name: "apiKeys:revoke", access: "admin", call: (c, f) => c.mutation(api.apiKeys.revoke, { apiKeyId: f.apiKeyId }) },
+  {
+    name: "auditLog:list",
+    access: "member",
+    call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
+  },
+];
+
+let t: Backend;
+let fixture: Fixture;
+
+beforeEach(async () => {
+  t = newBackend();
+  const project = await projectWithEveryRole(t);
+  const connectionId = await project.owner.mutation(api.connections.create, {
+    projectId: project.projectId,
+    service: "stripe",
+    credentials: STRIPE,
+  });
+  const { apiKeyId } = await project.owner.mutation(api.apiKeys.create, { projectId: project.projectId, name: "CI" });
+  fixture = { ...project, connectionId, apiKeyId, memberUserId: await userIdOf(t, "carol") };
+});
+
+describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call }) => {
+  test("refuses unauthenticated callers", async () => {
+    expect((await errorOf(call(t, fixture))).code).toBe("UNAUTHENTICATED");
+  });
+
+  if (access === "user") return;
+
+  test("refuses signed-in non-members", async () => {
+    expect((await errorOf(call(fixture.outsider, fixture))).code).toBe("FORBIDDEN");
+  });
+
+  if (access !== "member") {
+    test(`refuses members below ${access}`, async () => {
+      const tooLow = access === "owner" ? [fixture.member, fixture.admin] : [fixture.member];
+      for (const caller of tooLow) expect((await errorOf(call(caller, fixture))).code).toBe("FORBIDDEN");
+    });
+  }
+
+  test(`allows a project ${access}`, async () => {
+    const allowed = { owner: fixture.owner, admin: fixture.admin, member: fixture.member }[access];
+    await call(allowed, fixture);
+  });
+});
+
+test("user-scoped functions only ever see the caller's own data", async () => {
+  const { owner, outsider } = fixture;
+  await owner.mutation(api.aiKeys.set, { provider: "openai", apiKey: "sk-ownersKey000000000000000" });
+  expect(await outsider.query(api.aiKeys.get, {})).toBeNull();
+  expect(await outsider.query(api.projects.list, {})).toEqual([]);
+  await outsider.mutation(api.aiKeys.remove, {});
+  expect(await owner.query(api.aiKeys.get, {})).not.toBeNull();
+});
+
+test("the table above lists every public function", async () => {
+  const modules = import.meta.glob<Record<string, unknown>>("../convex/**/*.ts", { eager: true });
+  const publicFunctions: string[] = [];
+  for (const [path, exports] of Object.entries(modules)) {
+    const moduleName = path.replace("../convex/", "").replace(/\.ts$/, "");
+    for (const [exportName, value] of Object.entries(exports)) {
+      if (typeof value === "function" && (value as { isPublic?: boolean }).isPublic === true) {
+        publicFunctions.push(`${moduleName}:${exportName}`);
+      }
+    }
+  }
+  expect(publicFunctions.sort()).toEqual(PUBLIC_FUNCTIONS.map((fn) => fn.name).sort());
+});

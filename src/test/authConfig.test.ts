@@ -1,0 +1,27 @@
+import { afterEach, expect, test, vi } from "vitest";
+
+// setup.ts stubs the master keys again before each test.
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+async function loadAuthConfig() {
+  vi.resetModules();
+  return (await import("../convex/auth.config")).default;
+}
+
+test("no identity provider is trusted until both variables are set", async () => {
+  vi.stubEnv("AUTH_ISSUER_URL", "");
+  vi.stubEnv("AUTH_APPLICATION_ID", "");
+  expect((await loadAuthConfig()).providers).toEqual([]);
+  vi.stubEnv("AUTH_ISSUER_URL", "https://issuer.example.test");
+  expect((await loadAuthConfig()).providers).toEqual([]);
+});
+
+test("the OIDC issuer and application id come from the deployment's environment", async () => {
+  vi.stubEnv("AUTH_ISSUER_URL", "https://issuer.example.test");
+  vi.stubEnv("AUTH_APPLICATION_ID", "dashtray");
+  expect((await loadAuthConfig()).providers).toEqual([
+    { domain: "https://issuer.example.test", applicationID: "dashtray" },
+  ]);
+});

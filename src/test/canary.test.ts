@@ -1,0 +1,112 @@
+// Canary secrets go through a whole session of dashboard and HTTP API use,
+// including failures. None may appear in a return value, an error, console
+// output or a stored document (the one exception: apiKeys.create returns the
+// new key once, to its creator).
+import { ConvexError } from "convex/values";
+import { afterEach, beforeEach, expect, test, vi } from "vitest";
+import { api } from "../convex/_generated/api";
+import { everythingStored, projectWithEveryRole } from "./helpers/api";
+import { newBackend } from "./helpers/convex";
+import { TEST_MASTER_KEY } from "./helpers/keys";
+
+const CANARY = {
+  stripe: "sk_live_CANARYstripe0000000000000001",
+  stripeRotated: "rk_live_CANARYstripe0000000000000002",
+  githubToken: "ghp_CANARYgithub00000000000000003",
+  plausible: "CANARYplausible00000000000000004",
+  openai: "sk-proj-CANARYopenai000000000000005",
+  anthropic: "sk-ant-api03-CANARYanthropic00000006",
+};
+const CONSOLE_METHODS = ["log", "info", "warn", "error", "debug", "trace"] as const;
+
+let consoleSpies: ReturnType<typeof vi.spyOn>[];
+
+beforeEach(() => {
+  consoleSpies = CONSOLE_METHODS.map((method) => vi.spyOn(console, method));
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+test("canary secrets never leave the backend", async () => {
+  const t = newBackend();
+  const { projectId, owner, admin, member } = await projectWithEveryRole(t);
+  const seen: unknown[] = [];
+  /** Records what a call returned or the error it failed with. */
+  async function observe<T>(call: Promise<T>): Promise<T | undefined> {
+    try {
+      const result = await call;
+      seen.push(result);
+      return result;
+    } catch (error) {
+      seen.push(error instanceof ConvexError ? error.data : String(error), (error as Error).message);
+      return undefined;
+    }
+  }
+
+  // Connections, including invalid input carrying the canaries.
+  const stripeId = await observe(
+    admin.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey: CANARY.stripe } }),
+  );
+  if (!stripeId) throw new Error("connection not created");
+  await observe(
+    admin.mutation(api.connections.create, {
+      projectId,
+      service: "github",
+      credentials: { token: CANARY.githubToken, repository: "acme/widgets" },
+    }),
+  );
+  await observe(admin.mutation(api.connections.create, { projectId, service: "github", credentials: { token: CANARY.githubToken } }));
+  await observe(
+    admin.mutation(api.connections.create, { projectId, service: "plausible", credentials: { apiKey: CANARY.plausible, x: "y" } }),
+  );
+  await observe(admin.mutation(api.connections.create, { projectId, service: "nosuch", credentials: { key: CANARY.stripe } }));
+  await observe(member.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey: CANARY.stripe } }));
+  await observe(admin.mutation(api.connections.updateCredentials, { connectionId: stripeId, credentials: { secretKey: CANARY.stripeRotated } }));
+  await observe(admin.mutation(api.connections.updateCredentials, { connectionId: stripeId, credentials: { token: CANARY.stripe } }));
+  await observe(member.query(api.connections.list, { projectId }));
+  await observe(member.query(api.connections.get, { connectionId: stripeId }));
+  vi.stubEnv("MASTER_ENCRYPTION_KEY", "");
+  await observe(admin.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey: CANARY.stripe } }));
+  vi.stubEnv("MASTER_ENCRYPTION_KEY", TEST_MASTER_KEY);
+
+  // AI keys, including a key for the wrong provider.
+  await observe(owner.mutation(api.aiKeys.set, { provider: "openai", apiKey: CANARY.openai }));
+  await observe(owner.mutation(api.aiKeys.set, { provider: "anthropic", apiKey: CANARY.openai }));
+  await observe(owner.mutation(api.aiKeys.set, { provider: "openai", apiKey: `${CANARY.openai} trailing words` }));
+  await observe(owner.mutation(api.aiKeys.set, { provider: "anthropic", apiKey: CANARY.anthropic }));
+  await observe(owner.query(api.aiKeys.get, {}));
+
+  // API keys and the HTTP API.
+  const created = await admin.mutation(api.apiKeys.create, { projectId, name: "CI" });
+  const apiKey = created.apiKey;
+  await observe(member.query(api.apiKeys.list, { projectId }));
+  for (const authorization of [`Bearer ${apiKey}`, `Bearer ${apiKey}x`, "Bearer dt_live_nope"]) {
+    const response = await t.fetch("/api/v1/projects/metrics", { headers: { Authorization: authorization } });
+    seen.push(response.status, await response.text(), [...response.headers.entries()]);
+  }
+  await observe(admin.mutation(api.apiKeys.revoke, { apiKeyId: created.apiKeyId }));
+  const revoked = await t.fetch("/api/v1/projects/metrics", { headers: { Authorization: `Bearer ${apiKey}` } });
+  seen.push(revoked.status, await revoked.text());
+
+  // Reading everything back, then removing.
+  await observe(member.query(api.auditLog.list, { projectId, paginationOpts: { numItems: 100, cursor: null } }));
+  await observe(member.query(api.projects.members, { projectId }));
+  await observe(member.query(api.projects.list, {}));
+  await observe(admin.mutation(api.connections.remove, { connectionId: stripeId }));
+  await observe(owner.mutation(api.aiKeys.remove, {}));
+
+  const secrets = [...Object.values(CANARY), apiKey, TEST_MASTER_KEY];
+  const returned = JSON.stringify(seen);
+  const logged = JSON.stringify(consoleSpies.flatMap((spy) => spy.mock.calls));
+  const stored = await everythingStored(t);
+  expect(seen.length).toBeGreaterThan(25);
+  for (const secret of secrets) {
+    expect(returned).not.toContain(secret);
+    expect(logged).not.toContain(secret);
+    expect(stored).not.toContain(secret);
+  }
+  // The canaries' tails are in the hints, so the check above did see real data.
+  expect(returned).toContain("rk_live_…0002");
+});

@@ -1,0 +1,233 @@
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { api } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { METRICS_DELETED_PER_BATCH } from "../convex/connections";
+import { decryptCredentials, loadKeyring } from "../convex/secrets";
+import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
+import { newBackend, type Backend } from "./helpers/convex";
+
+const STRIPE_KEY = "sk_live_51HxConnectionsTest0004242";
+const GITHUB = { token: "ghp_ConnectionsTestToken00009999", repository: "acme/widgets" };
+
+let t: Backend;
+let project: ProjectFixture;
+
+beforeEach(async () => {
+  t = newBackend();
+  project = await projectWithEveryRole(t);
+});
+
+function createStripe(projectId: Id<"projects"> = project.projectId, secretKey = STRIPE_KEY) {
+  return project.owner.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey } });
+}
+
+function storedConnection(connectionId: Id<"connections">) {
+  return t.run(async (ctx) => {
+    const connection = await ctx.db.get("connections", connectionId);
+    if (!connection) throw new Error("connection not stored");
+    return connection;
+  });
+}
+
+/** Decrypts a stored connection's credentials the way the sync action will. */
+function decryptStored(connectionId: Id<"connections">) {
+  return t.run(async (ctx) => {
+    const connection = await ctx.db.get("connections", connectionId);
+    if (!connection?.encryptedCredentials) throw new Error("no ciphertext stored");
+    const { credentials } = await decryptCredentials(
+      await loadKeyring(),
+      connection.projectId,
+      connection._id,
+      connection.encryptedCredentials,
+    );
+    return credentials;
+  });
+}
+
+describe("create", () => {
+  test("stores only ciphertext, which decrypts to the (trimmed) credentials given", async () => {
+    const connectionId = await project.admin.mutation(api.connections.create, {
+      projectId: project.projectId,
+      service: "github",
+      name: "  Widgets repo  ",
+      credentials: { token: ` ${GITHUB.token} `, repository: GITHUB.repository },
+    });
+    const stored = await storedConnection(connectionId);
+    expect(stored.encryptedCredentials).toMatch(/^dtenc:v1:/);
+    expect(stored.credentials).toBeUndefined();
+    expect(stored).toMatchObject({ projectId: project.projectId, service: "github", name: "Widgets repo", status: "pending" });
+    expect(await everythingStored(t)).not.toContain(GITHUB.token);
+    expect(await decryptStored(connectionId)).toEqual(GITHUB);
+  });
+
+  test("hints mask secret fields and show the others in full", async () => {
+    const githubId = await project.owner.mutation(api.connections.create, {
+      projectId: project.projectId,
+      service: "github",
+      credentials: GITHUB,
+    });
+    const stripeId = await createStripe();
+    expect((await project.member.query(api.connections.get, { connectionId: githubId })).credentialHints).toEqual({
+      token: "ghp_…9999",
+      repository: "acme/widgets",
+    });
+    expect((await project.member.query(api.connections.get, { connectionId: stripeId })).credentialHints).toEqual({
+      secretKey: "sk_live_…4242",
+    });
+  });
+
+  test("the same credentials give different ciphertext in different projects, bound to their connection", async () => {
+    const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
+    const first = await storedConnection(await createStripe());
+    const second = await storedConnection(await createStripe(otherProjectId));
+    expect(first.encryptedCredentials).not.toEqual(second.encryptedCredentials);
+    // Ciphertext copied to another connection does not decrypt there.
+    await t.run((ctx) => ctx.db.patch("connections", second._id, { encryptedCredentials: first.encryptedCredentials }));
+    expect((await errorOf(decryptStored(second._id))).code).toBe("DECRYPTION_FAILED");
+  });
+
+  test("defaults the name to the service's display name", async () => {
+    const connectionId = await createStripe();
+    expect((await project.member.query(api.connections.get, { connectionId })).name).toBe("Stripe");
+  });
+
+  test.each([
+    ["an unknown service", "nosuch", { secretKey: STRIPE_KEY }],
+    ["a missing field", "github", { token: GITHUB.token }],
+    ["an empty field", "stripe", { secretKey: "   " }],
+    ["an unexpected field", "stripe", { secretKey: STRIPE_KEY, password: "x" }],
+  ])("refuses %s with INVALID_CREDENTIALS, never echoing a value", async (_case, service, credentials) => {
+    const error = await errorOf(
+      project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials }),
+    );
+    expect(error.code).toBe("INVALID_CREDENTIALS");
+    expect(error.message).not.toContain(STRIPE_KEY);
+    expect(error.message).not.toContain(GITHUB.token);
+  });
+
+  test.each([["   "], ["x".repeat(101)]])("refuses the name %j with INVALID_ARGUMENT", async (name) => {
+    const call = project.owner.mutation(api.connections.create, {
+      projectId: project.projectId,
+      service: "stripe",
+      name,
+      credentials: { secretKey: STRIPE_KEY },
+    });
+    expect((await errorOf(call)).code).toBe("INVALID_ARGUMENT");
+  });
+
+  test("without a master key fails with ENCRYPTION_UNAVAILABLE and stores nothing", async () => {
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", "");
+    expect((await errorOf(createStripe())).code).toBe("ENCRYPTION_UNAVAILABLE");
+    expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
+  });
+});
+
+describe("list and get", () => {
+  test("return metadata and hints only, never ciphertext", async () => {
+    const connectionId = await createStripe();
+    const listed = await project.member.query(api.connections.list, { projectId: project.projectId });
+    const got = await project.member.query(api.connections.get, { connectionId });
+    expect(listed).toEqual([got]);
+    expect(Object.keys(got).sort()).toEqual(
+      ["connectionId", "projectId", "service", "name", "credentialHints", "status", "healthScore", "createdAt", "updatedAt"].sort(),
+    );
+    expect(JSON.stringify(got)).not.toContain((await storedConnection(connectionId)).encryptedCredentials);
+  });
+
+  test("list shows only the project's own connections", async () => {
+    const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
+    const mine = await createStripe();
+    await createStripe(otherProjectId);
+    const listed = await project.member.query(api.connections.list, { projectId: project.projectId });
+    expect(listed.map((connection) => connection.connectionId)).toEqual([mine]);
+  });
+
+  test("get of a removed connection is NOT_FOUND", async () => {
+    const connectionId = await createStripe();
+    await project.owner.mutation(api.connections.remove, { connectionId });
+    expect((await errorOf(project.member.query(api.connections.get, { connectionId }))).code).toBe("NOT_FOUND");
+  });
+});
+
+describe("updateCredentials", () => {
+  test("re-encrypts, updates the hints and drops legacy plaintext", async () => {
+    const connectionId = await createStripe();
+    await t.run((ctx) => ctx.db.patch("connections", connectionId, { credentials: { secretKey: STRIPE_KEY } }));
+    const before = await storedConnection(connectionId);
+    const newKey = "rk_live_RotatedKey00000000007777";
+    await project.admin.mutation(api.connections.updateCredentials, { connectionId, credentials: { secretKey: newKey } });
+    const after = await storedConnection(connectionId);
+    expect(after.encryptedCredentials).not.toEqual(before.encryptedCredentials);
+    expect(after.credentials).toBeUndefined();
+    expect(after.credentialHints).toEqual({ secretKey: "rk_live_…7777" });
+    expect(await decryptStored(connectionId)).toEqual({ secretKey: newKey });
+    const stored = await everythingStored(t);
+    expect(stored).not.toContain(newKey);
+    expect(stored).not.toContain(STRIPE_KEY);
+  });
+
+  test("validates against the connection's own service", async () => {
+    const connectionId = await createStripe();
+    const call = project.owner.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
+    expect((await errorOf(call)).code).toBe("INVALID_CREDENTIALS");
+    expect(await decryptStored(connectionId)).toEqual({ secretKey: STRIPE_KEY });
+  });
+});
+
+describe("remove", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  async function addMetrics(connectionId: Id<"connections">, count: number) {
+    await t.run(async (ctx) => {
+      for (let i = 0; i < count; i++) {
+        await ctx.db.insert("metrics", { connectionId, projectId: project.projectId, name: "mrr", value: i, timestamp: i });
+      }
+    });
+  }
+
+  function metricsOf(connectionId: Id<"connections">) {
+    return t.run((ctx) =>
+      ctx.db
+        .query("metrics")
+        .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
+        .collect(),
+    );
+  }
+
+  test("deletes the connection and its metrics, in batches, leaving other connections alone", async () => {
+    vi.useFakeTimers();
+    const removed = await createStripe();
+    const kept = await createStripe();
+    await addMetrics(removed, METRICS_DELETED_PER_BATCH * 2 + 7);
+    await addMetrics(kept, 3);
+    await project.admin.mutation(api.connections.remove, { connectionId: removed });
+    expect(await t.run((ctx) => ctx.db.get("connections", removed))).toBeNull();
+    expect((await metricsOf(removed)).length).toBe(METRICS_DELETED_PER_BATCH + 7);
+    await t.finishAllScheduledFunctions(vi.runAllTimers);
+    expect(await metricsOf(removed)).toEqual([]);
+    expect((await metricsOf(kept)).length).toBe(3);
+  });
+
+  test("records who created, changed and removed the connection in the audit log", async () => {
+    const connectionId = await createStripe();
+    await project.admin.mutation(api.connections.updateCredentials, { connectionId, credentials: { secretKey: STRIPE_KEY } });
+    await project.admin.mutation(api.connections.remove, { connectionId });
+    const entries = await t.run((ctx) =>
+      ctx.db
+        .query("auditLog")
+        .withIndex("by_targetId_and_at", (q) => q.eq("targetId", connectionId))
+        .collect(),
+    );
+    const [alice, bob] = await t.run(async (ctx) => {
+      const users = await ctx.db.query("users").collect();
+      return ["alice", "bob"].map((name) => users.find((user) => user.name === name)?._id);
+    });
+    expect(entries.map((entry) => [entry.action, entry.actorId])).toEqual([
+      ["connection.created", alice],
+      ["connection.credentials_updated", bob],
+      ["connection.removed", bob],
+    ]);
+  });
+});

@@ -1,0 +1,136 @@
+import { beforeEach, describe, expect, test } from "vitest";
+import { api } from "../convex/_generated/api";
+import { errorOf, projectWithEveryRole, signIn, userIdOf, type ProjectFixture } from "./helpers/api";
+import { identity, newBackend, type Backend } from "./helpers/convex";
+
+let t: Backend;
+
+beforeEach(() => {
+  t = newBackend();
+});
+
+describe("create and list", () => {
+  test("the creator owns the project; list shows each of the caller's projects with their role", async () => {
+    const alice = t.withIdentity(identity("alice"));
+    const projectId = await alice.mutation(api.projects.create, { name: "  Acme  " });
+    expect(await alice.query(api.projects.list, {})).toEqual([
+      { projectId, name: "Acme", role: "owner", createdAt: expect.any(Number) },
+    ]);
+    const bob = t.withIdentity(identity("bob"));
+    expect(await bob.query(api.projects.list, {})).toEqual([]);
+  });
+
+  test.each([[""], ["   "], ["p".repeat(101)]])("refuses the name %j with INVALID_ARGUMENT", async (name) => {
+    const alice = t.withIdentity(identity("alice"));
+    expect((await errorOf(alice.mutation(api.projects.create, { name }))).code).toBe("INVALID_ARGUMENT");
+    expect(await t.run((ctx) => ctx.db.query("projects").collect())).toEqual([]);
+  });
+});
+
+describe("members", () => {
+  let project: ProjectFixture;
+
+  beforeEach(async () => {
+    project = await projectWithEveryRole(t);
+  });
+
+  test("members lists everyone with their role", async () => {
+    const members = await project.member.query(api.projects.members, { projectId: project.projectId });
+    expect(members.map((member) => [member.name, member.email, member.role])).toEqual([
+      ["alice", "alice@example.test", "owner"],
+      ["bob", "bob@example.test", "admin"],
+      ["carol", "carol@example.test", "member"],
+    ]);
+  });
+
+  test("an added member sees the project with their role", async () => {
+    expect(await project.admin.query(api.projects.list, {})).toEqual([
+      expect.objectContaining({ projectId: project.projectId, role: "admin" }),
+    ]);
+  });
+
+  test("addMember: unknown email is NOT_FOUND, an existing member is CONFLICT, a blank email INVALID_ARGUMENT", async () => {
+    const add = (email: string) =>
+      project.owner.mutation(api.projects.addMember, { projectId: project.projectId, email, role: "member" });
+    expect((await errorOf(add("nobody@example.test"))).code).toBe("NOT_FOUND");
+    expect((await errorOf(add(identity("carol").email))).code).toBe("CONFLICT");
+    expect((await errorOf(add("  "))).code).toBe("INVALID_ARGUMENT");
+  });
+
+  test("a removed member loses access at once", async () => {
+    const carolId = await userIdOf(t, "carol");
+    await project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: carolId });
+    const error = await errorOf(project.member.query(api.connections.list, { projectId: project.projectId }));
+    expect(error.code).toBe("FORBIDDEN");
+    expect(await project.member.query(api.projects.list, {})).toEqual([]);
+  });
+
+  test("removing the last owner is CONFLICT; with a second owner it works", async () => {
+    const aliceId = await userIdOf(t, "alice");
+    const removeAlice = () =>
+      project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: aliceId });
+    expect((await errorOf(removeAlice())).code).toBe("CONFLICT");
+    await signIn(t, "dave");
+    await project.owner.mutation(api.projects.addMember, {
+      projectId: project.projectId,
+      email: identity("dave").email,
+      role: "owner",
+    });
+    await removeAlice();
+    expect(await project.owner.query(api.projects.list, {})).toEqual([]);
+  });
+
+  test("removing a non-member is NOT_FOUND", async () => {
+    const malloryId = await userIdOf(t, "mallory");
+    const call = project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: malloryId });
+    expect((await errorOf(call)).code).toBe("NOT_FOUND");
+  });
+});
+
+describe("audit log", () => {
+  test("members read who did what, newest first, page by page; entries never hold secrets", async () => {
+    const project = await projectWithEveryRole(t);
+    const secretKey = "sk_live_AuditLogTestKey00000000";
+    const connectionId = await project.admin.mutation(api.connections.create, {
+      projectId: project.projectId,
+      service: "stripe",
+      credentials: { secretKey },
+    });
+    const { apiKey } = await project.admin.mutation(api.apiKeys.create, { projectId: project.projectId, name: "CI" });
+
+    const firstPage = await project.member.query(api.auditLog.list, {
+      projectId: project.projectId,
+      paginationOpts: { numItems: 2, cursor: null },
+    });
+    const secondPage = await project.member.query(api.auditLog.list, {
+      projectId: project.projectId,
+      paginationOpts: { numItems: 10, cursor: firstPage.continueCursor },
+    });
+    expect(firstPage.isDone).toBe(false);
+    expect(secondPage.isDone).toBe(true);
+    const entries = [...firstPage.page, ...secondPage.page];
+    expect(entries.map((entry) => entry.action)).toEqual([
+      "apiKey.created",
+      "connection.created",
+      "project.member_added",
+      "project.member_added",
+      "project.member_added",
+    ]);
+    expect(entries[1]).toMatchObject({ targetTable: "connections", targetId: connectionId, actorId: await userIdOf(t, "bob") });
+    const text = JSON.stringify(entries);
+    expect(text).not.toContain(secretKey);
+    expect(text).not.toContain(apiKey);
+  });
+
+  test("another project's entries are not listed", async () => {
+    const project = await projectWithEveryRole(t);
+    const otherProjectId = await project.outsider.mutation(api.projects.create, { name: "Elsewhere" });
+    await project.outsider.mutation(api.apiKeys.create, { projectId: otherProjectId, name: "x" });
+    const page = await project.owner.query(api.auditLog.list, {
+      projectId: project.projectId,
+      paginationOpts: { numItems: 50, cursor: null },
+    });
+    expect(page.page.every((entry) => entry.action === "project.member_added")).toBe(true);
+    expect(page.page).toHaveLength(3);
+  });
+});
