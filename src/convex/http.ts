@@ -1,14 +1,13 @@
 /**
  * The HTTP API for programs holding a platform API key (apiKeys.ts).
  *
- * GET /api/v1/projects/metrics with `Authorization: Bearer dt_live_…` returns
+ * GET /api/v1/projects/metrics with `Authorization: Bearer <api key>` returns
  * the latest metrics of the key's project. A missing, malformed, unknown or
  * revoked key gets the same bare 401, so responses say nothing about keys.
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction } from "./_generated/server";
-import { API_KEY_PREFIX } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
@@ -23,11 +22,15 @@ function unauthorized(): Response {
   });
 }
 
-/** The API key of a `Bearer` Authorization header, or null when there is none of the right shape. */
+/**
+ * The API key of a `Bearer` Authorization header, or null when there is none
+ * of a plausible length. Keys need not start with "dt_live_": keys issued by
+ * older versions (hashed by the rotation job's migration) keep working.
+ */
 function bearerApiKey(request: Request): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("Authorization") ?? "");
   const apiKey = match?.[1];
-  if (!apiKey || !apiKey.startsWith(API_KEY_PREFIX) || apiKey.length > MAX_API_KEY_LENGTH) return null;
+  if (!apiKey || apiKey.length > MAX_API_KEY_LENGTH) return null;
   return apiKey;
 }
 

@@ -111,11 +111,28 @@ describe("GET /api/v1/projects/metrics", () => {
     ["an empty bearer token", "Bearer "],
     ["another scheme", "Basic ZHQ6bGl2ZQ=="],
     ["an unknown key", "Bearer dt_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
-    ["a key without the dt_live_ prefix", "Bearer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+    ["an unknown key without the dt_live_ prefix", "Bearer AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+    ["an overlong token", `Bearer ${"A".repeat(201)}`],
   ])("answers %s with a bare 401", async (_case, authorization) => {
     const response = await fetchMetrics(authorization);
     expect(response.status).toBe(401);
     expect(await response.json()).toEqual({ error: "unauthorized" });
+  });
+
+  test("a key issued by an older version (no dt_live_ prefix, stored hashed) still works", async () => {
+    const legacyKey = "legacy0123456789abcdef0123456789abcdef";
+    await t.run(async (ctx) =>
+      ctx.db.insert("apiKeys", {
+        projectId: project.projectId,
+        name: "old key",
+        keyHash: await sha256Hex(legacyKey),
+        prefix: legacyKey.slice(0, 8),
+        createdAt: 1,
+      }),
+    );
+    const response = await fetchMetrics(`Bearer ${legacyKey}`);
+    expect(response.status).toBe(200);
+    expect((await response.json()).projectId).toBe(project.projectId);
   });
 
   test("a revoked key gets the same bare 401 at once; revoking twice is a no-op", async () => {
