@@ -13,6 +13,8 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as ai from "../ai.js";
+import type * as aiProviders from "../aiProviders.js";
 import type * as audit from "../audit.js";
 import type * as auth from "../auth.js";
 import type * as connections from "../connections.js";
@@ -48,6 +50,8 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  ai: typeof ai;
+  aiProviders: typeof aiProviders;
   audit: typeof audit;
   auth: typeof auth;
   connections: typeof connections;
