@@ -9,13 +9,21 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
+import { appError } from "./errors";
+import { connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
 import { validateCredentials } from "./integrations/registry";
 import type { Integration } from "./integrations/types";
 import { maskSecret } from "./lib/mask";
+import { syncConnectionNow } from "./metricsSync";
 import { encryptCredentials, loadKeyring } from "./secrets";
-import { connectionSummaryValidator, credentialsValidator, type Credentials } from "./validators";
+import {
+  connectionSummaryValidator,
+  credentialsValidator,
+  syncResultValidator,
+  type Credentials,
+  type SyncResult,
+} from "./validators";
 
 /** Most connections connections.list returns. */
 export const MAX_CONNECTIONS_LISTED = 100;
@@ -188,5 +196,22 @@ export const deleteMetrics = internalMutation({
       await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId });
     }
     return null;
+  },
+});
+
+/**
+ * Syncs a connection's metrics now (any member of its project). A provider
+ * failure (bad key, rate limit, outage, timeout) is returned as status
+ * "error" with a safe message and kept on the connection; earlier metrics
+ * stay. Stored credentials that do not decrypt throw DECRYPTION_FAILED.
+ */
+export const syncMetrics = userAction({
+  args: { connectionId: v.id("connections") },
+  returns: syncResultValidator,
+  handler: async (ctx, { connectionId }): Promise<SyncResult> => {
+    await ctx.runQuery(internal.metricsSync.authorizeSync, { connectionId, userId: ctx.user?._id ?? null });
+    const result = await syncConnectionNow(ctx, connectionId, { actorId: ctx.user?._id });
+    if (!result) throw appError("NOT_FOUND", "Connection not found");
+    return result;
   },
 });

@@ -44,3 +44,11 @@ export function toAppError(error: unknown): never {
   }
   throw error;
 }
+
+/** The code of a client-facing error (see appError), or null for any other error. */
+export function appErrorCode(error: unknown): ErrorCode | null {
+  if (!(error instanceof ConvexError)) return null;
+  const data: unknown = error.data;
+  if (typeof data !== "object" || data === null || !("code" in data) || typeof data.code !== "string") return null;
+  return data.code as ErrorCode;
+}

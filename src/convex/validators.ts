@@ -106,3 +106,23 @@ export const auditLogEntryValidator = v.object({
   detail: v.optional(v.string()),
   at: v.number(),
 });
+
+/** What connections.syncMetrics returns: the connection's status after the sync. */
+export const syncResultValidator = v.object({
+  status: connectionStatusValidator,
+  /** Metric points stored by this sync (0 when it failed or was skipped). */
+  metricsStored: v.number(),
+  /** Secret-free reason when the sync failed (also in connections.lastError). */
+  error: v.optional(v.string()),
+});
+export type SyncResult = Infer<typeof syncResultValidator>;
+
+/** An AI insight as returned to the dashboard. */
+export const insightValidator = v.object({
+  insightId: v.id("insights"),
+  provider: aiProviderValidator,
+  model: v.string(),
+  text: v.string(),
+  createdAt: v.number(),
+});
+export type Insight = Infer<typeof insightValidator>;

@@ -1,7 +1,7 @@
 // Every public function refuses unauthenticated callers, project functions
 // refuse non-members, and each refuses members below its required role.
 // The last test fails when a public function is added without a row here.
-import { beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import type { MemberRole } from "../convex/validators";
@@ -22,6 +22,11 @@ interface PublicFunction {
   /** "user": any signed-in user (acts on their own data); otherwise the least project role. */
   access: "user" | MemberRole;
   call: (caller: AnyCaller, fixture: Fixture) => Promise<unknown>;
+  /**
+   * For actions that call a provider: the error an allowed caller gets here,
+   * where providers are unreachable or the caller has no data yet.
+   */
+  allowedError?: string;
 }
 
 const STRIPE = { secretKey: "sk_live_access0000000000004242" };
@@ -52,6 +57,11 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "admin",
     call: (c, f) => c.mutation(api.connections.updateCredentials, { connectionId: f.connectionId, credentials: STRIPE }),
   },
+  {
+    name: "connections:syncMetrics",
+    access: "member",
+    call: (c, f) => c.action(api.connections.syncMetrics, { connectionId: f.connectionId }),
+  },
   { name: "connections:remove", access: "admin", call: (c, f) => c.mutation(api.connections.remove, { connectionId: f.connectionId }) },
   {
     name: "aiKeys:set",
@@ -64,6 +74,17 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
   { name: "apiKeys:list", access: "member", call: (c, f) => c.query(api.apiKeys.list, { projectId: f.projectId }) },
   { name: "apiKeys:revoke", access: "admin", call: (c, f) => c.mutation(api.apiKeys.revoke, { apiKeyId: f.apiKeyId }) },
   {
+    name: "ai:generateInsight",
+    access: "member",
+    call: (c, f) => c.action(api.ai.generateInsight, { projectId: f.projectId }),
+    allowedError: "NOT_FOUND",
+  },
+  {
+    name: "ai:verifyKey",
+    access: "user",
+    call: (c) => c.action(api.ai.verifyKey, { provider: "openai", apiKey: "sk-access000000000000000000" }),
+  },
+  {
     name: "auditLog:list",
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
@@ -74,6 +95,10 @@ let t: Backend;
 let fixture: Fixture;
 
 beforeEach(async () => {
+  // Providers are unreachable here: a closed local port fails fast.
+  for (const name of ["STRIPE_API_BASE_URL", "OPENAI_API_BASE_URL", "ANTHROPIC_API_BASE_URL"]) {
+    vi.stubEnv(name, "http://127.0.0.1:9");
+  }
   t = newBackend();
   const project = await projectWithEveryRole(t);
   const connectionId = await project.owner.mutation(api.connections.create, {
@@ -85,7 +110,7 @@ beforeEach(async () => {
   fixture = { ...project, connectionId, apiKeyId, memberUserId: await userIdOf(t, "carol") };
 });
 
-describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call }) => {
+describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call, allowedError }) => {
   test("refuses unauthenticated callers", async () => {
     expect((await errorOf(call(t, fixture))).code).toBe("UNAUTHENTICATED");
   });
@@ -105,7 +130,8 @@ describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call }) => {
 
   test(`allows a project ${access}`, async () => {
     const allowed = { owner: fixture.owner, admin: fixture.admin, member: fixture.member }[access];
-    await call(allowed, fixture);
+    if (allowedError) expect((await errorOf(call(allowed, fixture))).code).toBe(allowedError);
+    else await call(allowed, fixture);
   });
 });
 

@@ -13,18 +13,23 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
+import type * as aiProviders from "../aiProviders.js";
 import type * as apiKeys from "../apiKeys.js";
 import type * as audit from "../audit.js";
 import type * as auditLog from "../auditLog.js";
 import type * as auth from "../auth.js";
 import type * as connections from "../connections.js";
+import type * as crons from "../crons.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
 import type * as http from "../http.js";
 import type * as input from "../input.js";
 import type * as integrations_github from "../integrations/github.js";
+import type * as integrations_http from "../integrations/http.js";
 import type * as integrations_plausible from "../integrations/plausible.js";
+import type * as integrations_providerError from "../integrations/providerError.js";
 import type * as integrations_registry from "../integrations/registry.js";
 import type * as integrations_stripe from "../integrations/stripe.js";
 import type * as integrations_types from "../integrations/types.js";
@@ -36,6 +41,7 @@ import type * as lib_kdf from "../lib/kdf.js";
 import type * as lib_keyring from "../lib/keyring.js";
 import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
+import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -50,18 +56,23 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  ai: typeof ai;
   aiKeys: typeof aiKeys;
+  aiProviders: typeof aiProviders;
   apiKeys: typeof apiKeys;
   audit: typeof audit;
   auditLog: typeof auditLog;
   auth: typeof auth;
   connections: typeof connections;
+  crons: typeof crons;
   errors: typeof errors;
   functions: typeof functions;
   http: typeof http;
   input: typeof input;
   "integrations/github": typeof integrations_github;
+  "integrations/http": typeof integrations_http;
   "integrations/plausible": typeof integrations_plausible;
+  "integrations/providerError": typeof integrations_providerError;
   "integrations/registry": typeof integrations_registry;
   "integrations/stripe": typeof integrations_stripe;
   "integrations/types": typeof integrations_types;
@@ -73,6 +84,7 @@ declare const fullApi: ApiFromModules<{
   "lib/keyring": typeof lib_keyring;
   "lib/lru": typeof lib_lru;
   "lib/mask": typeof lib_mask;
+  metricsSync: typeof metricsSync;
   projects: typeof projects;
   secrets: typeof secrets;
   users: typeof users;

@@ -1,11 +1,49 @@
+import { baseUrl, credentialValue, expectNumber, expectObject, requestJson } from "./http";
+import { ProviderError } from "./providerError";
 import type { Integration } from "./types";
 
-/** GitHub: stars, forks and open issues of one repository, read with a token. */
+const NAME = "GitHub";
+const DEFAULT_BASE_URL = "https://api.github.com";
+const API_VERSION = "2022-11-28";
+/** GitHub names: letters, digits, "-", "_" and "."; never "." or ".." alone. */
+const REPOSITORY_PATTERN = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
+
+/** GitHub: stars, forks, open issues and watchers of one repository (GET /repos/{owner}/{repo}). */
 export const github: Integration = {
   id: "github",
-  name: "GitHub",
+  name: NAME,
   credentialFields: [
     { name: "token", label: "Personal access token", secret: true },
     { name: "repository", label: "Repository (owner/name)", secret: false },
   ],
+
+  async fetchMetrics(credentials) {
+    const token = credentialValue(NAME, credentials, "token");
+    const match = REPOSITORY_PATTERN.exec(credentialValue(NAME, credentials, "repository"));
+    const [owner, repo] = [match?.[1], match?.[2]];
+    if (!owner || !repo || [owner, repo].some((part) => part === "." || part === "..")) {
+      throw new ProviderError(NAME, "invalid_request");
+    }
+    const url = `${baseUrl("GITHUB_API_BASE_URL", DEFAULT_BASE_URL)}/repos/${owner}/${repo}`;
+    const repository = expectObject(
+      NAME,
+      await requestJson(NAME, url, {
+        headers: {
+          Authorization: `Bearer ${token}`,
+          Accept: "application/vnd.github+json",
+          "X-GitHub-Api-Version": API_VERSION,
+          "User-Agent": "Dashtray",
+        },
+      }),
+    );
+    return [
+      { name: "stars", value: expectNumber(NAME, repository.stargazers_count) },
+      { name: "forks", value: expectNumber(NAME, repository.forks_count) },
+      // GitHub counts open pull requests as issues here.
+      { name: "open_issues", value: expectNumber(NAME, repository.open_issues_count) },
+      ...(typeof repository.subscribers_count === "number"
+        ? [{ name: "watchers", value: expectNumber(NAME, repository.subscribers_count) }]
+        : []),
+    ];
+  },
 };

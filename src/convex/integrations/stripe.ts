@@ -1,8 +1,36 @@
-import type { Integration } from "./types";
+import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, expectString, requestJson } from "./http";
+import { ProviderError } from "./providerError";
+import type { Integration, MetricPoint } from "./types";
 
-/** Stripe: account balance and revenue, read with a secret or restricted key. */
+const NAME = "Stripe";
+const DEFAULT_BASE_URL = "https://api.stripe.com";
+
+/**
+ * Stripe: the account balance, one request (GET /v1/balance). Metrics
+ * `balance.available.<currency>` and `balance.pending.<currency>` hold
+ * amounts in the currency's smallest unit (cents for usd), as Stripe does.
+ */
 export const stripe: Integration = {
   id: "stripe",
-  name: "Stripe",
+  name: NAME,
   credentialFields: [{ name: "secretKey", label: "Secret key (sk_… or rk_…)", secret: true }],
+
+  async fetchMetrics(credentials) {
+    const secretKey = credentialValue(NAME, credentials, "secretKey");
+    const url = `${baseUrl("STRIPE_API_BASE_URL", DEFAULT_BASE_URL)}/v1/balance`;
+    const balance = expectObject(NAME, await requestJson(NAME, url, { headers: { Authorization: `Bearer ${secretKey}` } }));
+    return [...balancePoints(balance, "available"), ...balancePoints(balance, "pending")];
+  },
 };
+
+/** One point per currency of balance.available or balance.pending (amounts summed by currency). */
+function balancePoints(balance: Record<string, unknown>, bucket: "available" | "pending"): MetricPoint[] {
+  const totals = new Map<string, number>();
+  for (const entry of expectArray(NAME, balance[bucket])) {
+    const funds = expectObject(NAME, entry);
+    const currency = expectString(NAME, funds.currency);
+    if (!/^[a-z]{3}$/.test(currency)) throw new ProviderError(NAME, "bad_response");
+    totals.set(currency, (totals.get(currency) ?? 0) + expectNumber(NAME, funds.amount));
+  }
+  return [...totals].map(([currency, amount]) => ({ name: `balance.${bucket}.${currency}`, value: amount }));
+}

@@ -1,4 +1,5 @@
 /** What an integration declares; see docs/integrations.md for adding one. */
+import type { Credentials } from "../validators";
 
 /** One credential field the dashboard asks for. */
 export interface CredentialField {
@@ -10,6 +11,18 @@ export interface CredentialField {
   secret: boolean;
 }
 
+/** One value read from a service, e.g. { name: "stars", value: 1234 }. */
+export interface MetricPoint {
+  name: string;
+  value: number;
+}
+
+/** The time window a sync reads, in ms since the epoch. Gauges (balances, stars) ignore it. */
+export interface MetricsRange {
+  from: number;
+  to: number;
+}
+
 /** An integration Dashtray can sync metrics from. */
 export interface Integration {
   /** Stable id stored in connections.service. */
@@ -18,4 +31,10 @@ export interface Integration {
   name: string;
   /** Every field a connection of this service needs; no other field is accepted. */
   credentialFields: readonly CredentialField[];
+  /**
+   * Reads the current metrics from the service's real API with `fetch`
+   * (through http.ts requestJson). Throws only ProviderError. Must not log
+   * or return any credential.
+   */
+  fetchMetrics(credentials: Credentials, range: MetricsRange): Promise<MetricPoint[]>;
 }

@@ -1,0 +1,70 @@
+/**
+ * The one error type integrations and AI providers throw. Its message is
+ * built only from the service name, the error kind and the HTTP status:
+ * never from a credential, a request header or a response body (providers
+ * echo parts of keys in their error bodies, e.g. "Invalid API Key provided:
+ * sk_test_…1234"), so it is safe to store in connections.lastError and to
+ * show to clients.
+ */
+import { appError } from "../errors";
+
+export type ProviderErrorKind =
+  /** 401/403: the credentials were refused. */
+  | "unauthorized"
+  /** 404: the repository, site or endpoint does not exist for these credentials. */
+  | "not_found"
+  /** 429: too many requests; try again later. */
+  | "rate_limited"
+  /** 5xx or a network failure: the service is down or unreachable. */
+  | "unavailable"
+  /** No complete answer within the request timeout. */
+  | "timeout"
+  /** The answer was not JSON or not the shape the service documents. */
+  | "bad_response"
+  /** Any other 4xx, or credentials that cannot make a valid request. */
+  | "invalid_request";
+
+const DESCRIPTIONS: Record<ProviderErrorKind, string> = {
+  unauthorized: "rejected the credentials",
+  not_found: "did not find the requested resource",
+  rate_limited: "is rate limiting requests; try again later",
+  unavailable: "is unavailable",
+  timeout: "did not answer in time",
+  bad_response: "sent an unexpected response",
+  invalid_request: "refused the request",
+};
+
+/** A failed call to a third-party service, with a secret-free message. */
+export class ProviderError extends Error {
+  override readonly name = "ProviderError";
+
+  constructor(
+    /** Display name of the service, e.g. "Stripe". */
+    readonly service: string,
+    readonly kind: ProviderErrorKind,
+    /** HTTP status when the service answered, else null. */
+    readonly status: number | null = null,
+  ) {
+    super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`);
+  }
+}
+
+/** Whether `error` is a ProviderError. */
+export function isProviderError(error: unknown): error is ProviderError {
+  return error instanceof ProviderError;
+}
+
+/** The error kind an HTTP status means, or null for a success status. */
+export function kindForStatus(status: number): ProviderErrorKind | null {
+  if (status >= 200 && status < 300) return null;
+  if (status === 401 || status === 403) return "unauthorized";
+  if (status === 404) return "not_found";
+  if (status === 429) return "rate_limited";
+  if (status >= 500) return "unavailable";
+  return "invalid_request";
+}
+
+/** A client-facing PROVIDER_ERROR for a ProviderError (same safe message). */
+export function providerAppError(error: ProviderError) {
+  return appError("PROVIDER_ERROR", error.message);
+}

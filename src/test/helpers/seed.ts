@@ -1,0 +1,78 @@
+/**
+ * Rows the storage API (another module) would write, inserted directly and
+ * encrypted with secrets.ts exactly as that API does, so tests of the
+ * decrypting actions start from realistic data.
+ */
+import type { Id } from "../../convex/_generated/dataModel";
+import { encryptAiKey, encryptCredentials, loadKeyring } from "../../convex/secrets";
+import { maskSecret } from "../../convex/lib/mask";
+import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";
+import type { Backend } from "./convex";
+import { identity } from "./convex";
+
+/** A users row for identity(name), as findOrCreateUser would create it. */
+export async function seedUser(t: Backend, name: string): Promise<Id<"users">> {
+  const { issuer, subject } = identity(name);
+  return t.run((ctx) =>
+    ctx.db.insert("users", { tokenIdentifier: `${issuer}|${subject}`, name, createdAt: Date.now() }),
+  );
+}
+
+/** A project with the given members (name → role). */
+export async function seedProject(
+  t: Backend,
+  members: Record<string, MemberRole>,
+): Promise<{ projectId: Id<"projects">; userIds: Record<string, Id<"users">> }> {
+  const userIds: Record<string, Id<"users">> = {};
+  for (const name of Object.keys(members)) userIds[name] = await seedUser(t, name);
+  const [creator] = Object.values(userIds);
+  if (!creator) throw new Error("a project needs a member");
+  const projectId = await t.run(async (ctx) => {
+    const id = await ctx.db.insert("projects", { name: "Acme", createdBy: creator, createdAt: Date.now() });
+    for (const [name, role] of Object.entries(members)) {
+      await ctx.db.insert("projectMembers", { projectId: id, userId: userIds[name]!, role, createdAt: Date.now() });
+    }
+    return id;
+  });
+  return { projectId, userIds };
+}
+
+/** A connection with encrypted credentials (salt: project id; purpose bound to the row id). */
+export async function seedConnection(
+  t: Backend,
+  projectId: Id<"projects">,
+  service: string,
+  credentials: Credentials,
+  status: ConnectionStatus = "pending",
+): Promise<Id<"connections">> {
+  const connectionId = await t.run((ctx) =>
+    ctx.db.insert("connections", {
+      projectId,
+      service,
+      name: `${service} connection`,
+      credentialHints: Object.fromEntries(Object.entries(credentials).map(([field, value]) => [field, maskSecret(value)])),
+      status,
+      healthScore: 100,
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+    }),
+  );
+  const encryptedCredentials = await encryptCredentials(await loadKeyring(), projectId, connectionId, credentials);
+  await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials }));
+  return connectionId;
+}
+
+/** A user's AI key, encrypted with the user id as salt. */
+export async function seedAiKey(t: Backend, userId: Id<"users">, provider: AiProvider, apiKey: string): Promise<Id<"aiKeys">> {
+  const encryptedKey = await encryptAiKey(await loadKeyring(), userId, apiKey);
+  return t.run((ctx) =>
+    ctx.db.insert("aiKeys", {
+      userId,
+      provider,
+      encryptedKey,
+      hint: maskSecret(apiKey),
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+    }),
+  );
+}

@@ -1,0 +1,336 @@
+import { ConvexError } from "convex/values";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { api, internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import crons from "../convex/crons";
+import { CRON_SYNC_STATUSES, SYNC_PAGE_SIZE } from "../convex/metricsSync";
+import { identity, newBackend, type Backend } from "./helpers/convex";
+import { startFakeProviders, type FakeProviders, type Mode } from "./helpers/fakeProviders";
+import { SECOND_MASTER_KEY } from "./helpers/keys";
+import { seedConnection, seedProject } from "./helpers/seed";
+import { SECRETS, expectNoSecrets, spyOnConsole, useFakeProviderUrls } from "./helpers/secrets";
+
+let fake: FakeProviders;
+let consoleSpy: ReturnType<typeof spyOnConsole>;
+
+beforeEach(async () => {
+  fake = await startFakeProviders(SECRETS);
+  useFakeProviderUrls(fake.url, 1_000);
+  consoleSpy = spyOnConsole();
+});
+
+afterEach(async () => {
+  consoleSpy.expectClean();
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+  await fake.close();
+});
+
+const GITHUB = { token: SECRETS.githubToken, repository: SECRETS.githubRepository };
+
+async function setup(t: Backend, service = "github", credentials: Record<string, string> = GITHUB) {
+  const { projectId, userIds } = await seedProject(t, { alice: "member", bob: "owner" });
+  const connectionId = await seedConnection(t, projectId, service, credentials);
+  return { projectId, userIds, connectionId, alice: t.withIdentity(identity("alice")) };
+}
+
+function connection(t: Backend, connectionId: Id<"connections">) {
+  return t.run(async (ctx) => (await ctx.db.get("connections", connectionId))!);
+}
+
+function metricsOf(t: Backend, connectionId: Id<"connections">) {
+  return t.run((ctx) =>
+    ctx.db
+      .query("metrics")
+      .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
+      .collect(),
+  );
+}
+
+function auditOf(t: Backend, targetId: string) {
+  return t.run((ctx) =>
+    ctx.db
+      .query("auditLog")
+      .withIndex("by_targetId_and_at", (q) => q.eq("targetId", targetId))
+      .collect(),
+  );
+}
+
+async function errorOf(promise: Promise<unknown>): Promise<ConvexError<{ code: string; message: string }>> {
+  const error = await promise.then(
+    () => null,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(ConvexError);
+  expectNoSecrets(error);
+  return error as ConvexError<{ code: string; message: string }>;
+}
+
+describe("connections.syncMetrics", () => {
+  test("GitHub: sends the decrypted token with GitHub's headers and stores stars, forks, issues, watchers", async () => {
+    const t = newBackend();
+    const { connectionId, alice, userIds, projectId } = await setup(t);
+
+    const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+    expect(result).toEqual({ status: "active", metricsStored: 4 });
+    const [request] = fake.requests;
+    expect(request?.path).toBe("/repos/acme/widgets");
+    expect(request?.headers.authorization).toBe(`Bearer ${SECRETS.githubToken}`);
+    expect(request?.headers.accept).toBe("application/vnd.github+json");
+    expect(request?.headers["x-github-api-version"]).toBe("2022-11-28");
+    expect(request?.headers["user-agent"]).toBeTruthy();
+
+    const metrics = await metricsOf(t, connectionId);
+    expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
+      stars: fake.values.github.stars,
+      forks: fake.values.github.forks,
+      open_issues: fake.values.github.openIssues,
+      watchers: fake.values.github.watchers,
+    });
+    expect(new Set(metrics.map((m) => m.projectId))).toEqual(new Set([projectId]));
+    const row = await connection(t, connectionId);
+    expect(row).toMatchObject({ status: "active", healthScore: 100 });
+    expect(row.lastError).toBeUndefined();
+    expect(row.lastSyncedAt).toBe(metrics[0]?.timestamp);
+
+    const audit = await auditOf(t, connectionId);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ action: "connection.credentials_decrypted", actorId: userIds.alice, projectId });
+    expectNoSecrets(audit);
+  });
+
+  test("Stripe: Bearer secret key on GET /v1/balance; one point per bucket and currency, in minor units", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t, "stripe", { secretKey: SECRETS.stripeKey });
+
+    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 3 });
+
+    expect(fake.requests[0]).toMatchObject({ method: "GET", path: "/v1/balance" });
+    expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.stripeKey}`);
+    const metrics = await metricsOf(t, connectionId);
+    expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
+      "balance.available.usd": 1_234_567,
+      "balance.available.eur": 50_000,
+      "balance.pending.usd": 78_900,
+    });
+  });
+
+  test("Plausible: Stats API v2 query for the site over the last 24 hours", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t, "plausible", {
+      apiKey: SECRETS.plausibleKey,
+      siteId: SECRETS.plausibleSiteId,
+    });
+    const before = Date.now();
+
+    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 2 });
+
+    const request = fake.requests[0]!;
+    expect(request).toMatchObject({ method: "POST", path: "/api/v2/query" });
+    expect(request.headers.authorization).toBe(`Bearer ${SECRETS.plausibleKey}`);
+    const query = JSON.parse(request.body) as { site_id: string; metrics: string[]; date_range: [string, string] };
+    expect(query.site_id).toBe(SECRETS.plausibleSiteId);
+    const [from, to] = query.date_range.map((date) => Date.parse(date));
+    expect(to! - from!).toBe(24 * 60 * 60 * 1000);
+    expect(to).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+    const metrics = await metricsOf(t, connectionId);
+    expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
+      visitors: fake.values.plausible.visitors,
+      pageviews: fake.values.plausible.pageviews,
+    });
+  });
+
+  const failures: { mode: Mode; message: RegExp }[] = [
+    { mode: 401, message: /GitHub rejected the credentials \(HTTP 401\)/ },
+    { mode: 403, message: /GitHub rejected the credentials \(HTTP 403\)/ },
+    { mode: 404, message: /GitHub did not find/ },
+    { mode: 429, message: /GitHub is rate limiting requests/ },
+    { mode: 500, message: /GitHub is unavailable \(HTTP 500\)/ },
+    { mode: "slow", message: /GitHub did not answer in time/ },
+    { mode: "invalid_json", message: /GitHub sent an unexpected response/ },
+    { mode: "wrong_shape", message: /GitHub sent an unexpected response/ },
+  ];
+  test.each(failures)("provider failure $mode: status error, safe lastError, lower health, old metrics kept", async ({ mode, message }) => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    await alice.action(api.connections.syncMetrics, { connectionId });
+    const synced = await connection(t, connectionId);
+    const metricsBefore = await metricsOf(t, connectionId);
+
+    fake.setMode("github.repo", mode);
+    const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+    expect(result.status).toBe("error");
+    expect(result.metricsStored).toBe(0);
+    expect(result.error).toMatch(message);
+    expectNoSecrets(result);
+    const row = await connection(t, connectionId);
+    expect(row.status).toBe("error");
+    expect(row.lastError).toBe(result.error);
+    expect(row.healthScore).toBeLessThan(synced.healthScore);
+    expect(row.lastSyncedAt).toBe(synced.lastSyncedAt);
+    expect(await metricsOf(t, connectionId)).toEqual(metricsBefore);
+    const audit = await auditOf(t, connectionId);
+    expect(audit.map((entry) => entry.action)).toEqual([
+      "connection.credentials_decrypted",
+      "connection.credentials_decrypted",
+    ]);
+    expect(audit[1]?.detail).toMatch(/^sync:provider_error:/);
+  });
+
+  test("a provider that echoes the key in its 401 body never gets it into lastError or the result", async () => {
+    const t = newBackend();
+    const wrongKey = "sk_test_51WrongStripeKeyThatTheFakeWillEcho00000000009999";
+    const { connectionId, alice } = await setup(t, "stripe", { secretKey: wrongKey });
+
+    const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+    expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${wrongKey}`);
+    expect(result).toEqual({ status: "error", metricsStored: 0, error: "Stripe rejected the credentials (HTTP 401)" });
+    expect(JSON.stringify(await connection(t, connectionId))).not.toContain(wrongKey);
+  });
+
+  test("a successful sync after failures restores status active, clears lastError and raises health", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    fake.setMode("github.repo", 500);
+    await alice.action(api.connections.syncMetrics, { connectionId });
+    await alice.action(api.connections.syncMetrics, { connectionId });
+    const failed = await connection(t, connectionId);
+    expect(failed).toMatchObject({ status: "error", healthScore: 49 });
+
+    fake.setMode("github.repo", "ok");
+    fake.values.github.stars = 5000;
+    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 4 });
+
+    const row = await connection(t, connectionId);
+    expect(row.status).toBe("active");
+    expect(row.lastError).toBeUndefined();
+    expect(row.healthScore).toBeGreaterThan(failed.healthScore);
+    expect((await metricsOf(t, connectionId)).find((m) => m.name === "stars")?.value).toBe(5000);
+  });
+
+  test("non-members, unauthenticated callers and unknown connections are refused before any decryption", async () => {
+    const t = newBackend();
+    const { connectionId } = await setup(t);
+    await seedProject(t, { mallory: "owner" });
+    const { projectId: otherProjectId } = await seedProject(t, { carol: "owner" });
+    const removedId = await seedConnection(t, otherProjectId, "github", GITHUB);
+    await t.run((ctx) => ctx.db.delete("connections", removedId));
+
+    expect((await errorOf(t.action(api.connections.syncMetrics, { connectionId }))).data.code).toBe("UNAUTHENTICATED");
+    const mallory = t.withIdentity(identity("mallory"));
+    expect((await errorOf(mallory.action(api.connections.syncMetrics, { connectionId }))).data.code).toBe("FORBIDDEN");
+    const stranger = t.withIdentity(identity("stranger"));
+    expect((await errorOf(stranger.action(api.connections.syncMetrics, { connectionId }))).data.code).toBe("FORBIDDEN");
+    const alice = t.withIdentity(identity("alice"));
+    expect((await errorOf(alice.action(api.connections.syncMetrics, { connectionId: removedId }))).data.code).toBe("NOT_FOUND");
+
+    expect(fake.requests).toEqual([]);
+    expect(await auditOf(t, connectionId)).toEqual([]);
+    expect((await connection(t, connectionId)).status).toBe("pending");
+  });
+
+  test("credentials that do not decrypt: DECRYPTION_FAILED, audited, connection marked, provider never called", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY); // the key that encrypted them is gone
+
+    const error = await errorOf(alice.action(api.connections.syncMetrics, { connectionId }));
+
+    expect(error.data.code).toBe("DECRYPTION_FAILED");
+    expect(fake.requests).toEqual([]);
+    const audit = await auditOf(t, connectionId);
+    expect(audit.map((entry) => entry.action)).toEqual(["connection.decryption_failed"]);
+    expect(audit[0]?.detail).toBe("DECRYPTION_FAILED");
+    const row = await connection(t, connectionId);
+    expect(row.status).toBe("error");
+    expect(row.lastError).toMatch(/could not be decrypted/);
+  });
+
+  test("an inactive (paused) connection is not synced", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    await t.run((ctx) => ctx.db.patch("connections", connectionId, { status: "inactive" }));
+
+    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "inactive", metricsStored: 0 });
+    expect(fake.requests).toEqual([]);
+    expect(await auditOf(t, connectionId)).toEqual([]);
+  });
+});
+
+/**
+ * Runs one cron pass to completion under fake timers. Timers advance by 0 ms:
+ * the pass only uses runAfter(0), and vi.runAllTimers would also fire the
+ * HTTP client's own connect timeout (10 s) while a real request is open.
+ */
+async function runCronPass(t: Backend): Promise<void> {
+  vi.useFakeTimers();
+  await t.mutation(internal.metricsSync.scheduleSyncPage, { statusIndex: 0, cursor: null });
+  await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+}
+
+describe("sync cron", () => {
+  test("runs every 15 minutes through metricsSync.scheduleSyncPage", () => {
+    const job = Object.values(crons.crons)[0];
+    expect(job?.schedule).toEqual({ type: "interval", minutes: 15 });
+    expect(job?.args).toEqual([{ statusIndex: 0, cursor: null }]);
+  });
+
+  test("pages through every non-paused connection and syncs each exactly once", async () => {
+    const t = newBackend();
+    const { projectId } = await seedProject(t, { owner: "owner" });
+    const byStatus = { active: SYNC_PAGE_SIZE + 3, pending: 2, error: SYNC_PAGE_SIZE + 1, inactive: 2 };
+    const ids: Record<string, Id<"connections">[]> = {};
+    for (const [status, count] of Object.entries(byStatus)) {
+      ids[status] = [];
+      for (let i = 0; i < count; i++) {
+        ids[status].push(await seedConnection(t, projectId, "github", GITHUB, status as keyof typeof byStatus));
+      }
+    }
+    expect(CRON_SYNC_STATUSES).not.toContain("inactive");
+
+    await runCronPass(t);
+
+    const synced = [...ids.active!, ...ids.pending!, ...ids.error!];
+    expect(fake.requests).toHaveLength(synced.length);
+    for (const id of synced) {
+      expect(await metricsOf(t, id)).toHaveLength(4);
+      expect(await connection(t, id)).toMatchObject({ status: "active" });
+    }
+    for (const id of ids.inactive!) {
+      expect(await metricsOf(t, id)).toEqual([]);
+      expect(await connection(t, id)).toMatchObject({ status: "inactive" });
+    }
+    const cronAudit = await auditOf(t, synced[0]!);
+    expect(cronAudit).toHaveLength(1);
+    expect(cronAudit[0]?.actorId).toBeUndefined();
+  });
+
+  test("a connection that already synced during the current run is skipped", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    const runStartedAt = Date.now();
+    await alice.action(api.connections.syncMetrics, { connectionId });
+
+    const again = await t.action(internal.metricsSync.syncConnection, { connectionId, skipIfSyncedSince: runStartedAt });
+
+    expect(again).toEqual({ status: "active", metricsStored: 0 });
+    expect(fake.requests).toHaveLength(1);
+    expect(await metricsOf(t, connectionId)).toHaveLength(4);
+  });
+
+  test("a failing connection in a cron run is marked error and the others still sync", async () => {
+    const t = newBackend();
+    const { projectId } = await seedProject(t, { owner: "owner" });
+    const good = await seedConnection(t, projectId, "github", GITHUB, "active");
+    const bad = await seedConnection(t, projectId, "github", { ...GITHUB, repository: "acme/missing" }, "active");
+
+    await runCronPass(t);
+
+    expect(await connection(t, good)).toMatchObject({ status: "active" });
+    expect(await connection(t, bad)).toMatchObject({ status: "error", lastError: "GitHub did not find the requested resource (HTTP 404)" });
+    expect(await metricsOf(t, good)).toHaveLength(4);
+  });
+});
