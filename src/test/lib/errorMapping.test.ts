@@ -1,6 +1,6 @@
 import { ConvexError } from "convex/values";
 import { describe, expect, test } from "vitest";
-import { toAppError, type AppErrorData } from "../../convex/errors";
+import { toAppError, type ErrorCode } from "../../convex/errors";
 import { CryptoError, type CryptoErrorCode } from "../../convex/lib/errors";
 
 function mapped(error: unknown): unknown {
@@ -22,10 +22,10 @@ describe("toAppError (CryptoError -> ConvexError)", () => {
     ["UNKNOWN_KEY_ID", "DECRYPTION_FAILED"],
     ["DECRYPTION_FAILED", "DECRYPTION_FAILED"],
     ["NOT_CIPHERTEXT", "DECRYPTION_FAILED"],
-  ] as const satisfies readonly (readonly [CryptoErrorCode, AppErrorData["code"]])[])("%s -> %s", (code, appCode) => {
+  ] as const satisfies readonly (readonly [CryptoErrorCode, ErrorCode])[])("%s -> %s", (code, appCode) => {
     const error = mapped(new CryptoError(code, "core message"));
     expect(error).toBeInstanceOf(ConvexError);
-    const data = (error as ConvexError<AppErrorData>).data;
+    const data = (error as ConvexError<{ code: ErrorCode; message: string }>).data;
     expect(data.code).toBe(appCode);
     // Operators see which check failed; a bad argument keeps the core's own message.
     expect(data.message).toContain(code === "INVALID_ARGUMENT" ? "core message" : code);
