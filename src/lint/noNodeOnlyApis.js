@@ -2,11 +2,16 @@
 // V8 runtime, which has Web APIs only. The edge-runtime test environment has
 // Buffer, so tests would not notice; this rule does. Files that start with a
 // "use node" directive run in Node.js and are exempt.
+//
+// Globals are found through scope analysis (references that resolve to no
+// declaration), so a local binding, a property, a class member or an import
+// alias named "Buffer" is not reported, while `globalThis.Buffer` is.
 
 import { builtinModules } from "node:module";
 
 const NODE_BUILTINS = new Set(builtinModules);
 const NODE_ONLY_GLOBALS = new Set(["Buffer", "require", "__dirname", "__filename"]);
+const GLOBAL_OBJECTS = new Set(["globalThis", "global", "self", "window"]);
 
 function isUseNodeFile(program) {
   return program.body.some(
@@ -19,6 +24,23 @@ function isUseNodeFile(program) {
 function isNodeOnlyModule(source) {
   if (typeof source !== "string") return false;
   return source.startsWith("node:") || NODE_BUILTINS.has(source.split("/")[0]);
+}
+
+/** References in the file to globals (declared nowhere in it), by name. */
+function globalReferences(globalScope) {
+  const references = [...globalScope.through];
+  for (const variable of globalScope.variables) {
+    // Globals from the ESLint config are variables without a declaration.
+    if (variable.defs.length === 0) references.push(...variable.references);
+  }
+  return references;
+}
+
+/** The property name of `object.name` or `object["name"]`, if static. */
+function staticPropertyName(member) {
+  if (!member.computed && member.property.type === "Identifier") return member.property.name;
+  if (member.computed && member.property.type === "Literal") return member.property.value;
+  return undefined;
 }
 
 /** @type {import("eslint").Rule.RuleModule} */
@@ -56,20 +78,22 @@ export const noNodeOnlyApis = {
           context.report({ node, messageId: "module", data: { source: node.source.value } });
         }
       },
-      Identifier(node) {
-        if (exempt || !NODE_ONLY_GLOBALS.has(node.name)) return;
-        // Only references to the global, not properties or local bindings.
-        const parent = node.parent;
-        if (parent && parent.type === "MemberExpression" && parent.property === node && !parent.computed) return;
-        if (parent && parent.type === "Property" && parent.key === node && !parent.computed) return;
-        const scope = context.sourceCode.getScope(node);
-        let current = scope;
-        while (current) {
-          const variable = current.set.get(node.name);
-          if (variable && variable.defs.length > 0) return;
-          current = current.upper;
+      "Program:exit"(program) {
+        if (exempt) return;
+        for (const reference of globalReferences(context.sourceCode.getScope(program))) {
+          const identifier = reference.identifier;
+          const parent = identifier.parent;
+          if (NODE_ONLY_GLOBALS.has(identifier.name)) {
+            context.report({ node: identifier, messageId: "global", data: { name: identifier.name } });
+          } else if (
+            GLOBAL_OBJECTS.has(identifier.name) &&
+            parent?.type === "MemberExpression" &&
+            parent.object === identifier &&
+            NODE_ONLY_GLOBALS.has(staticPropertyName(parent))
+          ) {
+            context.report({ node: parent, messageId: "global", data: { name: staticPropertyName(parent) } });
+          }
         }
-        context.report({ node, messageId: "global", data: { name: node.name } });
       },
     };
   },

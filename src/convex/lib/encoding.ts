@@ -56,13 +56,19 @@ export function base64UrlEncode(bytes: Uint8Array): string {
   return base64Encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** By `length % 4`: the bits of the last character that carry no data (they must be zero). */
+const UNUSED_LAST_CHARACTER_BITS = [0, 0, 0b1111, 0b11] as const;
+
 /** Decodes unpadded URL-safe base64; returns null for anything non-canonical. */
 export function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> | null {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
+  // Canonical means the unused low bits of the last character are zero
+  // (checked directly: cheaper than re-encoding on every decryption).
+  const unusedBits = UNUSED_LAST_CHARACTER_BITS[text.length % 4 as 0 | 2 | 3];
+  if (unusedBits !== 0 && (BASE64URL_ALPHABET.indexOf(text.charAt(text.length - 1)) & unusedBits) !== 0) return null;
   const standard = text.replace(/-/g, "+").replace(/_/g, "/");
-  const padded = standard + "=".repeat((4 - (standard.length % 4)) % 4);
-  const bytes = binaryStringToBytes(atob(padded));
-  return base64UrlEncode(bytes) === text ? bytes : null;
+  return binaryStringToBytes(atob(standard + "=".repeat((4 - (standard.length % 4)) % 4)));
 }
 
 /** Lowercase hex of bytes. */

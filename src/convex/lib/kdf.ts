@@ -10,7 +10,7 @@ import { LruMap } from "./lru";
 /** Iterations used by the current format and by the legacy Dashtray format. */
 export const DEFAULT_PBKDF2_ITERATIONS = 100_000;
 
-/** How many derived keys the shared cache keeps (a CryptoKey is a few hundred bytes). */
+/** How many derived keys the shared cache keeps (about 1 KB each with the entry; see `npm run bench`). */
 export const DEFAULT_KEY_CACHE_CAPACITY = 1024;
 
 function checkIterations(iterations: number): void {

@@ -70,6 +70,11 @@ export class MasterKey {
   toJSON(): { id: string } {
     return { id: this.id };
   }
+
+  /** "MasterKey(<id>)": string conversion shows the id, never the secret. */
+  toString(): string {
+    return `MasterKey(${this.id})`;
+  }
 }
 
 /** Environment variables the keyring is read from. */
@@ -140,5 +145,10 @@ export class Keyring {
 
   toJSON(): { current: string; previous: string[] } {
     return { current: this.current.id, previous: this.previous.map((k) => k.id) };
+  }
+
+  /** "Keyring(current=<id>, previous=[<id>, …])": ids only. */
+  toString(): string {
+    return `Keyring(current=${this.current.id}, previous=[${this.previous.map((k) => k.id).join(", ")}])`;
   }
 }

@@ -1,0 +1,38 @@
+import { ConvexError } from "convex/values";
+import { describe, expect, test } from "vitest";
+import { toAppError, type ErrorCode } from "../../convex/errors";
+import { CryptoError, type CryptoErrorCode } from "../../convex/lib/errors";
+
+function mapped(error: unknown): unknown {
+  try {
+    toAppError(error);
+  } catch (thrown) {
+    return thrown;
+  }
+  throw new Error("toAppError returned");
+}
+
+describe("toAppError (CryptoError -> ConvexError)", () => {
+  test.each([
+    ["MASTER_KEY_MISSING", "ENCRYPTION_UNAVAILABLE"],
+    ["MASTER_KEY_TOO_SHORT", "ENCRYPTION_UNAVAILABLE"],
+    ["INVALID_ARGUMENT", "INVALID_ARGUMENT"],
+    ["MALFORMED_CIPHERTEXT", "DECRYPTION_FAILED"],
+    ["UNSUPPORTED_VERSION", "DECRYPTION_FAILED"],
+    ["UNKNOWN_KEY_ID", "DECRYPTION_FAILED"],
+    ["DECRYPTION_FAILED", "DECRYPTION_FAILED"],
+    ["NOT_CIPHERTEXT", "DECRYPTION_FAILED"],
+  ] as const satisfies readonly (readonly [CryptoErrorCode, ErrorCode])[])("%s -> %s", (code, appCode) => {
+    const error = mapped(new CryptoError(code, "core message"));
+    expect(error).toBeInstanceOf(ConvexError);
+    const data = (error as ConvexError<{ code: ErrorCode; message: string }>).data;
+    expect(data.code).toBe(appCode);
+    // Operators see which check failed; a bad argument keeps the core's own message.
+    expect(data.message).toContain(code === "INVALID_ARGUMENT" ? "core message" : code);
+  });
+
+  test("other errors are rethrown unchanged", () => {
+    const other = new TypeError("not crypto");
+    expect(mapped(other)).toBe(other);
+  });
+});
