@@ -2,7 +2,7 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 import {
   aiProviderValidator,
-  auditActionValidator,
+  auditEntryValidator,
   connectionStatusValidator,
   memberRoleValidator,
 } from "./validators";
@@ -112,15 +112,7 @@ export default defineSchema({
 
   /** Who did what to which secret, and when. Never the secret itself. */
   auditLog: defineTable({
-    action: auditActionValidator,
-    /** The user who acted; absent for system work (crons, rotation, API-key requests). */
-    actorId: v.optional(v.id("users")),
-    projectId: v.optional(v.id("projects")),
-    /** "connections", "aiKeys", "apiKeys", ... */
-    targetTable: v.string(),
-    targetId: v.string(),
-    /** Secret-free detail, e.g. an error code. */
-    detail: v.optional(v.string()),
+    ...auditEntryValidator.fields,
     at: v.number(),
   })
     .index("by_projectId_and_at", ["projectId", "at"])

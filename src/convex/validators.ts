@@ -42,6 +42,20 @@ export const auditActionValidator = v.union(
 );
 export type AuditAction = Infer<typeof auditActionValidator>;
 
+/** An audit log entry as written (the table adds `at`). Names rows and actions, never secret values. */
+export const auditEntryValidator = v.object({
+  action: auditActionValidator,
+  /** The user who acted; absent for system work (crons, rotation, API-key requests). */
+  actorId: v.optional(v.id("users")),
+  projectId: v.optional(v.id("projects")),
+  /** "connections", "aiKeys", "apiKeys", ... */
+  targetTable: v.string(),
+  targetId: v.string(),
+  /** Secret-free detail, e.g. an error code. */
+  detail: v.optional(v.string()),
+});
+export type AuditEntry = Infer<typeof auditEntryValidator>;
+
 // Return values of public functions. Each lists exactly the fields a client
 // may see: Convex rejects a return value with any other field, so ciphertext,
 // legacy plaintext and key hashes cannot leak through them.
