@@ -216,10 +216,10 @@ describe("keyRotation during live traffic", () => {
     while ((await jobStatus(t)).counts.scanned === 0) await runOneBatch(t);
 
     const pending = await t.run(async (ctx) =>
-      (await ctx.db.query("connections").collect()).find(
-        (row) => describeCiphertext(row.encryptedCredentials ?? "").format === "v1" &&
-          describeCiphertext(row.encryptedCredentials ?? "").keyId === oldOnly.current.id,
-      ),
+      (await ctx.db.query("connections").collect()).find((row) => {
+        const shape = describeCiphertext(row.encryptedCredentials ?? "");
+        return shape.format === "v1" && shape.keyId === oldOnly.current.id;
+      }),
     );
     if (!pending) throw new Error("every row was already rotated");
     const updated: Credentials = { secretKey: `sk_live_${randomText(24)}` };
