@@ -70,16 +70,14 @@ export const FAILURE_SAMPLE_SIZE = 20;
 type Job = Doc<"keyRotationJobs">;
 type Stage = { phase: RotationPhase; table: RotationTable };
 
-const TABLES: readonly RotationTable[] = ["connections", "aiKeys", "apiKeys"];
+const TABLES = ["connections", "aiKeys", "apiKeys"] as const satisfies readonly RotationTable[];
 
 /** The stage after the current one, or null when the job is complete. A dry run skips verification. */
 function nextStage(job: Job): Stage | null {
-  const tableIndex = TABLES.indexOf(job.table);
-  const nextTable = TABLES[tableIndex + 1];
+  const nextTable = TABLES[TABLES.indexOf(job.table) + 1];
   if (nextTable !== undefined) return { phase: job.phase, table: nextTable };
-  const firstTable = TABLES[0] ?? "connections";
-  if (job.phase === "scan") return { phase: "rotate", table: firstTable };
-  if (job.phase === "rotate" && !job.dryRun) return { phase: "verify", table: firstTable };
+  if (job.phase === "scan") return { phase: "rotate", table: TABLES[0] };
+  if (job.phase === "rotate" && !job.dryRun) return { phase: "verify", table: TABLES[0] };
   return null;
 }
 
@@ -333,7 +331,7 @@ export const rotate = internalMutation({
       currentKeyId: keyring.current.id,
       previousKeyIds: keyring.previous.map((key) => key.id),
       phase: "scan",
-      table: TABLES[0] ?? "connections",
+      table: TABLES[0],
       sequence: 0,
       preflight: emptyShapeCounts(),
       verification: emptyShapeCounts(),
