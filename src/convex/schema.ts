@@ -5,6 +5,8 @@ import {
   auditEntryValidator,
   connectionStatusValidator,
   memberRoleValidator,
+  rotationFailureFields,
+  rotationJobFields,
 } from "./validators";
 
 /**
@@ -117,4 +119,10 @@ export default defineSchema({
   })
     .index("by_projectId_and_at", ["projectId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
+
+  /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
+  keyRotationJobs: defineTable(rotationJobFields),
+
+  /** Rows a rotation job could not process, kept apart so a job document stays small. */
+  keyRotationFailures: defineTable(rotationFailureFields).index("by_jobId", ["jobId"]),
 });

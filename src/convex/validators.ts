@@ -140,3 +140,127 @@ export const insightValidator = v.object({
   createdAt: v.number(),
 });
 export type Insight = Infer<typeof insightValidator>;
+
+/** Master-key rotation job: running (scheduled batches in flight), done, or stopped (see stopReason). */
+export const rotationStatusValidator = v.union(v.literal("running"), v.literal("done"), v.literal("stopped"));
+export type RotationStatus = Infer<typeof rotationStatusValidator>;
+
+/**
+ * Phases of a rotation job, in order: "scan" reads ciphertext headers only
+ * (pre-flight, no crypto, no writes), "rotate" re-encrypts and migrates,
+ * "verify" reads headers again to confirm nothing is left behind.
+ */
+export const rotationPhaseValidator = v.union(v.literal("scan"), v.literal("rotate"), v.literal("verify"));
+export type RotationPhase = Infer<typeof rotationPhaseValidator>;
+
+/** Tables holding secrets the rotation job visits, in the order it visits them. */
+export const rotationTableValidator = v.union(v.literal("connections"), v.literal("aiKeys"), v.literal("apiKeys"));
+export type RotationTable = Infer<typeof rotationTableValidator>;
+
+/** Index position of the last row a rotation batch handled: (project or user id, _creationTime). */
+export const rotationCursorValidator = v.object({ group: v.string(), creationTime: v.number() });
+export type RotationCursor = Infer<typeof rotationCursorValidator>;
+
+/** What the stored secrets look like, counted from headers alone (scan and verify phases). */
+export const secretShapeCountsValidator = v.object({
+  rows: v.number(),
+  /** Under the current key, already hashed, or holding no secret: nothing to do. */
+  upToDate: v.number(),
+  /** Current format under a configured previous key. */
+  previousKey: v.number(),
+  /** Current format under a key that is not configured. */
+  unknownKey: v.number(),
+  /** Original Dashtray ciphertext format. */
+  legacyFormat: v.number(),
+  /** Plaintext left by older versions (credentials, AI key, unhashed API key). */
+  plaintext: v.number(),
+  /** Neither: an encrypted field holding non-ciphertext, or ciphertext and plaintext both present. */
+  invalid: v.number(),
+});
+export type SecretShapeCounts = Infer<typeof secretShapeCountsValidator>;
+
+/** Outcomes of the rotate phase (in a dry run: what would happen). */
+export const rotationCountsValidator = v.object({
+  scanned: v.number(),
+  reEncrypted: v.number(),
+  /** Legacy ciphertext or plaintext moved to the current format, or API keys hashed. */
+  migrated: v.number(),
+  alreadyCurrent: v.number(),
+  failed: v.number(),
+});
+export type RotationCounts = Infer<typeof rotationCountsValidator>;
+
+/** Why a rotation job stopped before finishing. */
+export const rotationStopReasonValidator = v.object({
+  code: v.union(v.literal("UNKNOWN_KEYS_WITHOUT_OLD_KEY"), v.literal("KEYRING_CHANGED")),
+  message: v.string(),
+});
+export type RotationStopReason = Infer<typeof rotationStopReasonValidator>;
+
+/** State of the scheduled batch a rotation job waits on ("none" when it has none). */
+export const rotationBatchStateValidator = v.union(
+  v.literal("none"),
+  v.literal("pending"),
+  v.literal("inProgress"),
+  v.literal("success"),
+  v.literal("failed"),
+  v.literal("canceled"),
+);
+export type RotationBatchState = Infer<typeof rotationBatchStateValidator>;
+
+/** Fields of a keyRotationJobs document (one master-key rotation or dry run). */
+export const rotationJobFields = {
+  status: rotationStatusValidator,
+  dryRun: v.boolean(),
+  /** Id of MASTER_ENCRYPTION_KEY when the job started; a batch that sees another key stops the job. */
+  currentKeyId: v.string(),
+  /** Ids of the OLD_MASTER_KEY entries when the job started. */
+  previousKeyIds: v.array(v.string()),
+  phase: rotationPhaseValidator,
+  table: rotationTableValidator,
+  /** Last row handled in (phase, table); absent at the start of a table. */
+  cursor: v.optional(rotationCursorValidator),
+  /** Token of the live batch chain; a resume bumps it so a stale chain stops by itself. */
+  sequence: v.number(),
+  /** The scheduled batch the job waits on. */
+  nextBatchId: v.optional(v.id("_scheduled_functions")),
+  /** Shapes counted by the pre-flight scan. */
+  preflight: secretShapeCountsValidator,
+  /** Shapes counted after the rotate phase (real runs only). */
+  verification: secretShapeCountsValidator,
+  counts: rotationCountsValidator,
+  batches: v.number(),
+  /** Most rows any one batch handled. */
+  maxBatchRows: v.number(),
+  /** Most PBKDF2 key derivations any one batch performed. */
+  maxBatchDerivations: v.number(),
+  /** How many times `rotate` restarted a dead batch chain. */
+  resumes: v.number(),
+  stopReason: v.optional(rotationStopReasonValidator),
+  startedAt: v.number(),
+  updatedAt: v.number(),
+  finishedAt: v.optional(v.number()),
+};
+
+/** A row the rotation job could not process; it was left untouched. */
+export const rotationFailureFields = {
+  jobId: v.id("keyRotationJobs"),
+  table: rotationTableValidator,
+  rowId: v.string(),
+  /** Crypto error code (UNKNOWN_KEY_ID, DECRYPTION_FAILED, ...) or CONFLICTING_FIELDS. */
+  code: v.string(),
+  at: v.number(),
+};
+
+/** What keyRotation:status returns. */
+export const rotationJobStatusValidator = v.object({
+  _id: v.id("keyRotationJobs"),
+  _creationTime: v.number(),
+  ...rotationJobFields,
+  batchState: rotationBatchStateValidator,
+  /** Done, not a dry run, no failures and nothing left under an old key: OLD_MASTER_KEY can go. */
+  safeToRemoveOldKey: v.boolean(),
+  /** The first failures (all of them: keyRotation:failures). */
+  failureSample: v.array(v.object({ table: rotationTableValidator, rowId: v.string(), code: v.string() })),
+});
+export type RotationJobStatus = Infer<typeof rotationJobStatusValidator>;

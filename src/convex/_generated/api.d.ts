@@ -33,6 +33,7 @@ import type * as integrations_providerError from "../integrations/providerError.
 import type * as integrations_registry from "../integrations/registry.js";
 import type * as integrations_stripe from "../integrations/stripe.js";
 import type * as integrations_types from "../integrations/types.js";
+import type * as keyRotation from "../keyRotation.js";
 import type * as lib_cipher from "../lib/cipher.js";
 import type * as lib_encoding from "../lib/encoding.js";
 import type * as lib_errors from "../lib/errors.js";
@@ -43,6 +44,7 @@ import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
+import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
@@ -76,6 +78,7 @@ declare const fullApi: ApiFromModules<{
   "integrations/registry": typeof integrations_registry;
   "integrations/stripe": typeof integrations_stripe;
   "integrations/types": typeof integrations_types;
+  keyRotation: typeof keyRotation;
   "lib/cipher": typeof lib_cipher;
   "lib/encoding": typeof lib_encoding;
   "lib/errors": typeof lib_errors;
@@ -86,6 +89,7 @@ declare const fullApi: ApiFromModules<{
   "lib/mask": typeof lib_mask;
   metricsSync: typeof metricsSync;
   projects: typeof projects;
+  "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;
   validators: typeof validators;

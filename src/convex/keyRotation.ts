@@ -1,0 +1,392 @@
+/**
+ * Master-key rotation and legacy migration, run by an operator with
+ * `npx convex run keyRotation:rotate` (runbook: docs/key-rotation.md).
+ *
+ * A job walks every table holding a secret in three phases, one small
+ * self-scheduling mutation (batch) at a time:
+ * 1. scan: counts secrets by the key id in their header (no crypto, no
+ *    writes) and refuses to go on when rows are under an unknown key while
+ *    no OLD_MASTER_KEY is configured;
+ * 2. rotate: re-encrypts rows under a previous key, migrates legacy
+ *    ciphertext and plaintext, hashes plaintext API keys; rows already under
+ *    the current key are skipped without decrypting; a row no key decrypts
+ *    is recorded in keyRotationFailures and left untouched;
+ * 3. verify: scans headers again and counts anything left behind.
+ *
+ * Each batch handles at most MAX_ROWS_PER_BATCH rows and performs at most
+ * MAX_DERIVATIONS_PER_BATCH PBKDF2 derivations (~30 ms each, the real cost
+ * of a batch), and stops early at whichever comes first; the job's cursor is
+ * the index position of the last row handled, so the next batch resumes
+ * exactly there. A batch that throws rolls back as a whole; running
+ * `rotate` again resumes the job from its cursor.
+ */
+import { paginationOptsValidator, paginationResultValidator } from "convex/server";
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import type { Doc, Id } from "./_generated/dataModel";
+import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { recordAudit } from "./audit";
+import { appError } from "./errors";
+import { sharedKeyCache } from "./lib/kdf";
+import type { Keyring } from "./lib/keyring";
+import {
+  countShape,
+  derivationsNeeded,
+  emptyShapeCounts,
+  positionOf,
+  processRow,
+  readRowsAfter,
+  shapeOf,
+} from "./rotation/rows";
+import { loadKeyring } from "./secrets";
+import {
+  rotationFailureFields,
+  rotationJobStatusValidator,
+  type RotationBatchState,
+  type RotationCounts,
+  type RotationCursor,
+  type RotationPhase,
+  type RotationStopReason,
+  type RotationTable,
+  type SecretShapeCounts,
+} from "./validators";
+
+/** Most rows one batch reads and handles (bounded reads and writes per mutation). */
+export const MAX_ROWS_PER_BATCH = 100;
+
+/**
+ * Most PBKDF2 derivations of AES keys one batch performs: at ~30 ms each,
+ * 12 keep a batch well inside Convex's 1 s per mutation even with a cold
+ * key cache (loading the keyring adds one derivation per configured master
+ * key in a fresh isolate). A batch always handles at least one row, so a
+ * single legacy row needing more (a keyring of 12 or more keys) still
+ * progresses.
+ */
+export const MAX_DERIVATIONS_PER_BATCH = 12;
+
+/** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
+export const FAILURE_SAMPLE_SIZE = 20;
+
+type Job = Doc<"keyRotationJobs">;
+type Stage = { phase: RotationPhase; table: RotationTable };
+
+const TABLES = ["connections", "aiKeys", "apiKeys"] as const satisfies readonly RotationTable[];
+
+/** The stage after the current one, or null when the job is complete. A dry run skips verification. */
+function nextStage(job: Job): Stage | null {
+  const nextTable = TABLES[TABLES.indexOf(job.table) + 1];
+  if (nextTable !== undefined) return { phase: job.phase, table: nextTable };
+  if (job.phase === "scan") return { phase: "rotate", table: TABLES[0] };
+  if (job.phase === "rotate" && !job.dryRun) return { phase: "verify", table: TABLES[0] };
+  return null;
+}
+
+function emptyCounts(): RotationCounts {
+  return { scanned: 0, reEncrypted: 0, migrated: 0, alreadyCurrent: 0, failed: 0 };
+}
+
+/** Rows that still need attention after a rotation (anything not up to date). */
+function outstanding(shapes: SecretShapeCounts): number {
+  return shapes.rows - shapes.upToDate;
+}
+
+async function latestJob(ctx: QueryCtx): Promise<Job | null> {
+  return ctx.db.query("keyRotationJobs").order("desc").first();
+}
+
+async function batchStateOf(ctx: QueryCtx, job: Job): Promise<RotationBatchState> {
+  if (job.nextBatchId === undefined) return "none";
+  const scheduled = await ctx.db.system.get("_scheduled_functions", job.nextBatchId);
+  return scheduled?.state.kind ?? "none";
+}
+
+async function scheduleBatch(ctx: MutationCtx, jobId: Id<"keyRotationJobs">, sequence: number) {
+  return ctx.scheduler.runAfter(0, internal.keyRotation.runBatch, { jobId, sequence });
+}
+
+async function endJob(ctx: MutationCtx, job: Job, stopReason?: RotationStopReason): Promise<void> {
+  const now = Date.now();
+  await ctx.db.patch("keyRotationJobs", job._id, {
+    status: stopReason ? "stopped" : "done",
+    ...(stopReason ? { stopReason } : {}),
+    finishedAt: now,
+    updatedAt: now,
+  });
+  if (job.dryRun) return;
+  const { reEncrypted, migrated, failed } = job.counts;
+  await recordAudit(ctx, {
+    action: "keyRotation.finished",
+    targetTable: "keyRotationJobs",
+    targetId: job._id,
+    detail: stopReason
+      ? `stopped: ${stopReason.code}`
+      : `done: ${reEncrypted} re-encrypted, ${migrated} migrated, ${failed} failed, ${outstanding(job.verification)} outstanding`,
+  });
+}
+
+/** Result of one batch, applied to the job by `advance`. */
+interface BatchResult {
+  handled: number;
+  derivations: number;
+  /** Position of the last row handled (unchanged when none was). */
+  cursor: RotationCursor | undefined;
+  /** True when the table has no rows after `cursor`. */
+  tableDone: boolean;
+  shapes: SecretShapeCounts;
+  counts: RotationCounts;
+}
+
+/** Scan or verify: classify up to a batch of rows by header (no crypto, no writes). */
+async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promise<BatchResult> {
+  const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
+  const shapes = rows.reduce((counts, row) => countShape(counts, shapeOf(row, keyring)), emptyShapeCounts());
+  const last = rows.at(-1);
+  return {
+    handled: rows.length,
+    derivations: 0,
+    cursor: last ? positionOf(last) : job.cursor,
+    tableDone: rows.length < MAX_ROWS_PER_BATCH,
+    shapes,
+    counts: emptyCounts(),
+  };
+}
+
+/** Rotate: process rows until the row or derivation budget is spent. */
+async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promise<BatchResult> {
+  const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
+  const derivationsBefore = sharedKeyCache.derivations;
+  const derivedThisBatch = new Set<string>();
+  const counts = emptyCounts();
+  let cursor = job.cursor;
+  let handled = 0;
+  for (const row of rows) {
+    const shape = shapeOf(row, keyring);
+    const needed = derivationsNeeded(row, shape, keyring, job.dryRun).filter((label) => !derivedThisBatch.has(label));
+    const spent = sharedKeyCache.derivations - derivationsBefore;
+    if (handled > 0 && spent + needed.length > MAX_DERIVATIONS_PER_BATCH) break;
+
+    const outcome = await processRow(ctx, row, shape, keyring, job.dryRun);
+    for (const label of needed) derivedThisBatch.add(label);
+    counts.scanned++;
+    if (typeof outcome === "string") {
+      counts[outcome]++;
+    } else {
+      counts.failed++;
+      await ctx.db.insert("keyRotationFailures", {
+        jobId: job._id,
+        table: row.table,
+        rowId: row.doc._id,
+        code: outcome.failed,
+        at: Date.now(),
+      });
+    }
+    handled++;
+    cursor = positionOf(row);
+  }
+  return {
+    handled,
+    derivations: sharedKeyCache.derivations - derivationsBefore,
+    cursor,
+    tableDone: handled === rows.length && rows.length < MAX_ROWS_PER_BATCH,
+    shapes: emptyShapeCounts(),
+    counts,
+  };
+}
+
+function addShapes(a: SecretShapeCounts, b: SecretShapeCounts): SecretShapeCounts {
+  return {
+    rows: a.rows + b.rows,
+    upToDate: a.upToDate + b.upToDate,
+    previousKey: a.previousKey + b.previousKey,
+    unknownKey: a.unknownKey + b.unknownKey,
+    legacyFormat: a.legacyFormat + b.legacyFormat,
+    plaintext: a.plaintext + b.plaintext,
+    invalid: a.invalid + b.invalid,
+  };
+}
+
+function addCounts(a: RotationCounts, b: RotationCounts): RotationCounts {
+  return {
+    scanned: a.scanned + b.scanned,
+    reEncrypted: a.reEncrypted + b.reEncrypted,
+    migrated: a.migrated + b.migrated,
+    alreadyCurrent: a.alreadyCurrent + b.alreadyCurrent,
+    failed: a.failed + b.failed,
+  };
+}
+
+/** Records a batch in the job, then schedules the next batch, moves to the next stage, or ends the job. */
+async function advance(ctx: MutationCtx, job: Job, keyring: Keyring, batch: BatchResult): Promise<void> {
+  const updated: Job = {
+    ...job,
+    preflight: job.phase === "scan" ? addShapes(job.preflight, batch.shapes) : job.preflight,
+    verification: job.phase === "verify" ? addShapes(job.verification, batch.shapes) : job.verification,
+    counts: addCounts(job.counts, batch.counts),
+    batches: job.batches + 1,
+    maxBatchRows: Math.max(job.maxBatchRows, batch.handled),
+    maxBatchDerivations: Math.max(job.maxBatchDerivations, batch.derivations),
+    cursor: batch.cursor,
+    updatedAt: Date.now(),
+  };
+  const next = batch.tableDone ? nextStage(job) : { phase: job.phase, table: job.table };
+  if (batch.tableDone && next !== null) {
+    updated.phase = next.phase;
+    updated.table = next.table;
+    updated.cursor = undefined;
+  }
+  const { _id, _creationTime, ...fields } = updated;
+  await ctx.db.replace("keyRotationJobs", _id, fields);
+
+  if (next === null) return endJob(ctx, updated);
+  if (job.phase === "scan" && next.phase === "rotate" && updated.preflight.unknownKey > 0 && keyring.previous.length === 0) {
+    return endJob(ctx, updated, {
+      code: "UNKNOWN_KEYS_WITHOUT_OLD_KEY",
+      message:
+        `${updated.preflight.unknownKey} rows are encrypted under a key that is not configured and OLD_MASTER_KEY is empty: ` +
+        "set OLD_MASTER_KEY to the previous master key, then run keyRotation:rotate again",
+    });
+  }
+  const nextBatchId = await scheduleBatch(ctx, _id, job.sequence);
+  await ctx.db.patch("keyRotationJobs", _id, { nextBatchId });
+}
+
+/** One batch of a job; scheduled by `rotate` and by the batch before it. */
+export const runBatch = internalMutation({
+  args: { jobId: v.id("keyRotationJobs"), sequence: v.number() },
+  returns: v.null(),
+  handler: async (ctx, { jobId, sequence }) => {
+    const job = await ctx.db.get("keyRotationJobs", jobId);
+    // A chain replaced by a resume, or a finished job: nothing to do.
+    if (!job || job.status !== "running" || job.sequence !== sequence) return null;
+    const keyring = await loadKeyring();
+    if (keyring.current.id !== job.currentKeyId) {
+      await endJob(ctx, job, {
+        code: "KEYRING_CHANGED",
+        message: "MASTER_ENCRYPTION_KEY changed while the job ran: run keyRotation:rotate again to start a new job",
+      });
+      return null;
+    }
+    const batch = job.phase === "rotate" ? await rotateBatch(ctx, job, keyring) : await countBatch(ctx, job, keyring);
+    await advance(ctx, job, keyring, batch);
+    return null;
+  },
+});
+
+/**
+ * Starts a rotation job, or returns the running one: a second call joins the
+ * job whose batch chain is alive, and resumes (from its cursor) a job whose
+ * chain died because a batch threw. `dryRun` decrypts to find failures and
+ * counts what would change, but writes nothing outside the job's own tables.
+ * Refuses when OLD_MASTER_KEY contains the current key.
+ */
+export const rotate = internalMutation({
+  args: { dryRun: v.optional(v.boolean()) },
+  returns: v.object({
+    jobId: v.id("keyRotationJobs"),
+    outcome: v.union(v.literal("started"), v.literal("joined"), v.literal("resumed")),
+    dryRun: v.boolean(),
+  }),
+  handler: async (ctx, { dryRun = false }) => {
+    const keyring = await loadKeyring();
+    if (keyring.previousIncludesCurrent) {
+      throw appError(
+        "INVALID_ARGUMENT",
+        "OLD_MASTER_KEY contains the current MASTER_ENCRYPTION_KEY: set MASTER_ENCRYPTION_KEY to the new key and OLD_MASTER_KEY to the old one",
+      );
+    }
+    const latest = await latestJob(ctx);
+    if (latest?.status === "running") {
+      if (latest.currentKeyId !== keyring.current.id) {
+        await endJob(ctx, latest, {
+          code: "KEYRING_CHANGED",
+          message: "MASTER_ENCRYPTION_KEY changed while the job ran; a new job replaced it",
+        });
+      } else {
+        if (latest.dryRun !== dryRun) {
+          throw appError(
+            "CONFLICT",
+            `A ${latest.dryRun ? "dry run" : "rotation"} is running (job ${latest._id}); wait for it to finish (keyRotation:status)`,
+          );
+        }
+        const batchState = await batchStateOf(ctx, latest);
+        if (batchState === "pending" || batchState === "inProgress") {
+          return { jobId: latest._id, outcome: "joined" as const, dryRun };
+        }
+        const sequence = latest.sequence + 1;
+        const nextBatchId = await scheduleBatch(ctx, latest._id, sequence);
+        await ctx.db.patch("keyRotationJobs", latest._id, {
+          sequence,
+          nextBatchId,
+          resumes: latest.resumes + 1,
+          updatedAt: Date.now(),
+        });
+        return { jobId: latest._id, outcome: "resumed" as const, dryRun };
+      }
+    }
+
+    const now = Date.now();
+    const jobId = await ctx.db.insert("keyRotationJobs", {
+      status: "running",
+      dryRun,
+      currentKeyId: keyring.current.id,
+      previousKeyIds: keyring.previous.map((key) => key.id),
+      phase: "scan",
+      table: TABLES[0],
+      sequence: 0,
+      preflight: emptyShapeCounts(),
+      verification: emptyShapeCounts(),
+      counts: emptyCounts(),
+      batches: 0,
+      maxBatchRows: 0,
+      maxBatchDerivations: 0,
+      resumes: 0,
+      startedAt: now,
+      updatedAt: now,
+    });
+    await ctx.db.patch("keyRotationJobs", jobId, { nextBatchId: await scheduleBatch(ctx, jobId, 0) });
+    if (!dryRun) {
+      await recordAudit(ctx, {
+        action: "keyRotation.started",
+        targetTable: "keyRotationJobs",
+        targetId: jobId,
+        detail: `current key ${keyring.current.id}; previous keys ${keyring.previous.map((key) => key.id).join(", ") || "none"}`,
+      });
+    }
+    return { jobId, outcome: "started" as const, dryRun };
+  },
+});
+
+/** The latest job (or `jobId`): phase, counts, per-batch maxima, state of its next batch, first failures. */
+export const status = internalQuery({
+  args: { jobId: v.optional(v.id("keyRotationJobs")) },
+  returns: v.union(v.null(), rotationJobStatusValidator),
+  handler: async (ctx, { jobId }) => {
+    const job = jobId ? await ctx.db.get("keyRotationJobs", jobId) : await latestJob(ctx);
+    if (!job) return null;
+    const failures = await ctx.db
+      .query("keyRotationFailures")
+      .withIndex("by_jobId", (q) => q.eq("jobId", job._id))
+      .take(FAILURE_SAMPLE_SIZE);
+    return {
+      ...job,
+      batchState: await batchStateOf(ctx, job),
+      safeToRemoveOldKey:
+        job.status === "done" && !job.dryRun && job.counts.failed === 0 && outstanding(job.verification) === 0,
+      failureSample: failures.map(({ table, rowId, code }) => ({ table, rowId, code })),
+    };
+  },
+});
+
+/** Every failure of a job, a page at a time (ids and error codes only). */
+export const failures = internalQuery({
+  args: { jobId: v.id("keyRotationJobs"), paginationOpts: paginationOptsValidator },
+  returns: paginationResultValidator(
+    v.object({ _id: v.id("keyRotationFailures"), _creationTime: v.number(), ...rotationFailureFields }),
+  ),
+  handler: async (ctx, { jobId, paginationOpts }) => {
+    return ctx.db
+      .query("keyRotationFailures")
+      .withIndex("by_jobId", (q) => q.eq("jobId", jobId))
+      .paginate(paginationOpts);
+  },
+});

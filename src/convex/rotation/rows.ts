@@ -1,0 +1,286 @@
+/**
+ * Row-level work of the master-key rotation job (keyRotation.ts), for each
+ * table that holds a secret: reading rows in index order after a cursor,
+ * classifying a stored secret from its header alone (no key, no crypto),
+ * and re-encrypting or migrating one row.
+ *
+ * Rows are read in the order of the index whose first field is the salt
+ * (connections by projectId, aiKeys by userId), so rows sharing a derived
+ * key sit next to each other and a batch derives each key once.
+ */
+import type { Doc, Id } from "../_generated/dataModel";
+import type { MutationCtx, QueryCtx } from "../_generated/server";
+import { decryptSecret, describeCiphertext, encryptSecret, type SecretContext } from "../lib/cipher";
+import { isCryptoError } from "../lib/errors";
+import { isSha256Hex, sha256Hex } from "../lib/hash";
+import type { Keyring } from "../lib/keyring";
+import { maskSecret } from "../lib/mask";
+import { aiKeySecretContext, connectionSecretContext, parseCredentials } from "../secrets";
+import type { Credentials, RotationCursor, RotationTable, SecretShapeCounts } from "../validators";
+
+/** A row of one of the tables the job visits. */
+export type RotationRow =
+  | { table: "connections"; doc: Doc<"connections"> }
+  | { table: "aiKeys"; doc: Doc<"aiKeys"> }
+  | { table: "apiKeys"; doc: Doc<"apiKeys"> };
+
+/** What a row's stored secret is, read from its shape alone. */
+export type SecretShape =
+  | { kind: "empty" }
+  | { kind: "current" }
+  | { kind: "previousKey"; keyId: string }
+  | { kind: "unknownKey"; keyId: string }
+  | { kind: "legacyFormat" }
+  | { kind: "plaintext" }
+  | { kind: "invalid"; code: string };
+
+/** What processing one row did (or, in a dry run, would do). */
+export type RowOutcome = "alreadyCurrent" | "reEncrypted" | "migrated" | { failed: string };
+
+type Db = QueryCtx["db"];
+
+// The cursor keeps the group (salt) id as a string; it is an id of the table the index starts with.
+async function readConnections(db: Db, after: RotationCursor | undefined, limit: number) {
+  const rest =
+    after === undefined
+      ? []
+      : await db
+          .query("connections")
+          .withIndex("by_projectId", (q) =>
+            q.eq("projectId", after.group as Id<"projects">).gt("_creationTime", after.creationTime),
+          )
+          .take(limit);
+  if (rest.length >= limit) return rest;
+  const later = await db
+    .query("connections")
+    .withIndex("by_projectId", (q) => (after === undefined ? q : q.gt("projectId", after.group as Id<"projects">)))
+    .take(limit - rest.length);
+  return [...rest, ...later];
+}
+
+async function readAiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
+  const rest =
+    after === undefined
+      ? []
+      : await db
+          .query("aiKeys")
+          .withIndex("by_userId", (q) =>
+            q.eq("userId", after.group as Id<"users">).gt("_creationTime", after.creationTime),
+          )
+          .take(limit);
+  if (rest.length >= limit) return rest;
+  const later = await db
+    .query("aiKeys")
+    .withIndex("by_userId", (q) => (after === undefined ? q : q.gt("userId", after.group as Id<"users">)))
+    .take(limit - rest.length);
+  return [...rest, ...later];
+}
+
+async function readApiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
+  const rest =
+    after === undefined
+      ? []
+      : await db
+          .query("apiKeys")
+          .withIndex("by_projectId", (q) =>
+            q.eq("projectId", after.group as Id<"projects">).gt("_creationTime", after.creationTime),
+          )
+          .take(limit);
+  if (rest.length >= limit) return rest;
+  const later = await db
+    .query("apiKeys")
+    .withIndex("by_projectId", (q) => (after === undefined ? q : q.gt("projectId", after.group as Id<"projects">)))
+    .take(limit - rest.length);
+  return [...rest, ...later];
+}
+
+/**
+ * Up to `limit` rows of `table` strictly after `after` in index order
+ * (group id, _creationTime), or from the start. Two index range reads, so a
+ * batch can stop at any row and the next one resumes exactly there.
+ */
+export async function readRowsAfter(
+  db: Db,
+  table: RotationTable,
+  after: RotationCursor | undefined,
+  limit: number,
+): Promise<RotationRow[]> {
+  switch (table) {
+    case "connections":
+      return (await readConnections(db, after, limit)).map((doc) => ({ table, doc }));
+    case "aiKeys":
+      return (await readAiKeys(db, after, limit)).map((doc) => ({ table, doc }));
+    case "apiKeys":
+      return (await readApiKeys(db, after, limit)).map((doc) => ({ table, doc }));
+  }
+}
+
+/** The index position of a row, for the job's cursor. */
+export function positionOf(row: RotationRow): RotationCursor {
+  const group = row.table === "aiKeys" ? row.doc.userId : row.doc.projectId;
+  return { group, creationTime: row.doc._creationTime };
+}
+
+function shapeOfCiphertext(value: string, keyring: Keyring): SecretShape {
+  const described = describeCiphertext(value);
+  if (described.format === "legacy") return { kind: "legacyFormat" };
+  if (described.format === "plaintext") return { kind: "invalid", code: "NOT_CIPHERTEXT" };
+  if (described.keyId === keyring.current.id) return { kind: "current" };
+  return keyring.get(described.keyId)
+    ? { kind: "previousKey", keyId: described.keyId }
+    : { kind: "unknownKey", keyId: described.keyId };
+}
+
+function shapeOfEncryptedField(encrypted: string | undefined, hasPlaintext: boolean, keyring: Keyring): SecretShape {
+  // Both present: which one is right is not ours to guess, and neither may be dropped.
+  if (encrypted !== undefined && hasPlaintext) return { kind: "invalid", code: "CONFLICTING_FIELDS" };
+  if (hasPlaintext) return { kind: "plaintext" };
+  if (encrypted === undefined) return { kind: "empty" };
+  return shapeOfCiphertext(encrypted, keyring);
+}
+
+/** Classifies a row's secret without decrypting it (no key derivation). */
+export function shapeOf(row: RotationRow, keyring: Keyring): SecretShape {
+  switch (row.table) {
+    case "connections":
+      return shapeOfEncryptedField(row.doc.encryptedCredentials, row.doc.credentials !== undefined, keyring);
+    case "aiKeys":
+      return shapeOfEncryptedField(row.doc.encryptedKey, row.doc.apiKey !== undefined, keyring);
+    case "apiKeys":
+      // Hashing an empty value would make the empty string a valid key.
+      if (row.doc.keyHash === "") return { kind: "invalid", code: "EMPTY_API_KEY" };
+      return isSha256Hex(row.doc.keyHash) ? { kind: "current" } : { kind: "plaintext" };
+  }
+}
+
+/** Counts with every shape at zero. */
+export function emptyShapeCounts(): SecretShapeCounts {
+  return { rows: 0, upToDate: 0, previousKey: 0, unknownKey: 0, legacyFormat: 0, plaintext: 0, invalid: 0 };
+}
+
+/** `counts` with one more row of `shape`. */
+export function countShape(counts: SecretShapeCounts, shape: SecretShape): SecretShapeCounts {
+  const field = shape.kind === "empty" || shape.kind === "current" ? "upToDate" : shape.kind;
+  return { ...counts, rows: counts.rows + 1, [field]: counts[field] + 1 };
+}
+
+/** A row whose secret is encrypted (API keys are hashed instead). */
+type EncryptedRow = Exclude<RotationRow, { table: "apiKeys" }>;
+
+function secretContextOf(row: EncryptedRow): SecretContext {
+  return row.table === "connections"
+    ? connectionSecretContext(row.doc.projectId, row.doc._id)
+    : aiKeySecretContext(row.doc.userId);
+}
+
+/** The row's ciphertext field and its legacy plaintext field (credentials as the JSON that gets encrypted). */
+function storedSecret(row: EncryptedRow): { encrypted: string | undefined; plaintext: string | undefined } {
+  if (row.table === "aiKeys") return { encrypted: row.doc.encryptedKey, plaintext: row.doc.apiKey };
+  const { credentials, encryptedCredentials } = row.doc;
+  return { encrypted: encryptedCredentials, plaintext: credentials && JSON.stringify(credentials) };
+}
+
+/**
+ * Labels of the PBKDF2 derivations processing this row may need: an upper
+ * bound (a warm cache needs fewer). The batch compares them with what it
+ * already derived to stay within its derivation budget.
+ */
+export function derivationsNeeded(row: RotationRow, shape: SecretShape, keyring: Keyring, dryRun: boolean): string[] {
+  if (row.table === "apiKeys") return [];
+  const { salt } = secretContextOf(row);
+  const encrypting = dryRun ? [] : [`v1/${keyring.current.id}/${salt}`];
+  switch (shape.kind) {
+    case "previousKey":
+      return [`v1/${shape.keyId}/${salt}`, ...encrypting];
+    case "legacyFormat":
+      // Legacy ciphertext names no key: every configured key may be tried.
+      return [...keyring.all.map((key) => `legacy/${key.id}/${salt}`), ...encrypting];
+    case "plaintext":
+      return encrypting;
+    default:
+      return [];
+  }
+}
+
+function hintsFor(plaintextCredentials: string): Credentials | null {
+  let credentials: Credentials;
+  try {
+    credentials = parseCredentials(plaintextCredentials);
+  } catch {
+    return null;
+  }
+  return Object.fromEntries(Object.entries(credentials).map(([field, value]) => [field, maskSecret(value)]));
+}
+
+/** Encrypts under the current key and checks the result decrypts back before anything is written. */
+async function reencrypt(keyring: Keyring, plaintext: string, context: SecretContext): Promise<string> {
+  const ciphertext = await encryptSecret(keyring, plaintext, context);
+  const check = await decryptSecret(keyring, ciphertext, context);
+  if (check.plaintext !== plaintext || check.keyId !== keyring.current.id) {
+    throw new Error("re-encrypted value did not decrypt back to the original");
+  }
+  return ciphertext;
+}
+
+async function writeConnection(ctx: MutationCtx, doc: Doc<"connections">, ciphertext: string, plaintext: string) {
+  const hints = Object.keys(doc.credentialHints).length === 0 ? hintsFor(plaintext) : null;
+  await ctx.db.patch("connections", doc._id, {
+    encryptedCredentials: ciphertext,
+    // Unset in the same write: never plaintext and ciphertext side by side.
+    ...(doc.credentials !== undefined ? { credentials: undefined } : {}),
+    ...(hints ? { credentialHints: hints } : {}),
+  });
+}
+
+async function writeAiKey(ctx: MutationCtx, doc: Doc<"aiKeys">, ciphertext: string, plaintext: string) {
+  await ctx.db.patch("aiKeys", doc._id, {
+    encryptedKey: ciphertext,
+    ...(doc.apiKey !== undefined ? { apiKey: undefined } : {}),
+    ...(doc.hint === "" ? { hint: maskSecret(plaintext) } : {}),
+  });
+}
+
+/**
+ * Brings one row to the current format under the current key: ciphertext
+ * under a previous key or in the legacy format is decrypted and encrypted
+ * again, plaintext is encrypted (or, for API keys, hashed) and removed in
+ * the same write. A value no configured key decrypts is reported and left
+ * untouched. With `dryRun`, decrypts (to find failures) but writes nothing.
+ * Errors other than crypto failures of this row propagate, so the batch
+ * rolls back as a whole.
+ */
+export async function processRow(
+  ctx: MutationCtx,
+  row: RotationRow,
+  shape: SecretShape,
+  keyring: Keyring,
+  dryRun: boolean,
+): Promise<RowOutcome> {
+  if (shape.kind === "empty" || shape.kind === "current") return "alreadyCurrent";
+  if (shape.kind === "invalid") return { failed: shape.code };
+  const outcome = shape.kind === "previousKey" ? "reEncrypted" : "migrated";
+  if (row.table === "apiKeys") {
+    if (!dryRun) await ctx.db.patch("apiKeys", row.doc._id, { keyHash: await sha256Hex(row.doc.keyHash) });
+    return outcome;
+  }
+
+  const context = secretContextOf(row);
+  const stored = storedSecret(row);
+  let plaintext: string;
+  if (shape.kind === "plaintext") {
+    plaintext = stored.plaintext ?? "";
+  } else {
+    try {
+      plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context)).plaintext;
+    } catch (error) {
+      if (isCryptoError(error)) return { failed: error.code };
+      throw error;
+    }
+  }
+  if (dryRun) return outcome;
+
+  const ciphertext = await reencrypt(keyring, plaintext, context);
+  if (row.table === "connections") await writeConnection(ctx, row.doc, ciphertext, plaintext);
+  else await writeAiKey(ctx, row.doc, ciphertext, plaintext);
+  return outcome;
+}
