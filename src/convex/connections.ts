@@ -12,16 +12,13 @@ import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
-import { validateCredentials } from "./integrations/registry";
-import type { Integration } from "./integrations/types";
-import { maskSecret } from "./lib/mask";
+import { credentialHints, validateCredentials } from "./integrations/registry";
 import { syncConnectionNow } from "./metricsSync";
 import { encryptCredentials, loadKeyring } from "./secrets";
 import {
   connectionSummaryValidator,
   credentialsValidator,
   syncResultValidator,
-  type Credentials,
   type SyncResult,
 } from "./validators";
 
@@ -29,16 +26,6 @@ import {
 export const MAX_CONNECTIONS_LISTED = 100;
 /** Metric rows deleted per transaction when a connection is removed. */
 export const METRICS_DELETED_PER_BATCH = 500;
-
-/** Display hint per field: masked for secret fields, in full for the others (e.g. a repository name). */
-function credentialHints(integration: Integration, credentials: Credentials): Record<string, string> {
-  const hints: Record<string, string> = {};
-  for (const field of integration.credentialFields) {
-    const value = credentials[field.name] ?? "";
-    hints[field.name] = field.secret ? maskSecret(value) : value;
-  }
-  return hints;
-}
 
 /** The client-visible fields of a connection, picked one by one. */
 function toConnectionSummary(connection: Doc<"connections">) {
@@ -87,7 +74,7 @@ export const create = projectMutation({
       projectId: args.projectId,
       service: integration.id,
       name,
-      credentialHints: credentialHints(integration, credentials),
+      credentialHints: credentialHints(integration.id, credentials),
       status: "pending",
       healthScore: 100,
       createdBy: ctx.user._id,
@@ -145,7 +132,7 @@ export const updateCredentials = connectionMutation({
     await ctx.db.patch("connections", connection._id, {
       encryptedCredentials,
       credentials: undefined,
-      credentialHints: credentialHints(integration, credentials),
+      credentialHints: credentialHints(integration.id, credentials),
       status: "pending",
       lastError: undefined,
       updatedAt: Date.now(),

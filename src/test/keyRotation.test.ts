@@ -466,7 +466,8 @@ describe("legacy migration", () => {
     expect(rows.plain?.credentials).toBeUndefined();
     expect(rows.legacyOld?.credentialHints).toEqual({ secretKey: maskSecret(legacyOld.secretKey) });
     expect(rows.legacyCurrent?.credentialHints).toEqual({ token: "kept hint" });
-    expect(rows.plain?.credentialHints).toEqual({ apiKey: maskSecret(plainCredentials.apiKey), siteId: maskSecret("example.com") });
+    // Hints as connections.create writes them: secret fields masked, the site id (not secret) in full.
+    expect(rows.plain?.credentialHints).toEqual({ apiKey: maskSecret(plainCredentials.apiKey), siteId: plainCredentials.siteId });
     expect(rows.conflicting).toEqual(conflictingBefore);
 
     expect((await decryptAiKey(newOnly, ids.userId, rows.plainAiKey?.encryptedKey ?? "")).plaintext).toBe(plainAiKey);

@@ -3,6 +3,7 @@
  * line here (docs/integrations.md).
  */
 import { appError } from "../errors";
+import { maskSecret } from "../lib/mask";
 import type { Credentials } from "../validators";
 import { github } from "./github";
 import { plausible } from "./plausible";
@@ -51,4 +52,17 @@ export function validateCredentials(
     cleaned[field.name] = value;
   }
   return { integration, credentials: cleaned };
+}
+
+/**
+ * Display hint per credential field, computed when credentials are written:
+ * masked for secret fields, in full for the others (e.g. a repository name).
+ * Fields the integration does not declare (or an unknown service) are masked.
+ */
+export function credentialHints(service: string, credentials: Credentials): Record<string, string> {
+  const fields = findIntegration(service)?.credentialFields ?? [];
+  const isPublic = new Set(fields.filter((field) => !field.secret).map((field) => field.name));
+  return Object.fromEntries(
+    Object.entries(credentials).map(([name, value]) => [name, isPublic.has(name) ? value : maskSecret(value)]),
+  );
 }

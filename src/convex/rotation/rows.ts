@@ -15,6 +15,7 @@ import { isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";
 import type { Keyring } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
+import { credentialHints } from "../integrations/registry";
 import { aiKeySecretContext, connectionSecretContext, parseCredentials } from "../secrets";
 import type { Credentials, RotationCursor, RotationTable, SecretShapeCounts } from "../validators";
 
@@ -202,14 +203,12 @@ export function derivationsNeeded(row: RotationRow, shape: SecretShape, keyring:
   }
 }
 
-function hintsFor(plaintextCredentials: string): Credentials | null {
-  let credentials: Credentials;
+function hintsFor(service: string, plaintextCredentials: string): Credentials | null {
   try {
-    credentials = parseCredentials(plaintextCredentials);
+    return credentialHints(service, parseCredentials(plaintextCredentials));
   } catch {
     return null;
   }
-  return Object.fromEntries(Object.entries(credentials).map(([field, value]) => [field, maskSecret(value)]));
 }
 
 /** Encrypts under the current key and checks the result decrypts back before anything is written. */
@@ -223,7 +222,7 @@ async function reencrypt(keyring: Keyring, plaintext: string, context: SecretCon
 }
 
 async function writeConnection(ctx: MutationCtx, doc: Doc<"connections">, ciphertext: string, plaintext: string) {
-  const hints = Object.keys(doc.credentialHints).length === 0 ? hintsFor(plaintext) : null;
+  const hints = Object.keys(doc.credentialHints).length === 0 ? hintsFor(doc.service, plaintext) : null;
   await ctx.db.patch("connections", doc._id, {
     encryptedCredentials: ciphertext,
     // Unset in the same write: never plaintext and ciphertext side by side.
