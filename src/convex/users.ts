@@ -1,5 +1,17 @@
+/**
+ * The caller's own user record. The dashboard calls users.store after
+ * sign-in, so that others can add the user to projects by email straight away.
+ */
 import { v } from "convex/values";
 import { internalQuery } from "./_generated/server";
+import { userMutation } from "./functions";
+
+/** Creates the caller's users row if needed and returns their profile as the auth provider gave it. */
+export const store = userMutation({
+  args: {},
+  returns: v.object({ userId: v.id("users"), name: v.optional(v.string()), email: v.optional(v.string()) }),
+  handler: async (ctx) => ({ userId: ctx.user._id, name: ctx.user.name, email: ctx.user.email }),
+});
 
 /** The users row for a token identifier (used by userAction, which has no db). */
 export const getByTokenIdentifier = internalQuery({

@@ -32,6 +32,7 @@ interface PublicFunction {
 const STRIPE = { secretKey: "sk_live_access0000000000004242" };
 
 const PUBLIC_FUNCTIONS: PublicFunction[] = [
+  { name: "users:store", access: "user", call: (c) => c.mutation(api.users.store, {}) },
   { name: "projects:create", access: "user", call: (c) => c.mutation(api.projects.create, { name: "P" }) },
   { name: "projects:list", access: "user", call: (c) => c.query(api.projects.list, {}) },
   { name: "projects:members", access: "member", call: (c, f) => c.query(api.projects.members, { projectId: f.projectId }) },

@@ -134,3 +134,12 @@ describe("audit log", () => {
     expect(page.page).toHaveLength(3);
   });
 });
+
+test("users.store creates the caller's row once and returns the provider's profile", async () => {
+  const dana = t.withIdentity(identity("dana"));
+  const first = await dana.mutation(api.users.store, {});
+  const second = await dana.mutation(api.users.store, {});
+  expect(second).toEqual(first);
+  expect(first).toMatchObject({ name: "dana", email: "dana@example.test" });
+  expect(await t.run((ctx) => ctx.db.query("users").collect())).toHaveLength(1);
+});

@@ -18,10 +18,10 @@ export async function errorOf(call: Promise<unknown>): Promise<{ code: string; m
   throw new Error("expected the call to fail with a ConvexError");
 }
 
-/** A caller whose users row exists (any mutation creates it, as a dashboard's first call would). */
+/** A caller whose users row exists, as the dashboard's users.store call after sign-in makes it. */
 export async function signIn(t: Backend, name: string): Promise<Caller> {
   const caller = t.withIdentity(identity(name));
-  await caller.mutation(api.aiKeys.remove, {});
+  await caller.mutation(api.users.store, {});
   return caller;
 }
 
