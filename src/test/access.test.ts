@@ -145,16 +145,30 @@ test("user-scoped functions only ever see the caller's own data", async () => {
   expect(await owner.query(api.aiKeys.get, {})).not.toBeNull();
 });
 
-test("the table above lists every public function", async () => {
+/** Every public function exported by the modules in src/convex, as "module:export" with its registration. */
+function publicFunctions(): Map<string, { exportArgs: () => string; exportReturns: () => string }> {
   const modules = import.meta.glob<Record<string, unknown>>("../convex/**/*.ts", { eager: true });
-  const publicFunctions: string[] = [];
+  const found = new Map<string, { exportArgs: () => string; exportReturns: () => string }>();
   for (const [path, exports] of Object.entries(modules)) {
     const moduleName = path.replace("../convex/", "").replace(/\.ts$/, "");
     for (const [exportName, value] of Object.entries(exports)) {
-      if (typeof value === "function" && (value as { isPublic?: boolean }).isPublic === true) {
-        publicFunctions.push(`${moduleName}:${exportName}`);
-      }
+      const registered = value as { isPublic?: boolean; exportArgs: () => string; exportReturns: () => string };
+      if (typeof value === "function" && registered.isPublic === true) found.set(`${moduleName}:${exportName}`, registered);
     }
   }
-  expect(publicFunctions.sort()).toEqual(PUBLIC_FUNCTIONS.map((fn) => fn.name).sort());
+  return found;
+}
+
+test("the table above lists every public function", () => {
+  expect([...publicFunctions().keys()].sort()).toEqual(PUBLIC_FUNCTIONS.map((fn) => fn.name).sort());
+});
+
+test("every public function validates its arguments and declares what it returns (so nothing else can leak)", () => {
+  for (const [name, registered] of publicFunctions()) {
+    const args = JSON.parse(registered.exportArgs()) as { type: string };
+    const returns = JSON.parse(registered.exportReturns()) as { type: string } | null;
+    expect(args.type, `${name} args`).toBe("object");
+    expect(returns, `${name} returns`).not.toBeNull();
+    expect(JSON.stringify(returns), `${name} returns`).not.toContain('"type":"any"');
+  }
 });
