@@ -136,14 +136,15 @@ export const saveInsight = internalMutation({
  * Asks the caller's AI provider for observations on the project's recent
  * metrics (project members), stores them in insights and returns them.
  * NOT_FOUND without an AI key; DECRYPTION_FAILED if it does not decrypt;
- * PROVIDER_ERROR (safe message) if the provider fails. Every decryption
- * attempt is audited.
+ * PROVIDER_ERROR (safe message) if the provider fails; RATE_LIMITED past
+ * the caller's hourly allowance. Every decryption attempt is audited.
  */
 export const generateInsight = userAction({
   args: { projectId: v.id("projects") },
   returns: insightValidator,
   handler: async (ctx, { projectId }): Promise<Insight> => {
     const input = await ctx.runQuery(internal.ai.loadInsightInput, { projectId, userId: ctx.user?._id ?? null });
+    await ctx.runMutation(internal.rateLimits.consume, { name: "aiInsight", key: input.userId });
     const audit = { actorId: input.userId, projectId, targetTable: "aiKeys", targetId: input.aiKeyId };
 
     let apiKey: string;
@@ -179,14 +180,16 @@ export const generateInsight = userAction({
 /**
  * Whether an AI key works, before the dashboard saves it with aiKeys.set:
  * one cheap provider call (GET /v1/models). The key is neither stored nor
- * logged. A refused key is { valid: false } with a safe reason.
+ * logged. A refused key is { valid: false } with a safe reason. Rate
+ * limited per user, so the deployment cannot be used to test keys in bulk.
  */
 export const verifyKey = userAction({
   args: { provider: aiProviderValidator, apiKey: v.string() },
   returns: v.object({ valid: v.boolean(), error: v.optional(v.string()) }),
-  handler: async (_ctx, { provider, apiKey }) => {
+  handler: async (ctx, { provider, apiKey }) => {
     const key = apiKey.trim();
     if (!key || key.length > MAX_API_KEY_LENGTH) throw appError("INVALID_ARGUMENT", "Enter an API key");
+    await ctx.runMutation(internal.rateLimits.consume, { name: "aiKeyCheck", key: ctx.identity.tokenIdentifier });
     try {
       await checkApiKey(provider, key);
       return { valid: true };

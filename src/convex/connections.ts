@@ -191,12 +191,13 @@ export const deleteMetrics = internalMutation({
  * failure (bad key, rate limit, outage, timeout) is returned as status
  * "error" with a safe message and kept on the connection; earlier metrics
  * stay. Stored credentials that do not decrypt throw DECRYPTION_FAILED.
+ * Rate limited per connection (RATE_LIMITED), to spare the provider.
  */
 export const syncMetrics = userAction({
   args: { connectionId: v.id("connections") },
   returns: syncResultValidator,
   handler: async (ctx, { connectionId }): Promise<SyncResult> => {
-    await ctx.runQuery(internal.metricsSync.authorizeSync, { connectionId, userId: ctx.user?._id ?? null });
+    await ctx.runMutation(internal.metricsSync.authorizeManualSync, { connectionId, userId: ctx.user?._id ?? null });
     const result = await syncConnectionNow(ctx, connectionId, { actorId: ctx.user?._id });
     if (!result) throw appError("NOT_FOUND", "Connection not found");
     return result;

@@ -15,6 +15,7 @@ export type ErrorCode =
   | "ENCRYPTION_UNAVAILABLE"
   | "DECRYPTION_FAILED"
   | "PROVIDER_ERROR"
+  | "RATE_LIMITED"
   | "CONFLICT";
 
 export interface AppErrorData {

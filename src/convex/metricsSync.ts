@@ -13,6 +13,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
+import { consumeRateLimit } from "./rateLimits";
 import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
@@ -68,16 +69,18 @@ const syncOutcomeValidator = v.union(
 );
 
 /**
- * Throws unless `userId` may sync this connection (a member of its project).
- * NOT_FOUND for a missing connection, FORBIDDEN for a non-member.
+ * Throws unless `userId` may sync this connection now: a member of its
+ * project (NOT_FOUND for a missing connection, FORBIDDEN for a non-member),
+ * within the connection's manual-sync rate limit (RATE_LIMITED).
  */
-export const authorizeSync = internalQuery({
+export const authorizeManualSync = internalMutation({
   args: { connectionId: v.id("connections"), userId: v.union(v.id("users"), v.null()) },
   returns: v.null(),
   handler: async (ctx, { connectionId, userId }) => {
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection) throw appError("NOT_FOUND", "Connection not found");
     await requireProjectRole(ctx, userId, connection.projectId, "member");
+    await consumeRateLimit(ctx, "manualSync", connectionId);
     return null;
   },
 });

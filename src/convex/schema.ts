@@ -1,3 +1,4 @@
+import { rateLimitTables } from "convex-helpers/server/rateLimit";
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 import {
@@ -16,6 +17,9 @@ import {
  * data written by older versions of Dashtray.
  */
 export default defineSchema({
+  /** Token buckets of rateLimits.ts (convex-helpers). */
+  ...rateLimitTables,
+
   users: defineTable({
     /** Stable identity from the auth provider (ctx.auth.getUserIdentity().tokenIdentifier). */
     tokenIdentifier: v.string(),

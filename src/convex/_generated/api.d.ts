@@ -44,6 +44,7 @@ import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
+import type * as rateLimits from "../rateLimits.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -89,6 +90,7 @@ declare const fullApi: ApiFromModules<{
   "lib/mask": typeof lib_mask;
   metricsSync: typeof metricsSync;
   projects: typeof projects;
+  rateLimits: typeof rateLimits;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;

@@ -5,6 +5,7 @@
  */
 import type { Id } from "../../convex/_generated/dataModel";
 import { encryptAiKey, encryptCredentials, loadKeyring } from "../../convex/secrets";
+import { credentialHints } from "../../convex/integrations/registry";
 import { maskSecret } from "../../convex/lib/mask";
 import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";
 import type { Backend } from "./convex";
@@ -50,7 +51,7 @@ export async function seedConnection(
       projectId,
       service,
       name: `${service} connection`,
-      credentialHints: Object.fromEntries(Object.entries(credentials).map(([field, value]) => [field, maskSecret(value)])),
+      credentialHints: credentialHints(service, credentials),
       status,
       healthScore: 100,
       createdAt: Date.now(),
