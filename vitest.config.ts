@@ -8,6 +8,8 @@ export default defineConfig({
     server: { deps: { inline: ["convex-test"] } },
     include: ["src/test/**/*.test.ts"],
     setupFiles: ["src/test/setup.ts"],
+    // Operator logs (rotation progress, sync failures) are shown only for failing tests.
+    silent: "passed-only",
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -112,8 +112,13 @@ async function endJob(ctx: MutationCtx, job: Job, stopReason?: RotationStopReaso
     finishedAt: now,
     updatedAt: now,
   });
+  const { reEncrypted, migrated, failed, alreadyCurrent } = job.counts;
+  // Operators watch `npx convex logs`: ids, counts and codes only.
+  console.info(
+    `keyRotation ${job._id}${job.dryRun ? " (dry run)" : ""} ${stopReason ? `stopped: ${stopReason.code}` : "done"}: ` +
+      `${reEncrypted} re-encrypted, ${migrated} migrated, ${alreadyCurrent} already current, ${failed} failed`,
+  );
   if (job.dryRun) return;
-  const { reEncrypted, migrated, failed } = job.counts;
   await recordAudit(ctx, {
     action: "keyRotation.finished",
     targetTable: "keyRotationJobs",
@@ -172,6 +177,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promis
       counts[outcome]++;
     } else {
       counts.failed++;
+      console.warn(`keyRotation ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}`);
       await ctx.db.insert("keyRotationFailures", {
         jobId: job._id,
         table: row.table,
@@ -267,6 +273,9 @@ export const runBatch = internalMutation({
       return null;
     }
     const batch = job.phase === "rotate" ? await rotateBatch(ctx, job, keyring) : await countBatch(ctx, job, keyring);
+    console.info(
+      `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ${batch.derivations} key derivations`,
+    );
     await advance(ctx, job, keyring, batch);
     return null;
   },

@@ -141,6 +141,10 @@ export const recordSyncOutcome = internalMutation({
       healthScore: nextHealthScore(connection.healthScore, false),
       lastError: error,
     });
+    // Operators watch `npx convex logs`: ids and safe codes only.
+    console.warn(
+      `sync of connection ${connectionId} failed: ${outcome.kind === "failed" ? outcome.detail : `decryption_failed:${outcome.code}`}`,
+    );
     if (outcome.kind === "decryption_failed") {
       await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
     } else if (outcome.decrypted) {
