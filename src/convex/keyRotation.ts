@@ -199,35 +199,20 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promis
   };
 }
 
-function addShapes(a: SecretShapeCounts, b: SecretShapeCounts): SecretShapeCounts {
-  return {
-    rows: a.rows + b.rows,
-    upToDate: a.upToDate + b.upToDate,
-    previousKey: a.previousKey + b.previousKey,
-    unknownKey: a.unknownKey + b.unknownKey,
-    legacyFormat: a.legacyFormat + b.legacyFormat,
-    plaintext: a.plaintext + b.plaintext,
-    invalid: a.invalid + b.invalid,
-  };
-}
-
-function addCounts(a: RotationCounts, b: RotationCounts): RotationCounts {
-  return {
-    scanned: a.scanned + b.scanned,
-    reEncrypted: a.reEncrypted + b.reEncrypted,
-    migrated: a.migrated + b.migrated,
-    alreadyCurrent: a.alreadyCurrent + b.alreadyCurrent,
-    failed: a.failed + b.failed,
-  };
+/** Field-by-field sum of two records of counts (shape counts, rotation counts). */
+function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
+  const sum = { ...a };
+  for (const field of Object.keys(b) as (keyof T)[]) sum[field] = (a[field] + b[field]) as T[keyof T];
+  return sum;
 }
 
 /** Records a batch in the job, then schedules the next batch, moves to the next stage, or ends the job. */
 async function advance(ctx: MutationCtx, job: Job, keyring: Keyring, batch: BatchResult): Promise<void> {
   const updated: Job = {
     ...job,
-    preflight: job.phase === "scan" ? addShapes(job.preflight, batch.shapes) : job.preflight,
-    verification: job.phase === "verify" ? addShapes(job.verification, batch.shapes) : job.verification,
-    counts: addCounts(job.counts, batch.counts),
+    preflight: job.phase === "scan" ? sumCounts(job.preflight, batch.shapes) : job.preflight,
+    verification: job.phase === "verify" ? sumCounts(job.verification, batch.shapes) : job.verification,
+    counts: sumCounts(job.counts, batch.counts),
     batches: job.batches + 1,
     maxBatchRows: Math.max(job.maxBatchRows, batch.handled),
     maxBatchDerivations: Math.max(job.maxBatchDerivations, batch.derivations),

@@ -1,28 +1,14 @@
 import { ConvexError } from "convex/values";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { ANTHROPIC_DEFAULT_MODEL, OPENAI_DEFAULT_MODEL } from "../convex/aiProviders";
 import { identity, newBackend, type Backend } from "./helpers/convex";
-import { startFakeProviders, type FakeProviders } from "./helpers/fakeProviders";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedAiKey, seedConnection, seedProject } from "./helpers/seed";
-import { SECRETS, expectNoSecrets, spyOnConsole, useFakeProviderUrls } from "./helpers/secrets";
+import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
 
-let fake: FakeProviders;
-let consoleSpy: ReturnType<typeof spyOnConsole>;
-
-beforeEach(async () => {
-  fake = await startFakeProviders(SECRETS);
-  useFakeProviderUrls(fake.url, 1_000);
-  consoleSpy = spyOnConsole();
-});
-
-afterEach(async () => {
-  consoleSpy.expectClean();
-  vi.restoreAllMocks();
-  await fake.close();
-});
+const fake = useFakeProviders();
 
 /** A project where alice (member) and bob (owner) work, with two synced GitHub snapshots. */
 async function setup(t: Backend) {
@@ -68,9 +54,9 @@ describe("ai.generateInsight", () => {
 
     const insight = await alice.action(api.ai.generateInsight, { projectId });
 
-    expect(insight).toMatchObject({ provider: "openai", model: OPENAI_DEFAULT_MODEL, text: fake.values.insightText });
+    expect(insight).toMatchObject({ provider: "openai", model: OPENAI_DEFAULT_MODEL, text: fake().values.insightText });
     expectNoSecrets(insight);
-    const request = fake.requests[0]!;
+    const request = fake().requests[0]!;
     expect(request).toMatchObject({ method: "POST", path: "/v1/chat/completions" });
     expect(request.headers.authorization).toBe(`Bearer ${SECRETS.openaiKey}`);
     const body = JSON.parse(request.body) as { model: string; messages: { role: string; content: string }[] };
@@ -81,7 +67,7 @@ describe("ai.generateInsight", () => {
     expectNoSecrets(body);
 
     const stored = await t.run((ctx) => ctx.db.get("insights", insight.insightId));
-    expect(stored).toMatchObject({ projectId, userId: userIds.alice, text: fake.values.insightText, provider: "openai" });
+    expect(stored).toMatchObject({ projectId, userId: userIds.alice, text: fake().values.insightText, provider: "openai" });
     expect(await auditActions(t, aiKeyId)).toEqual(["aiKey.decrypted"]);
   });
 
@@ -93,8 +79,8 @@ describe("ai.generateInsight", () => {
 
     const insight = await alice.action(api.ai.generateInsight, { projectId });
 
-    expect(insight).toMatchObject({ provider: "anthropic", model: "claude-sonnet-4-5", text: fake.values.insightText });
-    const request = fake.requests[0]!;
+    expect(insight).toMatchObject({ provider: "anthropic", model: "claude-sonnet-4-5", text: fake().values.insightText });
+    const request = fake().requests[0]!;
     expect(request).toMatchObject({ method: "POST", path: "/v1/messages" });
     expect(request.headers["x-api-key"]).toBe(SECRETS.anthropicKey);
     expect(request.headers["anthropic-version"]).toBe("2023-06-01");
@@ -112,7 +98,7 @@ describe("ai.generateInsight", () => {
       code: "NOT_FOUND",
       message: "Set an AI key first",
     });
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
   });
 
   test("non-members and unauthenticated callers are refused before any decryption", async () => {
@@ -124,7 +110,7 @@ describe("ai.generateInsight", () => {
     expect((await errorOf(t.action(api.ai.generateInsight, { projectId }))).code).toBe("UNAUTHENTICATED");
     const mallory = t.withIdentity(identity("mallory"));
     expect((await errorOf(mallory.action(api.ai.generateInsight, { projectId }))).code).toBe("FORBIDDEN");
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
     expect(await auditActions(t, aiKeyId)).toEqual([]);
   });
 
@@ -135,7 +121,7 @@ describe("ai.generateInsight", () => {
     vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
 
     expect((await errorOf(alice.action(api.ai.generateInsight, { projectId }))).code).toBe("DECRYPTION_FAILED");
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
     expect(await auditActions(t, aiKeyId)).toEqual(["aiKey.decryption_failed"]);
   });
 
@@ -149,7 +135,7 @@ describe("ai.generateInsight", () => {
     const t = newBackend();
     const { projectId, userIds, alice } = await setup(t);
     const aiKeyId = await seedAiKey(t, userIds.alice!, "openai", SECRETS.openaiKey);
-    fake.setMode("openai.chat", mode);
+    fake().setMode("openai.chat", mode);
 
     expect(await errorOf(alice.action(api.ai.generateInsight, { projectId }))).toEqual({ code: "PROVIDER_ERROR", message });
     expect(await t.run((ctx) => ctx.db.query("insights").collect())).toEqual([]);
@@ -170,9 +156,9 @@ describe("ai.verifyKey", () => {
     const refused = await alice.action(api.ai.verifyKey, { provider: "anthropic", apiKey: wrong });
     expect(refused).toEqual({ valid: false, error: "Anthropic rejected the credentials (HTTP 401)" });
 
-    expect(fake.requests.map((request) => request.route)).toEqual(["openai.models", "anthropic.models", "anthropic.models"]);
-    expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.openaiKey}`);
-    expect(fake.requests[1]?.headers["x-api-key"]).toBe(SECRETS.anthropicKey);
+    expect(fake().requests.map((request) => request.route)).toEqual(["openai.models", "anthropic.models", "anthropic.models"]);
+    expect(fake().requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.openaiKey}`);
+    expect(fake().requests[1]?.headers["x-api-key"]).toBe(SECRETS.anthropicKey);
     expect((await errorOf(t.action(api.ai.verifyKey, { provider: "openai", apiKey: SECRETS.openaiKey }))).code).toBe(
       "UNAUTHENTICATED",
     );

@@ -1,30 +1,16 @@
 import { ConvexError } from "convex/values";
-import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
 import { CRON_SYNC_STATUSES, SYNC_PAGE_SIZE } from "../convex/metricsSync";
 import { identity, newBackend, type Backend } from "./helpers/convex";
-import { startFakeProviders, type FakeProviders, type Mode } from "./helpers/fakeProviders";
+import type { Mode } from "./helpers/fakeProviders";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedConnection, seedProject } from "./helpers/seed";
-import { SECRETS, expectNoSecrets, spyOnConsole, useFakeProviderUrls } from "./helpers/secrets";
+import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
 
-let fake: FakeProviders;
-let consoleSpy: ReturnType<typeof spyOnConsole>;
-
-beforeEach(async () => {
-  fake = await startFakeProviders(SECRETS);
-  useFakeProviderUrls(fake.url, 1_000);
-  consoleSpy = spyOnConsole();
-});
-
-afterEach(async () => {
-  consoleSpy.expectClean();
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-  await fake.close();
-});
+const fake = useFakeProviders();
 
 const GITHUB = { token: SECRETS.githubToken, repository: SECRETS.githubRepository };
 
@@ -74,7 +60,7 @@ describe("connections.syncMetrics", () => {
     const result = await alice.action(api.connections.syncMetrics, { connectionId });
 
     expect(result).toEqual({ status: "active", metricsStored: 4 });
-    const [request] = fake.requests;
+    const [request] = fake().requests;
     expect(request?.path).toBe("/repos/acme/widgets");
     expect(request?.headers.authorization).toBe(`Bearer ${SECRETS.githubToken}`);
     expect(request?.headers.accept).toBe("application/vnd.github+json");
@@ -83,10 +69,10 @@ describe("connections.syncMetrics", () => {
 
     const metrics = await metricsOf(t, connectionId);
     expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
-      stars: fake.values.github.stars,
-      forks: fake.values.github.forks,
-      open_issues: fake.values.github.openIssues,
-      watchers: fake.values.github.watchers,
+      stars: fake().values.github.stars,
+      forks: fake().values.github.forks,
+      open_issues: fake().values.github.openIssues,
+      watchers: fake().values.github.watchers,
     });
     expect(new Set(metrics.map((m) => m.projectId))).toEqual(new Set([projectId]));
     const row = await connection(t, connectionId);
@@ -106,8 +92,8 @@ describe("connections.syncMetrics", () => {
 
     expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 3 });
 
-    expect(fake.requests[0]).toMatchObject({ method: "GET", path: "/v1/balance" });
-    expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.stripeKey}`);
+    expect(fake().requests[0]).toMatchObject({ method: "GET", path: "/v1/balance" });
+    expect(fake().requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.stripeKey}`);
     const metrics = await metricsOf(t, connectionId);
     expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
       "balance.available.usd": 1_234_567,
@@ -126,7 +112,7 @@ describe("connections.syncMetrics", () => {
 
     expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 2 });
 
-    const request = fake.requests[0]!;
+    const request = fake().requests[0]!;
     expect(request).toMatchObject({ method: "POST", path: "/api/v2/query" });
     expect(request.headers.authorization).toBe(`Bearer ${SECRETS.plausibleKey}`);
     const query = JSON.parse(request.body) as { site_id: string; metrics: string[]; date_range: [string, string] };
@@ -136,8 +122,8 @@ describe("connections.syncMetrics", () => {
     expect(to).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
     const metrics = await metricsOf(t, connectionId);
     expect(Object.fromEntries(metrics.map((m) => [m.name, m.value]))).toEqual({
-      visitors: fake.values.plausible.visitors,
-      pageviews: fake.values.plausible.pageviews,
+      visitors: fake().values.plausible.visitors,
+      pageviews: fake().values.plausible.pageviews,
     });
   });
 
@@ -158,7 +144,7 @@ describe("connections.syncMetrics", () => {
     const synced = await connection(t, connectionId);
     const metricsBefore = await metricsOf(t, connectionId);
 
-    fake.setMode("github.repo", mode);
+    fake().setMode("github.repo", mode);
     const result = await alice.action(api.connections.syncMetrics, { connectionId });
 
     expect(result.status).toBe("error");
@@ -186,7 +172,7 @@ describe("connections.syncMetrics", () => {
 
     const result = await alice.action(api.connections.syncMetrics, { connectionId });
 
-    expect(fake.requests[0]?.headers.authorization).toBe(`Bearer ${wrongKey}`);
+    expect(fake().requests[0]?.headers.authorization).toBe(`Bearer ${wrongKey}`);
     expect(result).toEqual({ status: "error", metricsStored: 0, error: "Stripe rejected the credentials (HTTP 401)" });
     expect(JSON.stringify(await connection(t, connectionId))).not.toContain(wrongKey);
   });
@@ -194,14 +180,14 @@ describe("connections.syncMetrics", () => {
   test("a successful sync after failures restores status active, clears lastError and raises health", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t);
-    fake.setMode("github.repo", 500);
+    fake().setMode("github.repo", 500);
     await alice.action(api.connections.syncMetrics, { connectionId });
     await alice.action(api.connections.syncMetrics, { connectionId });
     const failed = await connection(t, connectionId);
     expect(failed).toMatchObject({ status: "error", healthScore: 49 });
 
-    fake.setMode("github.repo", "ok");
-    fake.values.github.stars = 5000;
+    fake().setMode("github.repo", "ok");
+    fake().values.github.stars = 5000;
     expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 4 });
 
     const row = await connection(t, connectionId);
@@ -227,7 +213,7 @@ describe("connections.syncMetrics", () => {
     const alice = t.withIdentity(identity("alice"));
     expect((await errorOf(alice.action(api.connections.syncMetrics, { connectionId: removedId }))).data.code).toBe("NOT_FOUND");
 
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
     expect(await auditOf(t, connectionId)).toEqual([]);
     expect((await connection(t, connectionId)).status).toBe("pending");
   });
@@ -240,7 +226,7 @@ describe("connections.syncMetrics", () => {
     const error = await errorOf(alice.action(api.connections.syncMetrics, { connectionId }));
 
     expect(error.data.code).toBe("DECRYPTION_FAILED");
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
     const audit = await auditOf(t, connectionId);
     expect(audit.map((entry) => entry.action)).toEqual(["connection.decryption_failed"]);
     expect(audit[0]?.detail).toBe("DECRYPTION_FAILED");
@@ -255,7 +241,7 @@ describe("connections.syncMetrics", () => {
     await t.run((ctx) => ctx.db.patch("connections", connectionId, { status: "inactive" }));
 
     expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "inactive", metricsStored: 0 });
-    expect(fake.requests).toEqual([]);
+    expect(fake().requests).toEqual([]);
     expect(await auditOf(t, connectionId)).toEqual([]);
   });
 });
@@ -294,7 +280,7 @@ describe("sync cron", () => {
     await runCronPass(t);
 
     const synced = [...ids.active!, ...ids.pending!, ...ids.error!];
-    expect(fake.requests).toHaveLength(synced.length);
+    expect(fake().requests).toHaveLength(synced.length);
     for (const id of synced) {
       expect(await metricsOf(t, id)).toHaveLength(4);
       expect(await connection(t, id)).toMatchObject({ status: "active" });
@@ -317,7 +303,7 @@ describe("sync cron", () => {
     const again = await t.action(internal.metricsSync.syncConnection, { connectionId, skipIfSyncedSince: runStartedAt });
 
     expect(again).toEqual({ status: "active", metricsStored: 0 });
-    expect(fake.requests).toHaveLength(1);
+    expect(fake().requests).toHaveLength(1);
     expect(await metricsOf(t, connectionId)).toHaveLength(4);
   });
 

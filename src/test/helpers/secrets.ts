@@ -1,6 +1,6 @@
 /** Provider credentials used only by tests, and checks that they never leak. */
-import { expect, vi, type MockInstance } from "vitest";
-import type { FakeSecrets } from "./fakeProviders";
+import { afterEach, beforeEach, expect, vi, type MockInstance } from "vitest";
+import { startFakeProviders, type FakeProviders, type FakeSecrets } from "./fakeProviders";
 
 export const SECRETS: FakeSecrets = {
   stripeKey: "sk_test_51FakeStripeSecretKey0000000000000000000004242",
@@ -53,4 +53,29 @@ export function useFakeProviderUrls(url: string, timeoutMs = 1_000): void {
     vi.stubEnv(name, url);
   }
   vi.stubEnv("PROVIDER_TIMEOUT_MS", String(timeoutMs));
+}
+
+/**
+ * Registers per-test hooks: a fresh fake provider server with every base URL
+ * pointed at it, and a console spy checked for secrets after each test.
+ * Returns the running fake.
+ */
+export function useFakeProviders(): () => FakeProviders {
+  let fake: FakeProviders | undefined;
+  let consoleSpy: ReturnType<typeof spyOnConsole>;
+  beforeEach(async () => {
+    fake = await startFakeProviders(SECRETS);
+    useFakeProviderUrls(fake.url, 1_000);
+    consoleSpy = spyOnConsole();
+  });
+  afterEach(async () => {
+    consoleSpy.expectClean();
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+    await fake?.close();
+  });
+  return () => {
+    if (!fake) throw new Error("useFakeProviders: no fake server outside a test");
+    return fake;
+  };
 }
