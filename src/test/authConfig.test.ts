@@ -25,3 +25,22 @@ test("the OIDC issuer and application id come from the deployment's environment"
     { domain: "https://issuer.example.test", applicationID: "dashtray" },
   ]);
 });
+
+test("unset variables that throw when read (as in Convex's auth-config evaluation) leave no provider, not a failed push", async () => {
+  vi.resetModules();
+  vi.doMock("../convex/_generated/server", () => ({
+    env: new Proxy(
+      {},
+      {
+        get(_target, name) {
+          throw new Error(`Environment variable ${String(name)} is used in auth config file but its value was not set`);
+        },
+      },
+    ),
+  }));
+  try {
+    expect((await import("../convex/auth.config")).default.providers).toEqual([]);
+  } finally {
+    vi.doUnmock("../convex/_generated/server");
+  }
+});
