@@ -32,16 +32,18 @@ export function appError(code: ErrorCode, message: string): ConvexError<{ code: 
  * Maps a failure of the encryption core to a client-facing error: a missing
  * or weak master key is an operator problem (ENCRYPTION_UNAVAILABLE), a bad
  * argument is INVALID_ARGUMENT, and any other crypto failure is
- * DECRYPTION_FAILED with the core's code in the message.
- * Anything that is not a crypto error is rethrown unchanged.
+ * DECRYPTION_FAILED naming only the core's code. The core's own message
+ * (which may name a master key's id, a fingerprint worth nothing to a
+ * client) stays server-side. Anything that is not a crypto error is
+ * rethrown unchanged.
  */
 export function toAppError(error: unknown): never {
   if (isCryptoError(error)) {
-    if (error.code === "MASTER_KEY_MISSING" || error.code === "MASTER_KEY_TOO_SHORT") {
+    if (error.code === "MASTER_KEY_MISSING" || error.code === "MASTER_KEY_TOO_SHORT" || error.code === "MASTER_KEY_INVALID") {
       throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${error.code})`);
     }
     if (error.code === "INVALID_ARGUMENT") throw appError("INVALID_ARGUMENT", error.message);
-    throw appError("DECRYPTION_FAILED", `${error.code}: ${error.message}`);
+    throw appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${error.code})`);
   }
   throw error;
 }

@@ -60,10 +60,8 @@ const syncOutcomeValidator = v.union(
     kind: v.literal("failed"),
     /** Safe message for connections.lastError. */
     error: v.string(),
-    /** Safe audit detail, e.g. "provider_error:unauthorized". */
+    /** Safe code for the logs, e.g. "provider_error:unauthorized". */
     detail: v.string(),
-    /** Whether the credentials were decrypted before the failure (audited if so). */
-    decrypted: v.boolean(),
   }),
   v.object({ kind: v.literal("decryption_failed"), code: v.string() }),
 );
@@ -104,8 +102,9 @@ export const loadForSync = internalQuery({
 
 /**
  * Stores a sync's outcome in one transaction: metrics (success) or a safe
- * lastError (failure; earlier metrics are kept), status, healthScore, and the
- * audit entry. Null when the connection was removed meanwhile.
+ * lastError (failure; earlier metrics are kept), status and healthScore, and
+ * the audit entry of a decryption failure. Null when the connection was
+ * removed meanwhile.
  */
 export const recordSyncOutcome = internalMutation({
   args: {
@@ -130,7 +129,6 @@ export const recordSyncOutcome = internalMutation({
         lastSyncedAt: now,
         lastError: undefined,
       });
-      await recordAudit(ctx, { ...audit, action: "connection.credentials_decrypted", detail: "sync" });
       return { status: "active" as const, metricsStored: outcome.metrics.length };
     }
 
@@ -147,8 +145,6 @@ export const recordSyncOutcome = internalMutation({
     );
     if (outcome.kind === "decryption_failed") {
       await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
-    } else if (outcome.decrypted) {
-      await recordAudit(ctx, { ...audit, action: "connection.credentials_decrypted", detail: `sync:${outcome.detail}` });
     }
     return { status: "error" as const, metricsStored: 0, error };
   },
@@ -195,14 +191,13 @@ export async function syncConnectionNow(
 
   const integration = findIntegration(target.service);
   if (!integration) {
-    return record({ kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service", decrypted: false });
+    return record({ kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" });
   }
   if (target.encryptedCredentials === null) {
     return record({
       kind: "failed",
       error: "No encrypted credentials are stored for this connection; update its credentials",
       detail: "no_credentials",
-      decrypted: false,
     });
   }
 
@@ -214,6 +209,15 @@ export async function syncConnectionNow(
     await record({ kind: "decryption_failed", code: appErrorCode(error) ?? "DECRYPTION_FAILED" });
     throw appErrorCode(error) ? error : appError("DECRYPTION_FAILED", "Stored credentials could not be decrypted");
   }
+  // Audited before the credentials are used, so no use goes unrecorded.
+  await ctx.runMutation(internal.audit.record, {
+    action: "connection.credentials_decrypted",
+    actorId,
+    projectId: target.projectId,
+    targetTable: "connections",
+    targetId: connectionId,
+    detail: actorId ? "sync" : "sync (cron)",
+  });
 
   const now = Date.now();
   let points: MetricPoint[];
@@ -221,9 +225,9 @@ export async function syncConnectionNow(
     points = await integration.fetchMetrics(credentials, { from: now - SYNC_WINDOW_MS, to: now });
   } catch (error) {
     if (isProviderError(error)) {
-      return record({ kind: "failed", error: error.message, detail: `provider_error:${error.kind}`, decrypted: true });
+      return record({ kind: "failed", error: error.message, detail: `provider_error:${error.kind}` });
     }
-    await record({ kind: "failed", error: `${integration.name} sync failed unexpectedly`, detail: "internal", decrypted: true });
+    await record({ kind: "failed", error: `${integration.name} sync failed unexpectedly`, detail: "internal" });
     throw error;
   }
   return record({ kind: "synced", metrics: storablePoints(points) });

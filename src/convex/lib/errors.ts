@@ -8,6 +8,8 @@ export type CryptoErrorCode =
   | "MASTER_KEY_MISSING"
   /** A master key (current or old) is shorter than the minimum length. */
   | "MASTER_KEY_TOO_SHORT"
+  /** MASTER_ENCRYPTION_KEY contains a comma (OLD_MASTER_KEY's separator), so it could not be rotated out. */
+  | "MASTER_KEY_INVALID"
   /** The value is not well-formed ciphertext (bad base64, wrong parts, truncated). */
   | "MALFORMED_CIPHERTEXT"
   /** The ciphertext names a format version this code does not know. */

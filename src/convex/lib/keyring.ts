@@ -116,7 +116,8 @@ export class Keyring {
 
   /**
    * A keyring from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY (comma-separated,
-   * surrounding whitespace ignored). Refuses a missing or short key.
+   * surrounding whitespace ignored). Refuses a missing or short key, and a
+   * current key with a comma (it could not be listed in OLD_MASTER_KEY later).
    */
   static async fromEnv(env: MasterKeyEnv): Promise<Keyring> {
     const current = env.MASTER_ENCRYPTION_KEY?.trim();
@@ -124,6 +125,13 @@ export class Keyring {
       throw new CryptoError(
         "MASTER_KEY_MISSING",
         'MASTER_ENCRYPTION_KEY is not set (run: npx convex env set MASTER_ENCRYPTION_KEY "$(openssl rand -hex 32)")',
+      );
+    }
+    if (current.includes(",")) {
+      // It could never be rotated out: OLD_MASTER_KEY would split it at the comma.
+      throw new CryptoError(
+        "MASTER_KEY_INVALID",
+        "MASTER_ENCRYPTION_KEY must not contain a comma (OLD_MASTER_KEY separates keys with commas); generate one with: openssl rand -hex 32",
       );
     }
     const previous = (env.OLD_MASTER_KEY ?? "")

@@ -16,6 +16,7 @@ describe("toAppError (CryptoError -> ConvexError)", () => {
   test.each([
     ["MASTER_KEY_MISSING", "ENCRYPTION_UNAVAILABLE"],
     ["MASTER_KEY_TOO_SHORT", "ENCRYPTION_UNAVAILABLE"],
+    ["MASTER_KEY_INVALID", "ENCRYPTION_UNAVAILABLE"],
     ["INVALID_ARGUMENT", "INVALID_ARGUMENT"],
     ["MALFORMED_CIPHERTEXT", "DECRYPTION_FAILED"],
     ["UNSUPPORTED_VERSION", "DECRYPTION_FAILED"],
@@ -23,12 +24,13 @@ describe("toAppError (CryptoError -> ConvexError)", () => {
     ["DECRYPTION_FAILED", "DECRYPTION_FAILED"],
     ["NOT_CIPHERTEXT", "DECRYPTION_FAILED"],
   ] as const satisfies readonly (readonly [CryptoErrorCode, ErrorCode])[])("%s -> %s", (code, appCode) => {
-    const error = mapped(new CryptoError(code, "core message"));
+    const error = mapped(new CryptoError(code, 'core message naming key "k3yId"'));
     expect(error).toBeInstanceOf(ConvexError);
     const data = (error as ConvexError<{ code: ErrorCode; message: string }>).data;
     expect(data.code).toBe(appCode);
-    // Operators see which check failed; a bad argument keeps the core's own message.
+    // Clients see which check failed; only a bad argument keeps the core's own message, so a key id never reaches them.
     expect(data.message).toContain(code === "INVALID_ARGUMENT" ? "core message" : code);
+    if (code !== "INVALID_ARGUMENT") expect(data.message).not.toContain("k3yId");
   });
 
   test("other errors are rethrown unchanged", () => {

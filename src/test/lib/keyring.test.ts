@@ -53,6 +53,16 @@ describe("Keyring.fromEnv", () => {
     await expect(Keyring.fromEnv({ MASTER_ENCRYPTION_KEY: `${short}!` })).resolves.toBeInstanceOf(Keyring);
   });
 
+  test("a key with a comma (OLD_MASTER_KEY's separator): MASTER_KEY_INVALID, without echoing it", async () => {
+    const withComma = "first-half-of-a-long-master-key,second-half-of-it";
+    const error = await expectCryptoError(Keyring.fromEnv({ MASTER_ENCRYPTION_KEY: withComma }), "MASTER_KEY_INVALID", [
+      withComma,
+      "first-half-of-a-long-master-key",
+      "second-half-of-it",
+    ]);
+    expect(error.message).toContain("comma");
+  });
+
   test("a short OLD_MASTER_KEY entry: MASTER_KEY_TOO_SHORT naming OLD_MASTER_KEY, without echoing it", async () => {
     const short = "old-but-short-key";
     const error = await expectCryptoError(
