@@ -160,13 +160,13 @@ interface BatchResult {
 }
 
 /** Scan or verify: classify up to a batch of rows by header (no crypto, no writes). */
-async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivations: () => number): Promise<BatchResult> {
+async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
   const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
   const shapes = rows.reduce((counts, row) => countShape(counts, shapeOf(row, keyring)), emptyShapeCounts());
   const last = rows.at(-1);
   return {
     handled: rows.length,
-    derivations: derivations(),
+    derivations: derivationsSoFar(),
     cursor: last ? positionOf(last) : job.cursor,
     tableDone: rows.length < MAX_ROWS_PER_BATCH,
     shapes,
@@ -174,8 +174,8 @@ async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivati
   };
 }
 
-/** Rotate: process rows until the row or derivation budget is spent (`derivations` counts this batch's so far). */
-async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivations: () => number): Promise<BatchResult> {
+/** Rotate: process rows until the row or derivation budget is spent (`derivationsSoFar` counts this batch's). */
+async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
   const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
   const budget = derivationBudgetOf(job);
   const derivedThisBatch = new Set<string>();
@@ -185,7 +185,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivat
   for (const row of rows) {
     const shape = shapeOf(row, keyring);
     const needed = derivationsNeeded(row, shape, keyring, job.dryRun).filter((label) => !derivedThisBatch.has(label));
-    if (handled > 0 && derivations() + needed.length > budget) break;
+    if (handled > 0 && derivationsSoFar() + needed.length > budget) break;
 
     const outcome = await processRow(ctx, row, shape, keyring, job.dryRun);
     for (const label of needed) derivedThisBatch.add(label);
@@ -208,7 +208,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivat
   }
   return {
     handled,
-    derivations: derivations(),
+    derivations: derivationsSoFar(),
     cursor,
     tableDone: handled === rows.length && rows.length < MAX_ROWS_PER_BATCH,
     shapes: emptyShapeCounts(),
@@ -266,7 +266,7 @@ export const runBatch = internalMutation({
     const job = await ctx.db.get("keyRotationJobs", jobId);
     // A chain replaced by a resume, or a finished job: nothing to do.
     if (!job || job.status !== "running" || job.sequence !== sequence) return null;
-    const derivations = startDerivationMeter();
+    const derivationsSoFar = startDerivationMeter();
     const keyring = await loadKeyring();
     if (keyring.current.id !== job.currentKeyId) {
       await endJob(ctx, job, {
@@ -277,8 +277,8 @@ export const runBatch = internalMutation({
     }
     const batch =
       job.phase === "rotate"
-        ? await rotateBatch(ctx, job, keyring, derivations)
-        : await countBatch(ctx, job, keyring, derivations);
+        ? await rotateBatch(ctx, job, keyring, derivationsSoFar)
+        : await countBatch(ctx, job, keyring, derivationsSoFar);
     console.info(
       `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ${batch.derivations} key derivations`,
     );
