@@ -14,11 +14,13 @@
  * 3. verify: scans headers again and counts anything left behind.
  *
  * Each batch handles at most MAX_ROWS_PER_BATCH rows and performs at most
- * MAX_DERIVATIONS_PER_BATCH PBKDF2 derivations (~30 ms each, the real cost
- * of a batch), and stops early at whichever comes first; the job's cursor is
- * the index position of the last row handled, so the next batch resumes
- * exactly there. A batch that throws rolls back as a whole; running
- * `rotate` again resumes the job from its cursor.
+ * the job's derivation budget of PBKDF2 derivations (~30 ms each, the real
+ * cost of a batch, counting the keyring's key ids when it loads cold), and
+ * stops early at whichever comes first; the job's cursor is the index
+ * position of the last row handled, so the next batch resumes exactly there.
+ * A batch that throws (or exceeds Convex's time limit) rolls back as a
+ * whole; running `rotate` again halves the budget and resumes the job from
+ * its cursor, so a chain that died from the time limit converges.
  */
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
@@ -28,7 +30,7 @@ import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { sharedKeyCache } from "./lib/kdf";
-import type { Keyring } from "./lib/keyring";
+import { keyIdDerivationCount, type Keyring } from "./lib/keyring";
 import {
   countShape,
   derivationsNeeded,
@@ -55,14 +57,14 @@ import {
 export const MAX_ROWS_PER_BATCH = 100;
 
 /**
- * Most PBKDF2 derivations of AES keys one batch performs: at ~30 ms each,
- * 12 keep a batch well inside Convex's 1 s per mutation even with a cold
- * key cache (loading the keyring adds one derivation per configured master
- * key in a fresh isolate). A batch always handles at least one row, so a
- * single legacy row needing more (a keyring of 12 or more keys) still
- * progresses.
+ * A new job's derivation budget: the most PBKDF2 derivations one batch
+ * performs, counting the key ids a cold keyring load derives (one per
+ * configured master key) and the AES keys its rows need. PBKDF2 runs
+ * synchronously and counts toward Convex's 1 s of user code per mutation;
+ * at ~30 ms each, 8 leave a 3x margin. A batch always handles at least one
+ * row, so a row needing more than what is left still progresses.
  */
-export const MAX_DERIVATIONS_PER_BATCH = 12;
+export const MAX_DERIVATIONS_PER_BATCH = 8;
 
 /** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
@@ -79,6 +81,22 @@ function nextStage(job: Job): Stage | null {
   if (job.phase === "scan") return { phase: "rotate", table: TABLES[0] };
   if (job.phase === "rotate" && !job.dryRun) return { phase: "verify", table: TABLES[0] };
   return null;
+}
+
+/** The job's derivation budget per batch (jobs created before the budget was stored use the default). */
+function derivationBudgetOf(job: Job): number {
+  return job.derivationBudget ?? MAX_DERIVATIONS_PER_BATCH;
+}
+
+/**
+ * PBKDF2 derivations performed since the call: AES keys (the shared cache)
+ * and master-key ids (keyring loads). A batch starts one before loading the
+ * keyring, so a cold load counts toward its budget.
+ */
+function startDerivationMeter(): () => number {
+  const keysBefore = sharedKeyCache.derivations;
+  const keyIdsBefore = keyIdDerivationCount();
+  return () => sharedKeyCache.derivations - keysBefore + (keyIdDerivationCount() - keyIdsBefore);
 }
 
 function emptyCounts(): RotationCounts {
@@ -142,13 +160,13 @@ interface BatchResult {
 }
 
 /** Scan or verify: classify up to a batch of rows by header (no crypto, no writes). */
-async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promise<BatchResult> {
+async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
   const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
   const shapes = rows.reduce((counts, row) => countShape(counts, shapeOf(row, keyring)), emptyShapeCounts());
   const last = rows.at(-1);
   return {
     handled: rows.length,
-    derivations: 0,
+    derivations: derivationsSoFar(),
     cursor: last ? positionOf(last) : job.cursor,
     tableDone: rows.length < MAX_ROWS_PER_BATCH,
     shapes,
@@ -156,10 +174,10 @@ async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promise
   };
 }
 
-/** Rotate: process rows until the row or derivation budget is spent. */
-async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promise<BatchResult> {
+/** Rotate: process rows until the row or derivation budget is spent (`derivationsSoFar` counts this batch's). */
+async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
   const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
-  const derivationsBefore = sharedKeyCache.derivations;
+  const budget = derivationBudgetOf(job);
   const derivedThisBatch = new Set<string>();
   const counts = emptyCounts();
   let cursor = job.cursor;
@@ -167,8 +185,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promis
   for (const row of rows) {
     const shape = shapeOf(row, keyring);
     const needed = derivationsNeeded(row, shape, keyring, job.dryRun).filter((label) => !derivedThisBatch.has(label));
-    const spent = sharedKeyCache.derivations - derivationsBefore;
-    if (handled > 0 && spent + needed.length > MAX_DERIVATIONS_PER_BATCH) break;
+    if (handled > 0 && derivationsSoFar() + needed.length > budget) break;
 
     const outcome = await processRow(ctx, row, shape, keyring, job.dryRun);
     for (const label of needed) derivedThisBatch.add(label);
@@ -191,7 +208,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring): Promis
   }
   return {
     handled,
-    derivations: sharedKeyCache.derivations - derivationsBefore,
+    derivations: derivationsSoFar(),
     cursor,
     tableDone: handled === rows.length && rows.length < MAX_ROWS_PER_BATCH,
     shapes: emptyShapeCounts(),
@@ -249,6 +266,7 @@ export const runBatch = internalMutation({
     const job = await ctx.db.get("keyRotationJobs", jobId);
     // A chain replaced by a resume, or a finished job: nothing to do.
     if (!job || job.status !== "running" || job.sequence !== sequence) return null;
+    const derivationsSoFar = startDerivationMeter();
     const keyring = await loadKeyring();
     if (keyring.current.id !== job.currentKeyId) {
       await endJob(ctx, job, {
@@ -257,7 +275,10 @@ export const runBatch = internalMutation({
       });
       return null;
     }
-    const batch = job.phase === "rotate" ? await rotateBatch(ctx, job, keyring) : await countBatch(ctx, job, keyring);
+    const batch =
+      job.phase === "rotate"
+        ? await rotateBatch(ctx, job, keyring, derivationsSoFar)
+        : await countBatch(ctx, job, keyring, derivationsSoFar);
     console.info(
       `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ${batch.derivations} key derivations`,
     );
@@ -269,7 +290,8 @@ export const runBatch = internalMutation({
 /**
  * Starts a rotation job, or returns the running one: a second call joins the
  * job whose batch chain is alive, and resumes (from its cursor) a job whose
- * chain died because a batch threw. `dryRun` decrypts to find failures and
+ * chain died because a batch threw, halving its derivation budget first: a
+ * batch that hit the time limit is retried smaller. `dryRun` decrypts to find failures and
  * counts what would change, but writes nothing outside the job's own tables.
  * Refuses when OLD_MASTER_KEY contains the current key.
  */
@@ -307,13 +329,18 @@ export const rotate = internalMutation({
           return { jobId: latest._id, outcome: "joined" as const, dryRun };
         }
         const sequence = latest.sequence + 1;
+        const derivationBudget = Math.max(1, Math.floor(derivationBudgetOf(latest) / 2));
         const nextBatchId = await scheduleBatch(ctx, latest._id, sequence);
         await ctx.db.patch("keyRotationJobs", latest._id, {
           sequence,
           nextBatchId,
+          derivationBudget,
           resumes: latest.resumes + 1,
           updatedAt: Date.now(),
         });
+        console.info(
+          `keyRotation ${latest._id} resumed (its batch was ${batchState}): derivation budget ${derivationBudgetOf(latest)} -> ${derivationBudget}`,
+        );
         return { jobId: latest._id, outcome: "resumed" as const, dryRun };
       }
     }
@@ -333,6 +360,7 @@ export const rotate = internalMutation({
       batches: 0,
       maxBatchRows: 0,
       maxBatchDerivations: 0,
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH,
       resumes: 0,
       startedAt: now,
       updatedAt: now,
@@ -350,7 +378,7 @@ export const rotate = internalMutation({
   },
 });
 
-/** The latest job (or `jobId`): phase, counts, per-batch maxima, state of its next batch, first failures. */
+/** The latest job (or `jobId`): phase, counts, per-batch maxima and budget, state of its next batch, first failures. */
 export const status = internalQuery({
   args: { jobId: v.optional(v.id("keyRotationJobs")) },
   returns: v.union(v.null(), rotationJobStatusValidator),
@@ -363,6 +391,7 @@ export const status = internalQuery({
       .take(FAILURE_SAMPLE_SIZE);
     return {
       ...job,
+      derivationBudget: derivationBudgetOf(job),
       batchState: await batchStateOf(ctx, job),
       safeToRemoveOldKey:
         job.status === "done" && !job.dryRun && job.counts.failed === 0 && outstanding(job.verification) === 0,

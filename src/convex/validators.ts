@@ -232,8 +232,13 @@ export const rotationJobFields = {
   batches: v.number(),
   /** Most rows any one batch handled. */
   maxBatchRows: v.number(),
-  /** Most PBKDF2 key derivations any one batch performed. */
+  /** Most PBKDF2 derivations any one batch performed (AES keys, and master-key ids when it loaded the keyring cold). */
   maxBatchDerivations: v.number(),
+  /**
+   * PBKDF2 derivations a rotate batch may perform; each resume halves it (minimum 1).
+   * Absent on jobs created before it existed, which use MAX_DERIVATIONS_PER_BATCH.
+   */
+  derivationBudget: v.optional(v.number()),
   /** How many times `rotate` restarted a dead batch chain. */
   resumes: v.number(),
   stopReason: v.optional(rotationStopReasonValidator),
@@ -257,6 +262,8 @@ export const rotationJobStatusValidator = v.object({
   _id: v.id("keyRotationJobs"),
   _creationTime: v.number(),
   ...rotationJobFields,
+  /** The job's current derivation budget per rotate batch. */
+  derivationBudget: v.number(),
   batchState: rotationBatchStateValidator,
   /** Done, not a dry run, no failures and nothing left under an old key: OLD_MASTER_KEY can go. */
   safeToRemoveOldKey: v.boolean(),

@@ -12,11 +12,13 @@ import type { Credentials } from "../convex/validators";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
 import { encryptLegacy } from "./helpers/legacy";
 import {
+  derivationCount,
   newLimitedBackend,
   randomText,
   runAllBatches,
   runOneBatch,
   seedEncrypted,
+  simulateFreshIsolate,
   snapshotTables,
   type LimitedBackend,
   type Seeded,
@@ -118,7 +120,7 @@ describe("keyRotation at scale", () => {
 });
 
 describe("keyRotation batches", () => {
-  test("each batch stays within the row and derivation bounds, even with a cold key cache", async () => {
+  test("each batch stays within the row and derivation bounds, keyring loading included, in a fresh isolate", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 30, connectionsPerProject: 7, users: 25 }, OLD_KEY);
     // Legacy rows need one derivation per configured key plus one to encrypt.
@@ -136,15 +138,16 @@ describe("keyRotation batches", () => {
     });
     rotatingEnv();
     await t.mutation(internal.keyRotation.rotate, {});
+    expect((await jobStatus(t)).derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
 
     const derivationsPerBatch: number[] = [];
     const rowsWrittenPerBatch: number[] = [];
     let before = await snapshotTables(t, ["connections", "aiKeys"]);
     while ((await jobStatus(t)).status === "running") {
-      sharedKeyCache.clear(); // each batch may run in a fresh isolate
-      const derivationsBefore = sharedKeyCache.derivations;
+      simulateFreshIsolate(); // each batch may run in a fresh isolate: no derived key, no key id cached
+      const derivationsBefore = derivationCount();
       await runOneBatch(t);
-      derivationsPerBatch.push(sharedKeyCache.derivations - derivationsBefore);
+      derivationsPerBatch.push(derivationCount() - derivationsBefore);
       const after = await snapshotTables(t, ["connections", "aiKeys"]);
       const changed = [...(after.connections ?? []), ...(after.aiKeys ?? [])].filter(
         (row, index) => JSON.stringify(row) !== JSON.stringify([...(before.connections ?? []), ...(before.aiKeys ?? [])][index]),
@@ -156,6 +159,9 @@ describe("keyRotation batches", () => {
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.counts).toMatchObject({ reEncrypted: 235, migrated: 1, failed: 0 });
+    // A cold keyring load (the current and the old key's ids) counts toward every batch, even a scan batch.
+    expect(derivationsPerBatch[0]).toBe(2);
+    expect(Math.min(...derivationsPerBatch)).toBe(2);
     expect(Math.max(...derivationsPerBatch)).toBeLessThanOrEqual(MAX_DERIVATIONS_PER_BATCH);
     // The derivation budget, not the row budget, is what cut these batches short.
     expect(Math.max(...derivationsPerBatch)).toBeGreaterThanOrEqual(MAX_DERIVATIONS_PER_BATCH - 2);
@@ -166,20 +172,20 @@ describe("keyRotation batches", () => {
     await expectSeededIntact(t, seeded, newOnly);
   });
 
-  test("a batch that throws midway rolls back; rotate resumes from the cursor and nothing is lost", async () => {
+  test("a batch that throws midway rolls back; rotate halves the budget, resumes from the cursor and nothing is lost", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 12, connectionsPerProject: 5, users: 10 }, OLD_KEY);
     rotatingEnv();
-    sharedKeyCache.clear(); // cold, as in a fresh isolate: 2 derivations per project
+    sharedKeyCache.clear(); // no derived key cached: 2 derivations per project (the keyring stays loaded)
     await t.mutation(internal.keyRotation.rotate, {});
 
-    // The first rotate batch re-encrypts 30 rows (12 derivations, 2 per project); the 40th
+    // The first rotate batch re-encrypts 20 rows (8 derivations, 2 per project); the 30th
     // encryption is the 10th row of the second batch.
     const encrypt = crypto.subtle.encrypt.bind(crypto.subtle);
     let encryptions = 0;
     const spy = vi.spyOn(crypto.subtle, "encrypt").mockImplementation((...args: Parameters<SubtleCrypto["encrypt"]>) => {
       encryptions++;
-      if (encryptions === 40) return Promise.reject(new Error("injected failure"));
+      if (encryptions === 30) return Promise.reject(new Error("injected failure"));
       return encrypt(...args);
     });
     vi.spyOn(console, "error").mockImplementation(() => {});
@@ -187,21 +193,106 @@ describe("keyRotation batches", () => {
     spy.mockRestore();
 
     const broken = await jobStatus(t);
-    expect(encryptions).toBe(40);
+    expect(encryptions).toBe(30);
     expect(broken.status).toBe("running");
     expect(broken.batchState).toBe("failed");
-    expect(broken.counts.reEncrypted).toBe(30);
+    expect(broken.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
+    expect(broken.counts.reEncrypted).toBe(20);
     // The failed batch's 9 writes were rolled back with it.
-    expect(await countUnderKey(t, newOnly.current.id)).toBe(30);
+    expect(await countUnderKey(t, newOnly.current.id)).toBe(20);
 
     const resumed = await t.mutation(internal.keyRotation.rotate, {});
     expect(resumed).toEqual({ jobId: broken._id, outcome: "resumed", dryRun: false });
-    await runAllBatches(t);
+    expect((await jobStatus(t)).derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
+
+    // Every batch after the resume stays within the halved budget, which is what cuts them short.
+    const derivationsPerBatch: number[] = [];
+    while ((await jobStatus(t)).status === "running") {
+      const derivationsBefore = derivationCount();
+      await runOneBatch(t);
+      derivationsPerBatch.push(derivationCount() - derivationsBefore);
+    }
+    expect(Math.max(...derivationsPerBatch)).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
 
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.resumes).toBe(1);
+    expect(status.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
     expect(status.counts).toEqual({ scanned: 70, reEncrypted: 70, migrated: 0, alreadyCurrent: 0, failed: 0 });
+    await expectSeededIntact(t, seeded, newOnly);
+  });
+
+  test("a batch chain that keeps exceeding the time limit converges: each resume halves the budget until batches fit", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 6, connectionsPerProject: 3, users: 3 }, OLD_KEY);
+    rotatingEnv();
+
+    // Simulated 1 s limit: a transaction dies at its 4th PBKDF2 run (deriveKey: AES keys,
+    // deriveBits: key ids), wherever that falls, as Convex kills a mutation that runs too long.
+    const TIME_LIMIT_DERIVATIONS = 3;
+    let derivationsThisTransaction = 0;
+    const countOrDie = () => {
+      derivationsThisTransaction++;
+      if (derivationsThisTransaction > TIME_LIMIT_DERIVATIONS) throw new Error("simulated: execution time limit exceeded");
+    };
+    const deriveKey = crypto.subtle.deriveKey.bind(crypto.subtle);
+    const deriveBits = crypto.subtle.deriveBits.bind(crypto.subtle);
+    vi.spyOn(crypto.subtle, "deriveKey").mockImplementation(async (...args: Parameters<SubtleCrypto["deriveKey"]>) => {
+      countOrDie();
+      return deriveKey(...args);
+    });
+    vi.spyOn(crypto.subtle, "deriveBits").mockImplementation(async (...args: Parameters<SubtleCrypto["deriveBits"]>) => {
+      countOrDie();
+      return deriveBits(...args);
+    });
+    vi.spyOn(console, "error").mockImplementation(() => {});
+
+    const started = await t.mutation(internal.keyRotation.rotate, {});
+    const budgetsAfterResumes: number[] = [];
+    for (;;) {
+      const job = await jobStatus(t);
+      if (job.status !== "running") break;
+      if (job.batchState === "failed") {
+        if (budgetsAfterResumes.length === 5) throw new Error("the job did not converge");
+        derivationsThisTransaction = 0;
+        expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId: started.jobId, outcome: "resumed" });
+        budgetsAfterResumes.push((await jobStatus(t)).derivationBudget);
+        continue;
+      }
+      sharedKeyCache.clear(); // a fresh isolate's derived keys (the key ids stay cached: the limit is on AES keys here)
+      derivationsThisTransaction = 0;
+      await runOneBatch(t);
+    }
+
+    // 8 derivations (4 projects) died, 4 (2 projects) died, 2 (1 project) fit.
+    expect(budgetsAfterResumes).toEqual([4, 2]);
+    const status = await jobStatus(t);
+    expect(status.status).toBe("done");
+    expect(status.resumes).toBe(2);
+    expect(status.maxBatchDerivations).toBeLessThanOrEqual(TIME_LIMIT_DERIVATIONS);
+    expect(status.counts).toEqual({ scanned: 21, reEncrypted: 21, migrated: 0, alreadyCurrent: 0, failed: 0 });
+    vi.restoreAllMocks();
+    await expectSeededIntact(t, seeded, newOnly);
+  });
+
+  test("a canceled batch is resumed with half the budget; a job stored before the budget existed starts from the default", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+      await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
+      await ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: undefined });
+    });
+    const canceled = await jobStatus(t);
+    expect(canceled.batchState).toBe("canceled");
+    expect(canceled.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
+
+    expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId, outcome: "resumed" });
+    expect((await t.run((ctx) => ctx.db.get("keyRotationJobs", jobId)))?.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
+    await runAllBatches(t);
+    expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
     await expectSeededIntact(t, seeded, newOnly);
   });
 });
@@ -211,7 +302,7 @@ describe("keyRotation during live traffic", () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 10, connectionsPerProject: 6, users: 3 }, OLD_KEY);
     rotatingEnv();
-    sharedKeyCache.clear(); // cold, so the first rotate batch stops after 6 of the 10 projects
+    sharedKeyCache.clear(); // cold, so the first rotate batch stops after 4 of the 10 projects
     await t.mutation(internal.keyRotation.rotate, {});
     while ((await jobStatus(t)).counts.scanned === 0) await runOneBatch(t);
 

@@ -17,8 +17,24 @@ export const KEY_ID_BYTES = 8;
 
 const KEY_ID_SALT = utf8Encode("dashtray/master-key-id/v1");
 const keyIdCache = new LruMap<string, string>(32);
+let keyIdDerivations = 0;
+
+/**
+ * How many key ids this isolate computed with PBKDF2 (a cached id costs
+ * none). Loading a keyring in a fresh isolate costs one per key, so batch
+ * jobs count these toward their per-transaction derivation budget.
+ */
+export function keyIdDerivationCount(): number {
+  return keyIdDerivations;
+}
+
+/** Forgets every cached key id, as a fresh isolate would (tests and benchmarks measure cold paths). */
+export function clearKeyIdCache(): void {
+  keyIdCache.clear();
+}
 
 async function computeKeyId(secret: string): Promise<string> {
+  keyIdDerivations++;
   const bytes = await pbkdf2Sha256(utf8Encode(secret), KEY_ID_SALT, DEFAULT_PBKDF2_ITERATIONS, KEY_ID_BYTES);
   return base64UrlEncode(bytes);
 }

@@ -7,7 +7,8 @@
 import { convexTest } from "convex-test";
 import { vi } from "vitest";
 import type { Id } from "../../convex/_generated/dataModel";
-import { Keyring } from "../../convex/lib/keyring";
+import { sharedKeyCache } from "../../convex/lib/kdf";
+import { clearKeyIdCache, Keyring, keyIdDerivationCount } from "../../convex/lib/keyring";
 import schema from "../../convex/schema";
 import { encryptAiKey, encryptCredentials } from "../../convex/secrets";
 import type { Credentials } from "../../convex/validators";
@@ -123,6 +124,17 @@ export async function runAllBatches(t: LimitedBackend): Promise<void> {
 export async function runOneBatch(t: LimitedBackend): Promise<void> {
   vi.runOnlyPendingTimers();
   await t.finishInProgressScheduledFunctions();
+}
+
+/** PBKDF2 derivations this process performed so far: AES keys and master-key ids, as a batch counts them. */
+export function derivationCount(): number {
+  return sharedKeyCache.derivations + keyIdDerivationCount();
+}
+
+/** Empties the derived-key and key-id caches, as when the next batch lands in a fresh isolate. */
+export function simulateFreshIsolate(): void {
+  sharedKeyCache.clear();
+  clearKeyIdCache();
 }
 
 /** Every document of the given tables, for before/after comparisons. */

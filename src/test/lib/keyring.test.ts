@@ -2,7 +2,14 @@ import { pbkdf2Sync } from "node:crypto";
 import { inspect } from "node:util";
 import { describe, expect, test } from "vitest";
 import { decryptSecret, encryptSecret, type SecretContext } from "../../convex/lib/cipher";
-import { KEY_ID_BYTES, Keyring, MIN_MASTER_KEY_LENGTH, MasterKey } from "../../convex/lib/keyring";
+import {
+  clearKeyIdCache,
+  KEY_ID_BYTES,
+  Keyring,
+  keyIdDerivationCount,
+  MIN_MASTER_KEY_LENGTH,
+  MasterKey,
+} from "../../convex/lib/keyring";
 import { expectCryptoError, expectNoSecrets } from "../helpers/cryptoErrors";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "../helpers/keys";
 
@@ -28,6 +35,16 @@ describe("key ids", () => {
     expect(new Set(ids).size).toBe(3);
     expect((await MasterKey.create(TEST_MASTER_KEY)).equals(await MasterKey.create(TEST_MASTER_KEY))).toBe(true);
     expect((await MasterKey.create(TEST_MASTER_KEY)).equals(await MasterKey.create(SECOND_MASTER_KEY))).toBe(false);
+  });
+
+  test("are computed once per isolate: a cold keyring load costs one derivation per key, a warm one none", async () => {
+    clearKeyIdCache();
+    const cold = keyIdDerivationCount();
+    await Keyring.fromSecrets(TEST_MASTER_KEY, [SECOND_MASTER_KEY, THIRD_MASTER_KEY]);
+    expect(keyIdDerivationCount() - cold).toBe(3);
+    const warm = keyIdDerivationCount();
+    await Keyring.fromSecrets(TEST_MASTER_KEY, [SECOND_MASTER_KEY]);
+    expect(keyIdDerivationCount() - warm).toBe(0);
   });
 });
 
