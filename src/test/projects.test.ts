@@ -87,6 +87,57 @@ describe("members", () => {
   });
 });
 
+describe("adding members by email", () => {
+  let project: ProjectFixture;
+
+  beforeEach(async () => {
+    project = await projectWithEveryRole(t);
+  });
+
+  function add(email: string) {
+    return project.owner.mutation(api.projects.addMember, { projectId: project.projectId, email, role: "member" });
+  }
+
+  test("an email the identity provider did not verify is not stored, so nobody can be added by it", async () => {
+    const impostor = t.withIdentity({ ...identity("eve"), email: "victim@example.test", emailVerified: false });
+    const unsaid = t.withIdentity({ ...identity("frank"), email: "frank@example.test", emailVerified: undefined });
+    expect((await impostor.mutation(api.users.store, {})).email).toBeUndefined();
+    expect((await unsaid.mutation(api.users.store, {})).email).toBeUndefined();
+    expect((await errorOf(add("victim@example.test"))).code).toBe("NOT_FOUND");
+    expect((await errorOf(add("frank@example.test"))).code).toBe("NOT_FOUND");
+
+    // The real owner of the address signs in with it verified and is added, not refused as ambiguous.
+    await signIn(t, "victim");
+    expect(await add("victim@example.test")).toBe(await userIdOf(t, "victim"));
+  });
+
+  test("emails are stored and matched trimmed and lowercased", async () => {
+    const dana = t.withIdentity({ ...identity("dana"), email: "  Dana.Smith@Example.TEST " });
+    expect((await dana.mutation(api.users.store, {})).email).toBe("dana.smith@example.test");
+    const danaId = await add(" DANA.smith@example.test\t");
+    const members = await project.owner.query(api.projects.members, { projectId: project.projectId });
+    expect(members.find((member) => member.userId === danaId)?.email).toBe("dana.smith@example.test");
+  });
+
+  test("a changed name or email is picked up at the user's next mutation; an email no longer verified is dropped", async () => {
+    const base = identity("dana");
+    const danaId = (await t.withIdentity(base).mutation(api.users.store, {})).userId;
+    const renamed = t.withIdentity({ ...base, name: "Dana S.", email: "dana@new.example.test" });
+    expect(await renamed.mutation(api.users.store, {})).toEqual({
+      userId: danaId,
+      name: "Dana S.",
+      email: "dana@new.example.test",
+    });
+    expect((await errorOf(add(base.email))).code).toBe("NOT_FOUND");
+    expect(await add("dana@new.example.test")).toBe(danaId);
+
+    await t.withIdentity({ ...base, email: "dana@new.example.test", emailVerified: false }).mutation(api.aiKeys.remove, {});
+    const stored = await t.run((ctx) => ctx.db.get("users", danaId));
+    expect(stored).toMatchObject({ name: "dana" });
+    expect(stored?.email).toBeUndefined();
+  });
+});
+
 describe("audit log", () => {
   test("members read who did what, newest first, page by page; entries never hold secrets", async () => {
     const project = await projectWithEveryRole(t);
