@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
+import { findOrCreateUser } from "../convex/auth";
 import { errorOf, projectWithEveryRole, signIn, userIdOf, type ProjectFixture } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 
@@ -136,6 +137,32 @@ describe("adding members by email", () => {
     expect(stored).toMatchObject({ name: "dana" });
     expect(stored?.email).toBeUndefined();
   });
+});
+
+test("findOrCreateUser writes the users row only when it is new or the identity's claims changed", async () => {
+  const claims = { ...identity("dana"), tokenIdentifier: "https://auth.test|user|dana" };
+  /** The db writes one findOrCreateUser call makes. */
+  const writesOf = (userIdentity: typeof claims) =>
+    t.run(async (ctx) => {
+      const writes: string[] = [];
+      const db = new Proxy(ctx.db, {
+        get(target, property, receiver) {
+          const value: unknown = Reflect.get(target, property, receiver);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            if (["insert", "patch", "replace", "delete"].includes(String(property))) writes.push(String(property));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      await findOrCreateUser({ ...ctx, db }, userIdentity);
+      return writes;
+    });
+  expect(await writesOf(claims)).toEqual(["insert"]);
+  expect(await writesOf(claims)).toEqual([]);
+  expect(await writesOf({ ...claims, email: " DANA@example.test" })).toEqual([]);
+  expect(await writesOf({ ...claims, name: "Dana S." })).toEqual(["patch"]);
+  expect(await writesOf({ ...claims, name: "Dana S." })).toEqual([]);
 });
 
 test("users.clearStoredEmails removes every stored email, in batches; a verified one comes back at the next sign-in", async () => {
