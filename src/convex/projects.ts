@@ -6,10 +6,10 @@
 import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalQuery, type QueryCtx } from "./_generated/server";
+import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
-import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { cleanName, normalizeEmail } from "./input";
 import { memberRoleValidator, projectMemberValidator, projectSummaryValidator } from "./validators";
 
