@@ -4,8 +4,10 @@
  * short display prefix are stored.
  */
 import { v } from "convex/values";
-import { internalMutation } from "./_generated/server";
+import type { Doc, Id } from "./_generated/dataModel";
+import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
+import { appError } from "./errors";
 import { apiKeyMutation, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { randomToken, sha256Hex } from "./lib/hash";
@@ -19,12 +21,55 @@ const API_KEY_RANDOM_BYTES = 32;
 const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 4;
 /** lastUsedAt is only rewritten when older than this, to avoid a write per request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
-/** Most keys apiKeys.list returns (newest first). */
+/** Most live (not revoked) keys a project can have, so apiKeys.list always shows all of them. */
+export const MAX_LIVE_API_KEYS = 25;
+/** Most keys apiKeys.list returns: every live key, then the most recently revoked ones. */
 export const MAX_API_KEYS_LISTED = 100;
+
+/** Live keys of a project, or only those one user created; bounded by MAX_API_KEYS_LISTED. */
+function liveKeys(ctx: QueryCtx, projectId: Id<"projects">, createdBy?: Id<"users">) {
+  return ctx.db
+    .query("apiKeys")
+    .withIndex("by_projectId_and_revokedAt_and_createdBy", (q) => {
+      const live = q.eq("projectId", projectId).eq("revokedAt", undefined);
+      return createdBy === undefined ? live : live.eq("createdBy", createdBy);
+    })
+    .take(MAX_API_KEYS_LISTED);
+}
+
+/** Revokes a live key and records who did it (and why, when it was not a direct revoke). */
+async function revokeKey(ctx: MutationCtx, apiKey: Doc<"apiKeys">, actorId: Id<"users">, detail?: string) {
+  await ctx.db.patch("apiKeys", apiKey._id, { revokedAt: Date.now() });
+  await recordAudit(ctx, {
+    action: "apiKey.revoked",
+    actorId,
+    projectId: apiKey.projectId,
+    targetTable: "apiKeys",
+    targetId: apiKey._id,
+    ...(detail !== undefined ? { detail } : {}),
+  });
+}
+
+/**
+ * Revokes the live keys `userId` created in the project, in the caller's
+ * transaction: used when the user is removed from the project, so that
+ * their keys stop working together with their membership.
+ */
+export async function revokeKeysOfRemovedMember(
+  ctx: MutationCtx,
+  projectId: Id<"projects">,
+  userId: Id<"users">,
+  actorId: Id<"users">,
+): Promise<void> {
+  for (const apiKey of await liveKeys(ctx, projectId, userId)) {
+    await revokeKey(ctx, apiKey, actorId, "its creator was removed from the project");
+  }
+}
 
 /**
  * Creates an API key for the project (owners and admins) and returns it:
- * the only time the key itself is visible.
+ * the only time the key itself is visible. CONFLICT when the project
+ * already has MAX_LIVE_API_KEYS live keys.
  */
 export const create = projectMutation({
   args: { name: v.string() },
@@ -32,6 +77,9 @@ export const create = projectMutation({
   returns: v.object({ apiKeyId: v.id("apiKeys"), apiKey: v.string() }),
   handler: async (ctx, args) => {
     const name = cleanName(args.name, "API key name");
+    if ((await liveKeys(ctx, args.projectId)).length >= MAX_LIVE_API_KEYS) {
+      throw appError("CONFLICT", `A project can have at most ${MAX_LIVE_API_KEYS} API keys: revoke one first`);
+    }
     const apiKey = API_KEY_PREFIX + randomToken(API_KEY_RANDOM_BYTES);
     const apiKeyId = await ctx.db.insert("apiKeys", {
       projectId: args.projectId,
@@ -52,17 +100,25 @@ export const create = projectMutation({
   },
 });
 
-/** The project's API keys (members), newest first: display prefix and usage, never the key or its hash. */
+/**
+ * The project's API keys (members): every live key, newest first, then the
+ * most recently revoked keys, up to MAX_API_KEYS_LISTED in all. Display
+ * prefix and usage, never the key or its hash.
+ */
 export const list = projectQuery({
   args: {},
   returns: v.array(apiKeySummaryValidator),
   handler: async (ctx, { projectId }) => {
-    const apiKeys = await ctx.db
+    // The index orders live keys by creator first: put them back in time order.
+    const live = (await liveKeys(ctx, projectId)).sort((a, b) => b._creationTime - a._creationTime);
+    const revoked = await ctx.db
       .query("apiKeys")
-      .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
+      .withIndex("by_projectId_and_revokedAt_and_createdBy", (q) =>
+        q.eq("projectId", projectId).gt("revokedAt", undefined),
+      )
       .order("desc")
-      .take(MAX_API_KEYS_LISTED);
-    return apiKeys.map((apiKey) => ({
+      .take(MAX_API_KEYS_LISTED - live.length);
+    return [...live, ...revoked].map((apiKey) => ({
       apiKeyId: apiKey._id,
       name: apiKey.name,
       prefix: apiKey.prefix,
@@ -80,38 +136,48 @@ export const revoke = apiKeyMutation({
   minimumRole: "admin",
   returns: v.null(),
   handler: async (ctx) => {
-    const { apiKey } = ctx;
-    if (apiKey.revokedAt !== undefined) return null;
-    await ctx.db.patch("apiKeys", apiKey._id, { revokedAt: Date.now() });
-    await recordAudit(ctx, {
-      action: "apiKey.revoked",
-      actorId: ctx.user._id,
-      projectId: apiKey.projectId,
-      targetTable: "apiKeys",
-      targetId: apiKey._id,
-    });
+    if (ctx.apiKey.revokedAt === undefined) await revokeKey(ctx, ctx.apiKey, ctx.user._id);
     return null;
   },
 });
 
+/** Whether a key's lastUsedAt is old enough to be rewritten (see LAST_USED_RESOLUTION_MS). */
+function usageIsStale(apiKey: Doc<"apiKeys">, now: number): boolean {
+  return apiKey.lastUsedAt === undefined || now - apiKey.lastUsedAt >= LAST_USED_RESOLUTION_MS;
+}
+
 /**
- * The project of the live (not revoked) key with this SHA-256 hash, or null;
- * records the use in lastUsedAt. Takes the hash, never the key, so the key
- * is not a function argument anywhere.
+ * The live (not revoked) key with this SHA-256 hash, or null. A query, so
+ * that a request is served without a write transaction; `usageIsStale`
+ * tells the caller to run recordUse. Takes the hash, never the key, so the
+ * key is not a function argument anywhere.
  */
-export const authenticate = internalMutation({
+export const authenticate = internalQuery({
   args: { keyHash: v.string() },
-  returns: v.union(v.id("projects"), v.null()),
+  returns: v.union(
+    v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), usageIsStale: v.boolean() }),
+    v.null(),
+  ),
   handler: async (ctx, { keyHash }) => {
     const apiKey = await ctx.db
       .query("apiKeys")
       .withIndex("by_keyHash", (q) => q.eq("keyHash", keyHash))
       .first();
     if (!apiKey || apiKey.revokedAt !== undefined) return null;
+    return { apiKeyId: apiKey._id, projectId: apiKey.projectId, usageIsStale: usageIsStale(apiKey, Date.now()) };
+  },
+});
+
+/** Records a use of a live key in lastUsedAt, unless it is recent enough already. */
+export const recordUse = internalMutation({
+  args: { apiKeyId: v.id("apiKeys") },
+  returns: v.null(),
+  handler: async (ctx, { apiKeyId }) => {
+    const apiKey = await ctx.db.get("apiKeys", apiKeyId);
     const now = Date.now();
-    if (apiKey.lastUsedAt === undefined || now - apiKey.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
-      await ctx.db.patch("apiKeys", apiKey._id, { lastUsedAt: now });
+    if (apiKey && apiKey.revokedAt === undefined && usageIsStale(apiKey, now)) {
+      await ctx.db.patch("apiKeys", apiKeyId, { lastUsedAt: now });
     }
-    return apiKey.projectId;
+    return null;
   },
 });

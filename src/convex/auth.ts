@@ -6,6 +6,7 @@ import type { UserIdentity } from "convex/server";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import { appError } from "./errors";
+import { normalizeEmail } from "./input";
 import type { MemberRole } from "./validators";
 
 const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 };
@@ -30,19 +31,40 @@ export async function findUser(ctx: QueryCtx, identity: UserIdentity): Promise<D
     .unique();
 }
 
-/** The users row for an identity, created on first use. */
-export async function findOrCreateUser(ctx: MutationCtx, identity: UserIdentity): Promise<Doc<"users">> {
-  const existing = await findUser(ctx, identity);
-  if (existing) return existing;
-  const userId = await ctx.db.insert("users", {
-    tokenIdentifier: identity.tokenIdentifier,
+/**
+ * The profile a users row mirrors from the identity's claims: the name, and
+ * the email (normalised) only when the identity provider verified it. An
+ * unverified email could name anyone, and addMember trusts users.email.
+ */
+function profileOf(identity: UserIdentity): { name?: string; email?: string } {
+  const email = identity.emailVerified === true && identity.email !== undefined ? normalizeEmail(identity.email) : "";
+  return {
     ...(identity.name !== undefined ? { name: identity.name } : {}),
-    ...(identity.email !== undefined ? { email: identity.email } : {}),
-    createdAt: Date.now(),
-  });
-  const created = await ctx.db.get("users", userId);
-  if (!created) throw new Error("user row vanished right after insert");
-  return created;
+    ...(email ? { email } : {}),
+  };
+}
+
+/**
+ * The users row for an identity, created on first use. When the identity's
+ * name or verified email changed since, the row is updated (and only then, so
+ * that ordinary mutations do not write it); a claim that is gone or no longer
+ * verified is removed.
+ */
+export async function findOrCreateUser(ctx: MutationCtx, identity: UserIdentity): Promise<Doc<"users">> {
+  const profile = profileOf(identity);
+  const existing = await findUser(ctx, identity);
+  if (existing && existing.name === profile.name && existing.email === profile.email) return existing;
+  let userId: Id<"users">;
+  if (existing) {
+    // Patching a field with undefined removes it.
+    await ctx.db.patch("users", existing._id, { name: profile.name, email: profile.email });
+    userId = existing._id;
+  } else {
+    userId = await ctx.db.insert("users", { tokenIdentifier: identity.tokenIdentifier, ...profile, createdAt: Date.now() });
+  }
+  const user = await ctx.db.get("users", userId);
+  if (!user) throw new Error("user row vanished right after it was written");
+  return user;
 }
 
 /**

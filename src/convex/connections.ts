@@ -22,8 +22,8 @@ import {
   type SyncResult,
 } from "./validators";
 
-/** Most connections connections.list returns. */
-export const MAX_CONNECTIONS_LISTED = 100;
+/** Most connections a project can have; connections.list returns all of them. */
+export const MAX_CONNECTIONS = 100;
 /** Metric rows deleted per transaction when a connection is removed. */
 export const METRICS_DELETED_PER_BATCH = 500;
 
@@ -60,6 +60,7 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
 /**
  * Creates a connection (owners and admins). The row is inserted first so
  * the ciphertext can be bound to its id, then patched in the same mutation.
+ * CONFLICT when the project already has MAX_CONNECTIONS connections.
  */
 export const create = projectMutation({
   args: { service: v.string(), name: v.optional(v.string()), credentials: credentialsValidator },
@@ -68,6 +69,13 @@ export const create = projectMutation({
   handler: async (ctx, args) => {
     const { integration, credentials } = validateCredentials(args.service, args.credentials);
     const name = cleanName(args.name ?? integration.name, "Connection name");
+    const existing = await ctx.db
+      .query("connections")
+      .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
+      .take(MAX_CONNECTIONS);
+    if (existing.length >= MAX_CONNECTIONS) {
+      throw appError("CONFLICT", `A project can have at most ${MAX_CONNECTIONS} connections: remove one first`);
+    }
     const keyring = await loadKeyring();
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
@@ -103,7 +111,7 @@ export const list = projectQuery({
     const connections = await ctx.db
       .query("connections")
       .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
-      .take(MAX_CONNECTIONS_LISTED);
+      .take(MAX_CONNECTIONS);
     return connections.map(toConnectionSummary);
   },
 });

@@ -37,9 +37,12 @@ function bearerApiKey(request: Request): string | null {
 const projectMetrics = httpAction(async (ctx, request) => {
   const apiKey = bearerApiKey(request);
   if (!apiKey) return unauthorized();
-  // Only the hash crosses into the mutation: function arguments can be logged.
-  const projectId = await ctx.runMutation(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) });
-  if (!projectId) return unauthorized();
+  // Only the hash crosses into the query: function arguments can be logged.
+  const key = await ctx.runQuery(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) });
+  if (!key) return unauthorized();
+  // A write only when lastUsedAt is out of date (about once a minute per key), not on every request.
+  if (key.usageIsStale) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
+  const { projectId } = key;
   const metrics = await ctx.runQuery(internal.projects.latestMetrics, { projectId });
   return new Response(JSON.stringify({ projectId, metrics }), { status: 200, headers: JSON_HEADERS });
 });

@@ -16,3 +16,11 @@ export function cleanName(value: string, what: string): string {
   }
   return name;
 }
+
+/**
+ * An email in the one form Dashtray stores and compares: trimmed and
+ * lowercased, so that "Bob@Corp.com " and "bob@corp.com" are the same user.
+ */
+export function normalizeEmail(value: string): string {
+  return value.trim().toLowerCase();
+}

@@ -6,10 +6,11 @@
 import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalQuery, type QueryCtx } from "./_generated/server";
+import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
-import { cleanName } from "./input";
+import { cleanName, normalizeEmail } from "./input";
 import { memberRoleValidator, projectMemberValidator, projectSummaryValidator } from "./validators";
 
 /** Most projects projects.list returns (newest memberships last). */
@@ -93,8 +94,10 @@ export const members = projectQuery({
 });
 
 /**
- * Adds the user with this email (as reported by their identity provider;
- * they must have signed in once) to the project with `role`. Owners only.
+ * Adds the user with this email to the project with `role`. Owners only.
+ * Matches the verified email their identity provider reported when they last
+ * signed in (trimmed, lowercased, as is the argument); users whose provider
+ * did not verify their email cannot be added by email.
  * NOT_FOUND: no such user; CONFLICT: already a member, the email is
  * ambiguous, or the project is full.
  */
@@ -103,7 +106,7 @@ export const addMember = projectMutation({
   minimumRole: "owner",
   returns: v.id("users"),
   handler: async (ctx, args) => {
-    const email = args.email.trim();
+    const email = normalizeEmail(args.email);
     if (!email || email.length > MAX_EMAIL_LENGTH) throw appError("INVALID_ARGUMENT", "Give the email of a Dashtray user");
     const users = await ctx.db
       .query("users")
@@ -137,7 +140,9 @@ export const addMember = projectMutation({
 
 /**
  * Removes a member from the project. Owners only; removing the last owner
- * is CONFLICT (a project always has an owner).
+ * is CONFLICT (a project always has an owner). The API keys the member
+ * created in the project are revoked in the same transaction, so nothing
+ * they set up keeps reading the project after they leave.
  */
 export const removeMember = projectMutation({
   args: { userId: v.id("users") },
@@ -152,6 +157,7 @@ export const removeMember = projectMutation({
       throw appError("CONFLICT", "A project needs an owner: add another owner before removing this one");
     }
     await ctx.db.delete("projectMembers", membership._id);
+    await revokeKeysOfRemovedMember(ctx, projectId, userId, ctx.user._id);
     await recordAudit(ctx, {
       action: "project.member_removed",
       actorId: ctx.user._id,

@@ -95,7 +95,11 @@ export default defineSchema({
     revokedAt: v.optional(v.number()),
   })
     .index("by_keyHash", ["keyHash"])
-    .index("by_projectId", ["projectId"]),
+    /** The rotation job walks keys in (projectId, _creationTime) order: the index below sorts by revokedAt. */
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
+    .index("by_projectId", ["projectId"])
+    /** Live keys of a project (revokedAt unset sorts first), and of one creator: listing, caps, member removal. */
+    .index("by_projectId_and_revokedAt_and_createdBy", ["projectId", "revokedAt", "createdBy"]),
 
   metrics: defineTable({
     connectionId: v.id("connections"),

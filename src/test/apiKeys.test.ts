@@ -1,8 +1,9 @@
 import { beforeEach, describe, expect, test } from "vitest";
-import { api } from "../convex/_generated/api";
+import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { LAST_USED_RESOLUTION_MS, MAX_API_KEYS_LISTED, MAX_LIVE_API_KEYS } from "../convex/apiKeys";
 import { sha256Hex } from "../convex/lib/hash";
-import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
+import { errorOf, everythingStored, projectWithEveryRole, userIdOf, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
 
 const METRICS_PATH = "/api/v1/projects/metrics";
@@ -55,6 +56,84 @@ describe("create and list", () => {
 
   test.each([[""], [" \t "], ["n".repeat(101)]])("refuses the name %j with INVALID_ARGUMENT", async (name) => {
     expect((await errorOf(createKey(name))).code).toBe("INVALID_ARGUMENT");
+  });
+
+  test(`a project has at most ${MAX_LIVE_API_KEYS} live keys (CONFLICT); revoking one makes room`, async () => {
+    const created = [];
+    for (let i = 0; i < MAX_LIVE_API_KEYS; i++) created.push(await createKey(`key ${i}`));
+    const error = await errorOf(createKey("one too many"));
+    expect(error.code).toBe("CONFLICT");
+    expect(error.message).toContain(`${MAX_LIVE_API_KEYS} API keys`);
+    await project.admin.mutation(api.apiKeys.revoke, { apiKeyId: created[0]!.apiKeyId });
+    await createKey("replacement");
+    expect((await errorOf(createKey("one too many again"))).code).toBe("CONFLICT");
+    const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
+    await project.owner.mutation(api.apiKeys.create, { projectId: otherProjectId, name: "elsewhere" });
+  });
+
+  test("list shows every live key, newest first, before the most recently revoked ones, however many were revoked", async () => {
+    const older = await createKey("older live");
+    const newer = await createKey("newer live");
+    const revokedCount = MAX_API_KEYS_LISTED + 20;
+    // Revoked keys created after the live ones, inserted directly to keep the test fast.
+    await t.run(async (ctx) => {
+      for (let i = 0; i < revokedCount; i++) {
+        await ctx.db.insert("apiKeys", {
+          projectId: project.projectId,
+          name: `revoked ${i}`,
+          keyHash: await sha256Hex(`revoked key ${i}`),
+          prefix: "dt_live_xxxx",
+          createdAt: Date.now(),
+          revokedAt: 1_000 + i,
+        });
+      }
+    });
+    const listed = await project.member.query(api.apiKeys.list, { projectId: project.projectId });
+    expect(listed).toHaveLength(MAX_API_KEYS_LISTED);
+    expect(listed.slice(0, 2).map((key) => key.apiKeyId)).toEqual([newer.apiKeyId, older.apiKeyId]);
+    const revokedAt = listed.slice(2).map((key) => key.revokedAt);
+    const newestRevocations = Array.from({ length: MAX_API_KEYS_LISTED - 2 }, (_, i) => 1_000 + revokedCount - 1 - i);
+    expect(revokedAt).toEqual(newestRevocations);
+  });
+});
+
+describe("removing a member", () => {
+  test("revokes, in the same mutation, the live keys they created in that project, and says why in the audit log", async () => {
+    const bobsKey = await createKey("bob's CI");
+    const alicesKey = await project.owner.mutation(api.apiKeys.create, { projectId: project.projectId, name: "alice's CI" });
+    const otherProjectId = await project.admin.mutation(api.projects.create, { name: "Bob's own" });
+    const bobsOtherKey = await project.admin.mutation(api.apiKeys.create, { projectId: otherProjectId, name: "elsewhere" });
+    const bobId = await userIdOf(t, "bob");
+
+    await project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: bobId });
+
+    expect((await fetchMetrics(`Bearer ${bobsKey.apiKey}`)).status).toBe(401);
+    expect((await fetchMetrics(`Bearer ${alicesKey.apiKey}`)).status).toBe(200);
+    expect((await fetchMetrics(`Bearer ${bobsOtherKey.apiKey}`)).status).toBe(200);
+    const listed = await project.member.query(api.apiKeys.list, { projectId: project.projectId });
+    expect(listed.map((key) => [key.apiKeyId, key.revokedAt !== undefined])).toEqual([
+      [alicesKey.apiKeyId, false],
+      [bobsKey.apiKeyId, true],
+    ]);
+    const aliceId = await userIdOf(t, "alice");
+    const entries = await t.run((ctx) =>
+      ctx.db
+        .query("auditLog")
+        .withIndex("by_targetId_and_at", (q) => q.eq("targetId", bobsKey.apiKeyId))
+        .collect(),
+    );
+    expect(entries.map((entry) => [entry.action, entry.actorId, entry.detail])).toEqual([
+      ["apiKey.created", bobId, undefined],
+      ["apiKey.revoked", aliceId, "its creator was removed from the project"],
+    ]);
+  });
+
+  test("keeps the revocation time of keys they had revoked already", async () => {
+    const { apiKeyId } = await createKey();
+    await project.admin.mutation(api.apiKeys.revoke, { apiKeyId });
+    const revokedAt = (await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId)))?.revokedAt;
+    await project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: await userIdOf(t, "bob") });
+    expect((await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId)))?.revokedAt).toBe(revokedAt);
   });
 });
 
@@ -152,6 +231,43 @@ describe("GET /api/v1/projects/metrics", () => {
         .collect(),
     );
     expect(revocations.map((entry) => entry.action)).toEqual(["apiKey.created", "apiKey.revoked"]);
+  });
+
+  test("authenticates with a query, without a write transaction", async () => {
+    const { apiKeyId, apiKey } = await createKey();
+    const keyHash = await sha256Hex(apiKey);
+    expect(await t.query(internal.apiKeys.authenticate, { keyHash })).toEqual({
+      apiKeyId,
+      projectId: project.projectId,
+      usageIsStale: true,
+    });
+    expect(await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(`${apiKey}x`) })).toBeNull();
+    await project.admin.mutation(api.apiKeys.revoke, { apiKeyId });
+    expect(await t.query(internal.apiKeys.authenticate, { keyHash })).toBeNull();
+  });
+
+  test(`lastUsedAt is rewritten only when older than ${LAST_USED_RESOLUTION_MS / 1000} s`, async () => {
+    const { apiKeyId, apiKey } = await createKey();
+    const setLastUsedAt = (lastUsedAt: number) => t.run((ctx) => ctx.db.patch("apiKeys", apiKeyId, { lastUsedAt }));
+    const lastUsedAt = async () => (await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId)))?.lastUsedAt;
+
+    const recent = Date.now() - LAST_USED_RESOLUTION_MS / 2;
+    await setLastUsedAt(recent);
+    expect((await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) }))?.usageIsStale).toBe(false);
+    expect((await fetchMetrics(`Bearer ${apiKey}`)).status).toBe(200);
+    expect(await lastUsedAt()).toBe(recent);
+
+    const stale = Date.now() - 2 * LAST_USED_RESOLUTION_MS;
+    await setLastUsedAt(stale);
+    expect((await fetchMetrics(`Bearer ${apiKey}`)).status).toBe(200);
+    expect(await lastUsedAt()).toBeGreaterThan(recent);
+  });
+
+  test("recordUse does not touch a key revoked after it was authenticated", async () => {
+    const { apiKeyId } = await createKey();
+    await project.admin.mutation(api.apiKeys.revoke, { apiKeyId });
+    await t.mutation(internal.apiKeys.recordUse, { apiKeyId });
+    expect((await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId)))?.lastUsedAt).toBeUndefined();
   });
 
   test("the key never appears in the audit log or any stored document", async () => {

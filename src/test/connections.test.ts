@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { METRICS_DELETED_PER_BATCH } from "../convex/connections";
+import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
 import { decryptCredentials, loadKeyring } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
@@ -113,6 +113,36 @@ describe("create", () => {
       credentials: { secretKey: STRIPE_KEY },
     });
     expect((await errorOf(call)).code).toBe("INVALID_ARGUMENT");
+  });
+
+  test(`a project has at most ${MAX_CONNECTIONS} connections (CONFLICT), so list always shows them all`, async () => {
+    // All but one inserted directly: creating them one by one through the API would only make the test slow.
+    await t.run(async (ctx) => {
+      for (let i = 1; i < MAX_CONNECTIONS; i++) {
+        await ctx.db.insert("connections", {
+          projectId: project.projectId,
+          service: "stripe",
+          name: `Stripe ${i}`,
+          credentialHints: {},
+          status: "pending",
+          healthScore: 100,
+          createdAt: i,
+          updatedAt: i,
+        });
+      }
+    });
+    const last = await createStripe();
+    const error = await errorOf(createStripe());
+    expect(error.code).toBe("CONFLICT");
+    expect(error.message).toContain(`${MAX_CONNECTIONS} connections`);
+    const listed = await project.member.query(api.connections.list, { projectId: project.projectId });
+    expect(listed).toHaveLength(MAX_CONNECTIONS);
+    expect(listed.map((connection) => connection.connectionId)).toContain(last);
+
+    await project.owner.mutation(api.connections.remove, { connectionId: last });
+    await createStripe();
+    const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
+    await createStripe(otherProjectId);
   });
 
   test("without a master key fails with ENCRYPTION_UNAVAILABLE and stores nothing", async () => {

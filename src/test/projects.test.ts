@@ -1,5 +1,6 @@
-import { beforeEach, describe, expect, test } from "vitest";
-import { api } from "../convex/_generated/api";
+import { beforeEach, describe, expect, test, vi } from "vitest";
+import { api, internal } from "../convex/_generated/api";
+import { findOrCreateUser } from "../convex/auth";
 import { errorOf, projectWithEveryRole, signIn, userIdOf, type ProjectFixture } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 
@@ -85,6 +86,107 @@ describe("members", () => {
     const call = project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: malloryId });
     expect((await errorOf(call)).code).toBe("NOT_FOUND");
   });
+});
+
+describe("adding members by email", () => {
+  let project: ProjectFixture;
+
+  beforeEach(async () => {
+    project = await projectWithEveryRole(t);
+  });
+
+  function add(email: string) {
+    return project.owner.mutation(api.projects.addMember, { projectId: project.projectId, email, role: "member" });
+  }
+
+  test("an email the identity provider did not verify is not stored, so nobody can be added by it", async () => {
+    const impostor = t.withIdentity({ ...identity("eve"), email: "victim@example.test", emailVerified: false });
+    const unsaid = t.withIdentity({ ...identity("frank"), email: "frank@example.test", emailVerified: undefined });
+    expect((await impostor.mutation(api.users.store, {})).email).toBeUndefined();
+    expect((await unsaid.mutation(api.users.store, {})).email).toBeUndefined();
+    expect((await errorOf(add("victim@example.test"))).code).toBe("NOT_FOUND");
+    expect((await errorOf(add("frank@example.test"))).code).toBe("NOT_FOUND");
+
+    // The real owner of the address signs in with it verified and is added, not refused as ambiguous.
+    await signIn(t, "victim");
+    expect(await add("victim@example.test")).toBe(await userIdOf(t, "victim"));
+  });
+
+  test("emails are stored and matched trimmed and lowercased", async () => {
+    const dana = t.withIdentity({ ...identity("dana"), email: "  Dana.Smith@Example.TEST " });
+    expect((await dana.mutation(api.users.store, {})).email).toBe("dana.smith@example.test");
+    const danaId = await add(" DANA.smith@example.test\t");
+    const members = await project.owner.query(api.projects.members, { projectId: project.projectId });
+    expect(members.find((member) => member.userId === danaId)?.email).toBe("dana.smith@example.test");
+  });
+
+  test("a changed name or email is picked up at the user's next mutation; an email no longer verified is dropped", async () => {
+    const base = identity("dana");
+    const danaId = (await t.withIdentity(base).mutation(api.users.store, {})).userId;
+    const renamed = t.withIdentity({ ...base, name: "Dana S.", email: "dana@new.example.test" });
+    expect(await renamed.mutation(api.users.store, {})).toEqual({
+      userId: danaId,
+      name: "Dana S.",
+      email: "dana@new.example.test",
+    });
+    expect((await errorOf(add(base.email))).code).toBe("NOT_FOUND");
+    expect(await add("dana@new.example.test")).toBe(danaId);
+
+    await t.withIdentity({ ...base, email: "dana@new.example.test", emailVerified: false }).mutation(api.aiKeys.remove, {});
+    const stored = await t.run((ctx) => ctx.db.get("users", danaId));
+    expect(stored).toMatchObject({ name: "dana" });
+    expect(stored?.email).toBeUndefined();
+  });
+});
+
+test("findOrCreateUser writes the users row only when it is new or the identity's claims changed", async () => {
+  const claims = { ...identity("dana"), tokenIdentifier: "https://auth.test|user|dana" };
+  /** The db writes one findOrCreateUser call makes. */
+  const writesOf = (userIdentity: typeof claims) =>
+    t.run(async (ctx) => {
+      const writes: string[] = [];
+      const db = new Proxy(ctx.db, {
+        get(target, property, receiver) {
+          const value: unknown = Reflect.get(target, property, receiver);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            if (["insert", "patch", "replace", "delete"].includes(String(property))) writes.push(String(property));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      await findOrCreateUser({ ...ctx, db }, userIdentity);
+      return writes;
+    });
+  expect(await writesOf(claims)).toEqual(["insert"]);
+  expect(await writesOf(claims)).toEqual([]);
+  expect(await writesOf({ ...claims, email: " DANA@example.test" })).toEqual([]);
+  expect(await writesOf({ ...claims, name: "Dana S." })).toEqual(["patch"]);
+  expect(await writesOf({ ...claims, name: "Dana S." })).toEqual([]);
+});
+
+test("users.clearStoredEmails removes every stored email, in batches; a verified one comes back at the next sign-in", async () => {
+  vi.useFakeTimers();
+  try {
+    const project = await projectWithEveryRole(t);
+    // Rows from before emails were checked: enough for several batches.
+    await t.run(async (ctx) => {
+      for (let i = 0; i < 450; i++) {
+        await ctx.db.insert("users", { tokenIdentifier: `old|${i}`, email: `old${i}@example.test`, createdAt: i });
+      }
+    });
+    await t.mutation(internal.users.clearStoredEmails, {});
+    await t.finishAllScheduledFunctions(vi.runAllTimers);
+    const users = await t.run((ctx) => ctx.db.query("users").collect());
+    expect(users.filter((user) => user.email !== undefined)).toEqual([]);
+    const add = () =>
+      project.owner.mutation(api.projects.addMember, { projectId: project.projectId, email: "mallory@example.test", role: "member" });
+    expect((await errorOf(add())).code).toBe("NOT_FOUND");
+    await signIn(t, "mallory");
+    await add();
+  } finally {
+    vi.useRealTimers();
+  }
 });
 
 describe("audit log", () => {

@@ -10,7 +10,7 @@ export function newBackend() {
 
 export type Backend = ReturnType<typeof newBackend>;
 
-/** An identity as the auth provider would give it (tokenIdentifier is derived from subject). */
+/** An identity as the auth provider would give it, with a verified email (tokenIdentifier is derived from subject). */
 export function identity(name: string) {
-  return { subject: `user|${name}`, issuer: "https://auth.test", name, email: `${name}@example.test` };
+  return { subject: `user|${name}`, issuer: "https://auth.test", name, email: `${name}@example.test`, emailVerified: true };
 }
