@@ -30,10 +30,14 @@ const SIZES: Sizes = { projects: 100, connectionsPerProject: 10, users: 100 };
 beforeEach(() => {
   // Fake only the scheduler's timers, so performance.now() measures real time.
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+  // The job's operator logs (one line per batch) would bury the results.
+  vi.spyOn(console, "info").mockImplementation(() => undefined);
+  vi.spyOn(console, "warn").mockImplementation(() => undefined);
 });
 
 afterEach(() => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
 });
 
 /** Mean wall-clock cost of one PBKDF2 derivation, in ms, over `samples` fresh salts. */
