@@ -7,6 +7,8 @@ import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalQuery, type QueryCtx } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
+import { MAX_CONNECTIONS } from "./connections";
+import { MAX_METRICS_PER_SYNC } from "./metricsSync";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
@@ -17,8 +19,6 @@ import { memberRoleValidator, projectMemberValidator, projectSummaryValidator } 
 export const MAX_PROJECTS_LISTED = 100;
 /** Most members a project can have; keeps member reads bounded. */
 export const MAX_MEMBERS = 100;
-/** Most metric rows the latest-metrics read scans (newest first). */
-export const MAX_METRIC_ROWS_SCANNED = 1000;
 /** Longest accepted email argument. */
 const MAX_EMAIL_LENGTH = 320;
 
@@ -171,9 +171,11 @@ export const removeMember = projectMutation({
 });
 
 /**
- * The latest value of each metric of each of the project's connections,
- * from the newest MAX_METRIC_ROWS_SCANNED metric rows (bounded read; a metric
- * not written among those is left out). Used by the HTTP API.
+ * The latest value of each metric of each of the project's connections (used
+ * by the HTTP API). A sync writes all its points (at most
+ * MAX_METRICS_PER_SYNC) with one timestamp, so each connection's newest rows
+ * hold its latest sync whole; reads stay bounded by MAX_CONNECTIONS ×
+ * MAX_METRICS_PER_SYNC rows, however long the history.
  */
 export const latestMetrics = internalQuery({
   args: { projectId: v.id("projects") },
@@ -181,18 +183,24 @@ export const latestMetrics = internalQuery({
     v.object({ connectionId: v.id("connections"), name: v.string(), value: v.number(), timestamp: v.number() }),
   ),
   handler: async (ctx, { projectId }) => {
-    const rows = await ctx.db
-      .query("metrics")
-      .withIndex("by_projectId_and_timestamp", (q) => q.eq("projectId", projectId))
-      .order("desc")
-      .take(MAX_METRIC_ROWS_SCANNED);
-    const latest = new Map<string, { connectionId: Id<"connections">; name: string; value: number; timestamp: number }>();
-    for (const row of rows) {
-      const key = `${row.connectionId}/${row.name}`;
-      if (!latest.has(key)) {
-        latest.set(key, { connectionId: row.connectionId, name: row.name, value: row.value, timestamp: row.timestamp });
+    const connections = await ctx.db
+      .query("connections")
+      .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
+      .take(MAX_CONNECTIONS);
+    const latest: { connectionId: Id<"connections">; name: string; value: number; timestamp: number }[] = [];
+    for (const connection of connections) {
+      const rows = await ctx.db
+        .query("metrics")
+        .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connection._id))
+        .order("desc")
+        .take(MAX_METRICS_PER_SYNC);
+      const seen = new Set<string>();
+      for (const { name, value, timestamp } of rows) {
+        if (seen.has(name)) continue;
+        seen.add(name);
+        latest.push({ connectionId: connection._id, name, value, timestamp });
       }
     }
-    return [...latest.values()];
+    return latest;
   },
 });

@@ -185,6 +185,52 @@ describe("GET /api/v1/projects/metrics", () => {
     expect(listed?.lastUsedAt).toEqual(expect.any(Number));
   });
 
+  test("every connection's latest metrics are returned, however much newer history other connections have", async () => {
+    const { apiKey } = await createKey();
+    const busy = await project.owner.mutation(api.connections.create, {
+      projectId: project.projectId,
+      service: "stripe",
+      credentials: { secretKey: "sk_live_BusyConnectionKey000000000" },
+    });
+    // 40 syncs of 30 points each on the busy connection, all newer than the quiet connection's last sync.
+    await t.run(async (ctx) => {
+      for (let sync = 0; sync < 40; sync++) {
+        for (let point = 0; point < 30; point++) {
+          await ctx.db.insert("metrics", {
+            connectionId: busy,
+            projectId: project.projectId,
+            name: `balance.available.c${point}`,
+            value: sync,
+            timestamp: 10_000 + sync,
+          });
+        }
+      }
+    });
+    const body = (await (await fetchMetrics(`Bearer ${apiKey}`)).json()) as {
+      metrics: { connectionId: string; name: string; value: number; timestamp: number }[];
+    };
+    const quiet = body.metrics.filter((metric) => metric.connectionId === connectionId);
+    expect(quiet).toEqual(
+      expect.arrayContaining([
+        { connectionId, name: "mrr", value: 250, timestamp: 3_000 },
+        { connectionId, name: "balance", value: 42, timestamp: 1_500 },
+      ]),
+    );
+    const fromBusy = body.metrics.filter((metric) => metric.connectionId === busy);
+    expect(fromBusy).toHaveLength(30);
+    expect(fromBusy.every((metric) => metric.value === 39 && metric.timestamp === 10_039)).toBe(true);
+  });
+
+  test("metrics of a removed connection are not served, even before their deletion finishes", async () => {
+    const { apiKey } = await createKey();
+    await project.admin.mutation(api.connections.remove, { connectionId });
+    await t.run((ctx) =>
+      ctx.db.insert("metrics", { connectionId, projectId: project.projectId, name: "straggler", value: 1, timestamp: 9_999 }),
+    );
+    const body = (await (await fetchMetrics(`Bearer ${apiKey}`)).json()) as { metrics: unknown[] };
+    expect(body.metrics).toEqual([]);
+  });
+
   test.each([
     ["no Authorization header", undefined],
     ["an empty bearer token", "Bearer "],
