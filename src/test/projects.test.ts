@@ -1,5 +1,5 @@
-import { beforeEach, describe, expect, test, vi } from "vitest";
-import { api, internal } from "../convex/_generated/api";
+import { beforeEach, describe, expect, test } from "vitest";
+import { api } from "../convex/_generated/api";
 import { findOrCreateUser } from "../convex/auth";
 import { errorOf, projectWithEveryRole, signIn, userIdOf, type ProjectFixture } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
@@ -163,30 +163,6 @@ test("findOrCreateUser writes the users row only when it is new or the identity'
   expect(await writesOf({ ...claims, email: " DANA@example.test" })).toEqual([]);
   expect(await writesOf({ ...claims, name: "Dana S." })).toEqual(["patch"]);
   expect(await writesOf({ ...claims, name: "Dana S." })).toEqual([]);
-});
-
-test("users.clearStoredEmails removes every stored email, in batches; a verified one comes back at the next sign-in", async () => {
-  vi.useFakeTimers();
-  try {
-    const project = await projectWithEveryRole(t);
-    // Rows from before emails were checked: enough for several batches.
-    await t.run(async (ctx) => {
-      for (let i = 0; i < 450; i++) {
-        await ctx.db.insert("users", { tokenIdentifier: `old|${i}`, email: `old${i}@example.test`, createdAt: i });
-      }
-    });
-    await t.mutation(internal.users.clearStoredEmails, {});
-    await t.finishAllScheduledFunctions(vi.runAllTimers);
-    const users = await t.run((ctx) => ctx.db.query("users").collect());
-    expect(users.filter((user) => user.email !== undefined)).toEqual([]);
-    const add = () =>
-      project.owner.mutation(api.projects.addMember, { projectId: project.projectId, email: "mallory@example.test", role: "member" });
-    expect((await errorOf(add())).code).toBe("NOT_FOUND");
-    await signIn(t, "mallory");
-    await add();
-  } finally {
-    vi.useRealTimers();
-  }
 });
 
 describe("audit log", () => {
