@@ -40,59 +40,72 @@ export type RowOutcome = "alreadyCurrent" | "reEncrypted" | "migrated" | { faile
 
 type Db = QueryCtx["db"];
 
+/**
+ * Up to `limit` rows in index order (group, _creationTime) strictly after
+ * `after`: the rest of `after`'s group, then the groups after it. The two
+ * reads are given per table, since each table has its own index.
+ */
+async function readGroupedAfter<T>(
+  after: RotationCursor | undefined,
+  limit: number,
+  restOfGroup: (after: RotationCursor, n: number) => Promise<T[]>,
+  laterGroups: (afterGroup: string | undefined, n: number) => Promise<T[]>,
+): Promise<T[]> {
+  const rest = after === undefined ? [] : await restOfGroup(after, limit);
+  if (rest.length >= limit) return rest;
+  return [...rest, ...(await laterGroups(after?.group, limit - rest.length))];
+}
+
 // The cursor keeps the group (salt) id as a string; it is an id of the table the index starts with.
-async function readConnections(db: Db, after: RotationCursor | undefined, limit: number) {
-  const rest =
-    after === undefined
-      ? []
-      : await db
-          .query("connections")
-          .withIndex("by_projectId", (q) =>
-            q.eq("projectId", after.group as Id<"projects">).gt("_creationTime", after.creationTime),
-          )
-          .take(limit);
-  if (rest.length >= limit) return rest;
-  const later = await db
-    .query("connections")
-    .withIndex("by_projectId", (q) => (after === undefined ? q : q.gt("projectId", after.group as Id<"projects">)))
-    .take(limit - rest.length);
-  return [...rest, ...later];
+function readConnections(db: Db, after: RotationCursor | undefined, limit: number) {
+  return readGroupedAfter(
+    after,
+    limit,
+    (from, n) =>
+      db
+        .query("connections")
+        .withIndex("by_projectId", (q) => q.eq("projectId", from.group as Id<"projects">).gt("_creationTime", from.creationTime))
+        .take(n),
+    (group, n) =>
+      db
+        .query("connections")
+        .withIndex("by_projectId", (q) => (group === undefined ? q : q.gt("projectId", group as Id<"projects">)))
+        .take(n),
+  );
 }
 
-async function readAiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
-  const rest =
-    after === undefined
-      ? []
-      : await db
-          .query("aiKeys")
-          .withIndex("by_userId", (q) =>
-            q.eq("userId", after.group as Id<"users">).gt("_creationTime", after.creationTime),
-          )
-          .take(limit);
-  if (rest.length >= limit) return rest;
-  const later = await db
-    .query("aiKeys")
-    .withIndex("by_userId", (q) => (after === undefined ? q : q.gt("userId", after.group as Id<"users">)))
-    .take(limit - rest.length);
-  return [...rest, ...later];
+function readAiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
+  return readGroupedAfter(
+    after,
+    limit,
+    (from, n) =>
+      db
+        .query("aiKeys")
+        .withIndex("by_userId", (q) => q.eq("userId", from.group as Id<"users">).gt("_creationTime", from.creationTime))
+        .take(n),
+    (group, n) =>
+      db
+        .query("aiKeys")
+        .withIndex("by_userId", (q) => (group === undefined ? q : q.gt("userId", group as Id<"users">)))
+        .take(n),
+  );
 }
 
-async function readApiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
-  const rest =
-    after === undefined
-      ? []
-      : await db
-          .query("apiKeys")
-          .withIndex("by_projectId", (q) =>
-            q.eq("projectId", after.group as Id<"projects">).gt("_creationTime", after.creationTime),
-          )
-          .take(limit);
-  if (rest.length >= limit) return rest;
-  const later = await db
-    .query("apiKeys")
-    .withIndex("by_projectId", (q) => (after === undefined ? q : q.gt("projectId", after.group as Id<"projects">)))
-    .take(limit - rest.length);
-  return [...rest, ...later];
+function readApiKeys(db: Db, after: RotationCursor | undefined, limit: number) {
+  return readGroupedAfter(
+    after,
+    limit,
+    (from, n) =>
+      db
+        .query("apiKeys")
+        .withIndex("by_projectId", (q) => q.eq("projectId", from.group as Id<"projects">).gt("_creationTime", from.creationTime))
+        .take(n),
+    (group, n) =>
+      db
+        .query("apiKeys")
+        .withIndex("by_projectId", (q) => (group === undefined ? q : q.gt("projectId", group as Id<"projects">)))
+        .take(n),
+  );
 }
 
 /**
