@@ -1,10 +1,11 @@
-// ESLint flat config: TypeScript rules everywhere, Convex rules for the
-// functions directory, and a guard against Node-only APIs in files that run
+// ESLint flat config (run from the project root: `npm run lint`, which passes
+// `-c src/lint/eslint.config.js`): TypeScript rules everywhere, Convex rules for
+// the functions directory, and a guard against Node-only APIs in files that run
 // in the Convex runtime (everything under src/convex without "use node").
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import convexPlugin from "@convex-dev/eslint-plugin";
-import { noNodeOnlyApis } from "./src/lint/noNodeOnlyApis.js";
+import { noNodeOnlyApis } from "./noNodeOnlyApis.js";
 
 export default tseslint.config(
   { ignores: ["node_modules/**", "src/convex/_generated/**", "coverage/**"] },
