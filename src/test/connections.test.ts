@@ -96,6 +96,8 @@ describe("create", () => {
     ["a missing field", "github", { token: GITHUB.token }],
     ["an empty field", "stripe", { secretKey: "   " }],
     ["an unexpected field", "stripe", { secretKey: STRIPE_KEY, password: "x" }],
+    ["a Stripe publishable key instead of a secret one", "stripe", { secretKey: "pk_live_NotASecretKey000000000000" }],
+    ["a repository that is not owner/name", "github", { token: GITHUB.token, repository: "../../admin" }],
   ])("refuses %s with INVALID_CREDENTIALS, never echoing a value", async (_case, service, credentials) => {
     const error = await errorOf(
       project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials }),

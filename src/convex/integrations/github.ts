@@ -14,7 +14,12 @@ export const github: Integration = {
   name: NAME,
   credentialFields: [
     { name: "token", label: "Personal access token", secret: true },
-    { name: "repository", label: "Repository (owner/name)", secret: false },
+    {
+      name: "repository",
+      label: "Repository (owner/name)",
+      secret: false,
+      format: { pattern: REPOSITORY_PATTERN, description: "owner/name, e.g. octocat/hello-world" },
+    },
   ],
 
   async fetchMetrics(credentials) {

@@ -49,6 +49,9 @@ export function validateCredentials(
     if (value.length > MAX_CREDENTIAL_LENGTH) {
       throw appError("INVALID_CREDENTIALS", `"${field.name}" is longer than ${MAX_CREDENTIAL_LENGTH} characters`);
     }
+    if (field.format && !field.format.pattern.test(value)) {
+      throw appError("INVALID_CREDENTIALS", `${integration.name} "${field.name}" must be ${field.format.description}`);
+    }
     cleaned[field.name] = value;
   }
   return { integration, credentials: cleaned };

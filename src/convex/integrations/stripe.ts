@@ -13,7 +13,14 @@ const DEFAULT_BASE_URL = "https://api.stripe.com";
 export const stripe: Integration = {
   id: "stripe",
   name: NAME,
-  credentialFields: [{ name: "secretKey", label: "Secret key (sk_… or rk_…)", secret: true }],
+  credentialFields: [
+    {
+      name: "secretKey",
+      label: "Secret key (sk_… or rk_…)",
+      secret: true,
+      format: { pattern: /^[sr]k_(live|test)_[A-Za-z0-9]+$/, description: "a secret (sk_…) or restricted (rk_…) key" },
+    },
+  ],
 
   async fetchMetrics(credentials) {
     const secretKey = credentialValue(NAME, credentials, "secretKey");

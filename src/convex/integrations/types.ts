@@ -9,6 +9,8 @@ export interface CredentialField {
   label: string;
   /** Secret fields are shown only as masked hints; others are shown in full. */
   secret: boolean;
+  /** What a valid value looks like, checked when credentials are written; `description` completes "must be …". */
+  format?: { pattern: RegExp; description: string };
 }
 
 /** One value read from a service, e.g. { name: "stars", value: 1234 }. */

@@ -1,19 +1,20 @@
-// ESLint flat config (run from the project root: `npm run lint`, which passes
-// `-c src/lint/eslint.config.js`): TypeScript rules everywhere, Convex rules for
-// the functions directory, and a guard against Node-only APIs in files that run
-// in the Convex runtime (everything under src/convex without "use node").
+// ESLint flat config for everything under src/ (`npm run lint`; ESLint 10 and
+// editors find it from the linted file, and patterns here are relative to src/):
+// TypeScript rules everywhere, Convex rules for the functions directory, and a
+// guard against Node-only APIs in files that run in the Convex runtime
+// (everything under src/convex without "use node").
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import convexPlugin from "@convex-dev/eslint-plugin";
-import { noNodeOnlyApis } from "./noNodeOnlyApis.js";
+import { noNodeOnlyApis } from "./lint/noNodeOnlyApis.js";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "src/convex/_generated/**", "coverage/**"] },
+  { ignores: ["convex/_generated/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   ...convexPlugin.configs.recommended,
   {
-    files: ["src/convex/**/*.ts"],
+    files: ["convex/**/*.ts"],
     plugins: { dashtray: { rules: { "no-node-only-apis": noNodeOnlyApis } } },
     rules: {
       "dashtray/no-node-only-apis": "error",
@@ -30,7 +31,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/test/**/*.ts", "src/bench/**/*.ts"],
+    files: ["test/**/*.ts", "bench/**/*.ts"],
     rules: { "no-console": "off" },
   },
 );
