@@ -136,6 +136,7 @@ describe("connections.syncMetrics", () => {
     { mode: "slow", message: /GitHub did not answer in time/ },
     { mode: "invalid_json", message: /GitHub sent an unexpected response/ },
     { mode: "wrong_shape", message: /GitHub sent an unexpected response/ },
+    { mode: "redirect", message: /GitHub redirected the request elsewhere \(not followed\) \(HTTP 307\)/ },
   ];
   test.each(failures)("provider failure $mode: status error, safe lastError, lower health, old metrics kept", async ({ mode, message }) => {
     const t = newBackend();
@@ -164,6 +165,15 @@ describe("connections.syncMetrics", () => {
     ]);
     // Each decryption is audited before the provider is called, whatever the provider then answers.
     expect(audit[1]?.detail).toBe("sync");
+  });
+
+  test("a redirect is never followed, so the credentials go to the configured host only", async () => {
+    const t = newBackend();
+    const { connectionId, alice } = await setup(t);
+    fake().setMode("github.repo", "redirect");
+    const result = await alice.action(api.connections.syncMetrics, { connectionId });
+    expect(result.status).toBe("error");
+    expect(fake().requests.map((request) => request.path)).toEqual([`/repos/${SECRETS.githubRepository}`]);
   });
 
   test("a provider that echoes the key in its 401 body never gets it into lastError or the result", async () => {

@@ -36,13 +36,15 @@ function timeoutSignal(ms: number): AbortSignal {
 /**
  * Sends one request and returns its parsed JSON body. Throws a ProviderError:
  * timeout, unavailable (network failure or 5xx), unauthorized, rate_limited,
- * not_found, invalid_request (other statuses), bad_response (not JSON).
+ * not_found, redirected (3xx, never followed), invalid_request (other
+ * statuses), bad_response (not JSON).
  */
 export async function requestJson(service: string, url: string, init: RequestInit): Promise<unknown> {
   const signal = timeoutSignal(providerTimeoutMs());
   let status: number | null = null;
   try {
-    const response = await fetch(url, { ...init, signal });
+    // A redirect is not followed: it could carry the credential headers to another host.
+    const response = await fetch(url, { ...init, redirect: "manual", signal });
     status = response.status;
     const failure = kindForStatus(status);
     if (failure) {

@@ -21,6 +21,8 @@ export type ProviderErrorKind =
   | "timeout"
   /** The answer was not JSON or not the shape the service documents. */
   | "bad_response"
+  /** 3xx: the service sent the request elsewhere; redirects are not followed, so credentials only go to the configured host. */
+  | "redirected"
   /** Any other 4xx, or credentials that cannot make a valid request. */
   | "invalid_request";
 
@@ -31,6 +33,7 @@ const DESCRIPTIONS: Record<ProviderErrorKind, string> = {
   unavailable: "is unavailable",
   timeout: "did not answer in time",
   bad_response: "sent an unexpected response",
+  redirected: "redirected the request elsewhere (not followed)",
   invalid_request: "refused the request",
 };
 
@@ -57,6 +60,7 @@ export function isProviderError(error: unknown): error is ProviderError {
 /** The error kind an HTTP status means, or null for a success status. */
 export function kindForStatus(status: number): ProviderErrorKind | null {
   if (status >= 200 && status < 300) return null;
+  if (status >= 300 && status < 400) return "redirected";
   if (status === 401 || status === 403) return "unauthorized";
   if (status === 404) return "not_found";
   if (status === 429) return "rate_limited";

@@ -29,7 +29,7 @@ export type Route =
   | "anthropic.models";
 
 /** "ok" answers normally; a number forces that status; "slow" never answers in time. */
-export type Mode = "ok" | 401 | 403 | 404 | 429 | 500 | 503 | "slow" | "invalid_json" | "wrong_shape";
+export type Mode = "ok" | 401 | 403 | 404 | 429 | 500 | 503 | "slow" | "invalid_json" | "wrong_shape" | "redirect";
 
 export interface RecordedRequest {
   route: Route | null;
@@ -132,6 +132,12 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       return;
     }
     if (mode === "wrong_shape") return json(response, 200, { unexpected: true });
+    if (mode === "redirect") {
+      // Elsewhere on this server: a client that followed it would show up in `requests` again.
+      response.writeHead(307, { Location: "/redirected-here" });
+      response.end();
+      return;
+    }
     if (typeof mode === "number") {
       if (mode === 401) return unauthorized(response, which, bearer(request.headers) || String(request.headers["x-api-key"]));
       return json(response, mode, { error: { message: `forced ${mode}` } }, mode === 429 ? { "Retry-After": "30" } : {});
