@@ -49,6 +49,8 @@ const syncTargetValidator = v.object({
   status: connectionStatusValidator,
   encryptedCredentials: v.union(v.string(), v.null()),
   lastSyncedAt: v.union(v.number(), v.null()),
+  /** When the credentials were last written: a sync's outcome only applies to the credentials it used. */
+  updatedAt: v.number(),
 });
 
 const syncOutcomeValidator = v.union(
@@ -96,6 +98,7 @@ export const loadForSync = internalQuery({
       status: connection.status,
       encryptedCredentials: connection.encryptedCredentials ?? null,
       lastSyncedAt: connection.lastSyncedAt ?? null,
+      updatedAt: connection.updatedAt,
     };
   },
 });
@@ -104,20 +107,32 @@ export const loadForSync = internalQuery({
  * Stores a sync's outcome in one transaction: metrics (success) or a safe
  * lastError (failure; earlier metrics are kept), status and healthScore, and
  * the audit entry of a decryption failure. Null when the connection was
- * removed meanwhile.
+ * removed meanwhile; dropped (nothing written) when its credentials were
+ * replaced meanwhile.
  */
 export const recordSyncOutcome = internalMutation({
   args: {
     connectionId: v.id("connections"),
     actorId: v.optional(v.id("users")),
+    /** The connection's updatedAt when the sync loaded its credentials. */
+    credentialsUpdatedAt: v.number(),
     outcome: syncOutcomeValidator,
   },
   returns: v.union(syncResultValidator, v.null()),
-  handler: async (ctx, { connectionId, actorId, outcome }) => {
+  handler: async (ctx, { connectionId, actorId, credentialsUpdatedAt, outcome }) => {
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection) return null;
     const now = Date.now();
     const audit = { actorId, projectId: connection.projectId, targetTable: "connections", targetId: connectionId };
+    if (connection.updatedAt !== credentialsUpdatedAt) {
+      // The credentials were replaced while this sync ran with the old ones: its outcome says nothing
+      // about the new ones, so the connection stays as updateCredentials left it (a failed decryption
+      // is still audited).
+      if (outcome.kind === "decryption_failed") {
+        await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
+      }
+      return { status: connection.status, metricsStored: 0 };
+    }
 
     if (outcome.kind === "synced") {
       for (const point of outcome.metrics) {
@@ -187,7 +202,12 @@ export async function syncConnectionNow(
     return { status: target.status, metricsStored: 0 };
   }
   const record = (outcome: typeof syncOutcomeValidator.type) =>
-    ctx.runMutation(internal.metricsSync.recordSyncOutcome, { connectionId, actorId, outcome });
+    ctx.runMutation(internal.metricsSync.recordSyncOutcome, {
+      connectionId,
+      actorId,
+      credentialsUpdatedAt: target.updatedAt,
+      outcome,
+    });
 
   const integration = findIntegration(target.service);
   if (!integration) {

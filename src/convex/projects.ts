@@ -171,11 +171,12 @@ export const removeMember = projectMutation({
 });
 
 /**
- * The latest value of each metric of each of the project's connections (used
- * by the HTTP API). A sync writes all its points (at most
- * MAX_METRICS_PER_SYNC) with one timestamp, so each connection's newest rows
- * hold its latest sync whole; reads stay bounded by MAX_CONNECTIONS ×
- * MAX_METRICS_PER_SYNC rows, however long the history.
+ * Each of the project's connections' latest sync (used by the HTTP API): the
+ * points of its newest timestamp. A sync writes all its points (at most
+ * MAX_METRICS_PER_SYNC) with one timestamp, so they sit among the
+ * connection's newest rows; reads stay bounded by MAX_CONNECTIONS ×
+ * MAX_METRICS_PER_SYNC rows, however long the history. A metric the latest
+ * sync did not report is not served, so the answer never depends on history.
  */
 export const latestMetrics = internalQuery({
   args: { projectId: v.id("projects") },
@@ -194,11 +195,9 @@ export const latestMetrics = internalQuery({
         .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connection._id))
         .order("desc")
         .take(MAX_METRICS_PER_SYNC);
-      const seen = new Set<string>();
+      const newest = rows[0]?.timestamp;
       for (const { name, value, timestamp } of rows) {
-        if (seen.has(name)) continue;
-        seen.add(name);
-        latest.push({ connectionId: connection._id, name, value, timestamp });
+        if (timestamp === newest) latest.push({ connectionId: connection._id, name, value, timestamp });
       }
     }
     return latest;

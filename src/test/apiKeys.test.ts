@@ -147,11 +147,14 @@ describe("GET /api/v1/projects/metrics", () => {
       credentials: { secretKey: "sk_live_HttpTestKey000000000000" },
     });
     await t.run(async (ctx) => {
+      // Three syncs; each writes its points with one timestamp.
       const rows = [
         { name: "mrr", value: 100, timestamp: 1_000 },
+        { name: "balance", value: 40, timestamp: 1_000 },
         { name: "mrr", value: 250, timestamp: 3_000 },
+        { name: "balance", value: 42, timestamp: 3_000 },
         { name: "mrr", value: 175, timestamp: 2_000 },
-        { name: "balance", value: 42, timestamp: 1_500 },
+        { name: "churn", value: 3, timestamp: 2_000 },
       ];
       for (const row of rows) await ctx.db.insert("metrics", { ...row, connectionId, projectId: project.projectId });
     });
@@ -176,7 +179,7 @@ describe("GET /api/v1/projects/metrics", () => {
     expect(body.metrics).toEqual(
       expect.arrayContaining([
         { connectionId, name: "mrr", value: 250, timestamp: 3_000 },
-        { connectionId, name: "balance", value: 42, timestamp: 1_500 },
+        { connectionId, name: "balance", value: 42, timestamp: 3_000 },
       ]),
     );
     expect(body.metrics).toHaveLength(2);
@@ -213,12 +216,19 @@ describe("GET /api/v1/projects/metrics", () => {
     expect(quiet).toEqual(
       expect.arrayContaining([
         { connectionId, name: "mrr", value: 250, timestamp: 3_000 },
-        { connectionId, name: "balance", value: 42, timestamp: 1_500 },
+        { connectionId, name: "balance", value: 42, timestamp: 3_000 },
       ]),
     );
     const fromBusy = body.metrics.filter((metric) => metric.connectionId === busy);
     expect(fromBusy).toHaveLength(30);
     expect(fromBusy.every((metric) => metric.value === 39 && metric.timestamp === 10_039)).toBe(true);
+  });
+
+  test("exactly each connection's latest sync is served: a metric missing from it is not, however short the history", async () => {
+    const { apiKey } = await createKey();
+    const body = (await (await fetchMetrics(`Bearer ${apiKey}`)).json()) as { metrics: { name: string }[] };
+    // "churn" came only in the sync at 2_000, not in the latest one at 3_000.
+    expect(body.metrics.map((metric) => metric.name).sort()).toEqual(["balance", "mrr"]);
   });
 
   test("metrics of a removed connection are not served, even before their deletion finishes", async () => {

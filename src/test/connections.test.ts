@@ -98,6 +98,9 @@ describe("create", () => {
     ["an unexpected field", "stripe", { secretKey: STRIPE_KEY, password: "x" }],
     ["a Stripe publishable key instead of a secret one", "stripe", { secretKey: "pk_live_NotASecretKey000000000000" }],
     ["a repository that is not owner/name", "github", { token: GITHUB.token, repository: "../../admin" }],
+    ["a repository named ..", "github", { token: GITHUB.token, repository: "acme/.." }],
+    ["a repository named .", "github", { token: GITHUB.token, repository: "acme/." }],
+    ["an owner named ..", "github", { token: GITHUB.token, repository: "../widgets" }],
   ])("refuses %s with INVALID_CREDENTIALS, never echoing a value", async (_case, service, credentials) => {
     const error = await errorOf(
       project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials }),

@@ -167,6 +167,26 @@ describe("connections.syncMetrics", () => {
     expect(audit[1]?.detail).toBe("sync");
   });
 
+  test("a sync that ran with replaced credentials does not judge the new ones", async () => {
+    const t = newBackend();
+    const { connectionId } = await setup(t, "github", { token: "ghp_RevokedOldToken0000000000000", repository: GITHUB.repository });
+    const bob = t.withIdentity(identity("bob"));
+    const realFetch = globalThis.fetch;
+    // The owner saves good credentials while the sync's request (with the old, refused token) is in flight.
+    vi.spyOn(globalThis, "fetch").mockImplementationOnce(async (input, init) => {
+      await bob.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
+      return realFetch(input, init);
+    });
+    const result = await t.action(internal.metricsSync.syncConnection, { connectionId });
+    expect(fake().requests).toHaveLength(1);
+    expect(result).toEqual({ status: "pending", metricsStored: 0 });
+    const row = await connection(t, connectionId);
+    expect(row).toMatchObject({ status: "pending", healthScore: 100 });
+    expect(row.lastError).toBeUndefined();
+    // The next sync uses the new credentials.
+    expect(await t.action(internal.metricsSync.syncConnection, { connectionId })).toMatchObject({ status: "active" });
+  });
+
   test("a redirect is never followed, so the credentials go to the configured host only", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t);

@@ -5,8 +5,8 @@ import type { Integration } from "./types";
 const NAME = "GitHub";
 const DEFAULT_BASE_URL = "https://api.github.com";
 const API_VERSION = "2022-11-28";
-/** GitHub names: letters, digits, "-", "_" and "."; never "." or ".." alone. */
-const REPOSITORY_PATTERN = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/;
+/** owner/name, each of letters, digits, "-", "_" and "."; neither "." nor ".." alone (path traversal). */
+const REPOSITORY_PATTERN = /^(?!\.{1,2}\/)([A-Za-z0-9_.-]+)\/(?!\.{1,2}$)([A-Za-z0-9_.-]+)$/;
 
 /** GitHub: stars, forks, open issues and watchers of one repository (GET /repos/{owner}/{repo}). */
 export const github: Integration = {
@@ -26,9 +26,8 @@ export const github: Integration = {
     const token = credentialValue(NAME, credentials, "token");
     const match = REPOSITORY_PATTERN.exec(credentialValue(NAME, credentials, "repository"));
     const [owner, repo] = [match?.[1], match?.[2]];
-    if (!owner || !repo || [owner, repo].some((part) => part === "." || part === "..")) {
-      throw new ProviderError(NAME, "invalid_request");
-    }
+    // Checked on write too; rows written before that check are refused here, never put in the path.
+    if (!owner || !repo) throw new ProviderError(NAME, "invalid_request");
     const url = `${baseUrl("GITHUB_API_BASE_URL", DEFAULT_BASE_URL)}/repos/${owner}/${repo}`;
     const repository = expectObject(
       NAME,
