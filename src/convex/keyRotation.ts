@@ -291,7 +291,9 @@ export const runBatch = internalMutation({
  * Starts a rotation job, or returns the running one: a second call joins the
  * job whose batch chain is alive, and resumes (from its cursor) a job whose
  * chain died because a batch threw, halving its derivation budget first: a
- * batch that hit the time limit is retried smaller. `dryRun` decrypts to find failures and
+ * batch that hit the time limit is retried smaller. A running job of the
+ * other mode (dry run vs real) is CONFLICT while its chain is alive, and is
+ * ended (REPLACED) if its chain died. `dryRun` decrypts to find failures and
  * counts what would change, but writes nothing outside the job's own tables.
  * Refuses when OLD_MASTER_KEY contains the current key.
  */
@@ -312,22 +314,28 @@ export const rotate = internalMutation({
     }
     const latest = await latestJob(ctx);
     if (latest?.status === "running") {
+      const batchState = await batchStateOf(ctx, latest);
+      const alive = batchState === "pending" || batchState === "inProgress";
       if (latest.currentKeyId !== keyring.current.id) {
         await endJob(ctx, latest, {
           code: "KEYRING_CHANGED",
           message: "MASTER_ENCRYPTION_KEY changed while the job ran; a new job replaced it",
         });
-      } else {
-        if (latest.dryRun !== dryRun) {
+      } else if (latest.dryRun !== dryRun) {
+        if (alive) {
           throw appError(
             "CONFLICT",
             `A ${latest.dryRun ? "dry run" : "rotation"} is running (job ${latest._id}); wait for it to finish (keyRotation:status)`,
           );
         }
-        const batchState = await batchStateOf(ctx, latest);
-        if (batchState === "pending" || batchState === "inProgress") {
-          return { jobId: latest._id, outcome: "joined" as const, dryRun };
-        }
+        // Its batch chain died: the job asked for now takes over instead of waiting forever.
+        await endJob(ctx, latest, {
+          code: "REPLACED",
+          message: `its batches had stopped (${batchState}) when a ${dryRun ? "dry run" : "rotation"} was started`,
+        });
+      } else if (alive) {
+        return { jobId: latest._id, outcome: "joined" as const, dryRun };
+      } else {
         const sequence = latest.sequence + 1;
         const derivationBudget = Math.max(1, Math.floor(derivationBudgetOf(latest) / 2));
         const nextBatchId = await scheduleBatch(ctx, latest._id, sequence);

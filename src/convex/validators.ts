@@ -192,7 +192,7 @@ export type RotationCounts = Infer<typeof rotationCountsValidator>;
 
 /** Why a rotation job stopped before finishing. */
 export const rotationStopReasonValidator = v.object({
-  code: v.union(v.literal("UNKNOWN_KEYS_WITHOUT_OLD_KEY"), v.literal("KEYRING_CHANGED")),
+  code: v.union(v.literal("UNKNOWN_KEYS_WITHOUT_OLD_KEY"), v.literal("KEYRING_CHANGED"), v.literal("REPLACED")),
   message: v.string(),
 });
 export type RotationStopReason = Infer<typeof rotationStopReasonValidator>;

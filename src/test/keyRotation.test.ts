@@ -346,6 +346,26 @@ describe("keyRotation during live traffic", () => {
     expect((await jobStatus(t)).counts).toEqual({ scanned: 8, reEncrypted: 0, migrated: 0, alreadyCurrent: 8, failed: 0 });
   });
 
+  test("a dry run whose batches died does not block the real rotation: it is replaced", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    const dry = await t.mutation(internal.keyRotation.rotate, { dryRun: true });
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("keyRotationJobs", dry.jobId)) as Doc<"keyRotationJobs">;
+      await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
+    });
+
+    const real = await t.mutation(internal.keyRotation.rotate, {});
+    expect(real).toMatchObject({ outcome: "started", dryRun: false });
+    expect(real.jobId).not.toBe(dry.jobId);
+    const replaced = await t.query(internal.keyRotation.status, { jobId: dry.jobId });
+    expect(replaced).toMatchObject({ status: "stopped", stopReason: { code: "REPLACED" } });
+    await runAllBatches(t);
+    expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
+    await expectSeededIntact(t, seeded, newOnly);
+  });
+
   test("a job stops when MASTER_ENCRYPTION_KEY changes under it", async () => {
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
