@@ -194,12 +194,16 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivat
       counts[outcome]++;
     } else {
       counts.failed++;
-      console.warn(`keyRotation ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}`);
+      const keyId = "keyId" in shape ? shape.keyId : undefined;
+      console.warn(
+        `keyRotation ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}${keyId ? ` (master key ${keyId})` : ""}`,
+      );
       await ctx.db.insert("keyRotationFailures", {
         jobId: job._id,
         table: row.table,
         rowId: row.doc._id,
         code: outcome.failed,
+        ...(keyId ? { keyId } : {}),
         at: Date.now(),
       });
     }
@@ -386,6 +390,21 @@ export const rotate = internalMutation({
   },
 });
 
+/**
+ * Whether the deployment's keys are still the ones the job rotated to and
+ * from: otherwise its result says nothing about the data under today's
+ * keys (e.g. the next rotation was configured but not yet started).
+ */
+async function jobMatchesKeysNow(job: Job): Promise<boolean> {
+  let keyring: Keyring;
+  try {
+    keyring = await loadKeyring();
+  } catch {
+    return false;
+  }
+  return keyring.current.id === job.currentKeyId && keyring.previous.every((key) => job.previousKeyIds.includes(key.id));
+}
+
 /** The latest job (or `jobId`): phase, counts, per-batch maxima and budget, state of its next batch, first failures. */
 export const status = internalQuery({
   args: { jobId: v.optional(v.id("keyRotationJobs")) },
@@ -402,8 +421,12 @@ export const status = internalQuery({
       derivationBudget: derivationBudgetOf(job),
       batchState: await batchStateOf(ctx, job),
       safeToRemoveOldKey:
-        job.status === "done" && !job.dryRun && job.counts.failed === 0 && outstanding(job.verification) === 0,
-      failureSample: failures.map(({ table, rowId, code }) => ({ table, rowId, code })),
+        job.status === "done" &&
+        !job.dryRun &&
+        job.counts.failed === 0 &&
+        outstanding(job.verification) === 0 &&
+        (await jobMatchesKeysNow(job)),
+      failureSample: failures.map(({ table, rowId, code, keyId }) => ({ table, rowId, code, ...(keyId ? { keyId } : {}) })),
     };
   },
 });

@@ -254,6 +254,8 @@ export const rotationFailureFields = {
   rowId: v.string(),
   /** Crypto error code (UNKNOWN_KEY_ID, DECRYPTION_FAILED, ...) or CONFLICTING_FIELDS. */
   code: v.string(),
+  /** Id of the master key the value names, when it names one (e.g. the key to find for UNKNOWN_KEY_ID). */
+  keyId: v.optional(v.string()),
   at: v.number(),
 };
 
@@ -268,6 +270,8 @@ export const rotationJobStatusValidator = v.object({
   /** Done, not a dry run, no failures and nothing left under an old key: OLD_MASTER_KEY can go. */
   safeToRemoveOldKey: v.boolean(),
   /** The first failures (all of them: keyRotation:failures). */
-  failureSample: v.array(v.object({ table: rotationTableValidator, rowId: v.string(), code: v.string() })),
+  failureSample: v.array(
+    v.object({ table: rotationTableValidator, rowId: v.string(), code: v.string(), keyId: v.optional(v.string()) }),
+  ),
 });
 export type RotationJobStatus = Infer<typeof rotationJobStatusValidator>;

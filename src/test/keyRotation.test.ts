@@ -409,8 +409,9 @@ describe("keyRotation failures and refusals", () => {
     expect(status.safeToRemoveOldKey).toBe(false);
     expect(status.failureSample).toEqual(
       expect.arrayContaining([
-        { table: "connections", rowId: unknownId, code: "UNKNOWN_KEY_ID" },
-        { table: "connections", rowId: tamperedId, code: "DECRYPTION_FAILED" },
+        // The key id tells the operator which master key to find.
+        { table: "connections", rowId: unknownId, code: "UNKNOWN_KEY_ID", keyId: third.current.id },
+        { table: "connections", rowId: tamperedId, code: "DECRYPTION_FAILED", keyId: oldOnly.current.id },
       ]),
     );
     const page = await t.query(internal.keyRotation.failures, {
@@ -423,6 +424,64 @@ describe("keyRotation failures and refusals", () => {
     // No secret reaches the status or the audit log.
     const audit = await t.run((ctx) => ctx.db.query("auditLog").collect());
     expect(JSON.stringify([status, page, audit])).not.toMatch(/sk_live_/);
+  });
+
+  test("values that only look like the current format (another version, malformed) are failures, never current", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    const [otherVersionId, truncatedId] = [...seeded.credentials.keys()] as [Id<"connections">, Id<"connections">];
+    await t.run(async (ctx) => {
+      // Both name the current key in their header.
+      await ctx.db.patch("connections", otherVersionId, { encryptedCredentials: `dtenc:v2:${newOnly.current.id}:AAAA:BBBB` });
+      await ctx.db.patch("connections", truncatedId, { encryptedCredentials: `dtenc:v1:${newOnly.current.id}:x` });
+    });
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    const status = await jobStatus(t);
+    expect(status.counts).toMatchObject({ failed: 2, reEncrypted: 3 });
+    expect(status.failureSample.map((failure) => failure.code).sort()).toEqual(["MALFORMED_CIPHERTEXT", "UNSUPPORTED_VERSION"]);
+    expect(status.safeToRemoveOldKey).toBe(false);
+  });
+
+  test("a malformed value does not stop a migration that needs no old key", async () => {
+    const t = newLimitedBackend();
+    const ids = await t.run(async (ctx) => {
+      const alice = await ctx.db.insert("users", { tokenIdentifier: "test|alice", createdAt: 0 });
+      const bob = await ctx.db.insert("users", { tokenIdentifier: "test|bob", createdAt: 0 });
+      const plain = await ctx.db.insert("aiKeys", {
+        userId: alice,
+        provider: "openai",
+        apiKey: "sk-proj-PlaintextLeftByAnOlderVersion01",
+        hint: "",
+        createdAt: 0,
+        updatedAt: 0,
+      });
+      await ctx.db.insert("aiKeys", { userId: bob, provider: "openai", encryptedKey: "dtenc:v1:garbage", hint: "…", createdAt: 0, updatedAt: 0 });
+      return { plain };
+    });
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    const status = await jobStatus(t);
+    expect(status).toMatchObject({ status: "done", counts: { migrated: 1, failed: 1 } });
+    expect((await t.run((ctx) => ctx.db.get("aiKeys", ids.plain)))?.apiKey).toBeUndefined();
+  });
+
+  test("safeToRemoveOldKey is false once the keys no longer match the job (the next rotation configured, not started)", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    expect((await jobStatus(t)).safeToRemoveOldKey).toBe(true);
+    // Next rotation: everything is under NEW_KEY, which moves into OLD_MASTER_KEY.
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", THIRD_MASTER_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", NEW_KEY);
+    expect((await jobStatus(t)).safeToRemoveOldKey).toBe(false);
+    // Another key added to OLD_MASTER_KEY after the job ran: its result no longer covers the keyring either.
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", `${OLD_KEY},${THIRD_MASTER_KEY}`);
+    expect((await jobStatus(t)).safeToRemoveOldKey).toBe(false);
   });
 
   test("a dry run counts what would change and writes nothing", async () => {

@@ -12,7 +12,7 @@
  * needing re-encryption.
  */
 import { base64Decode, base64UrlDecode, base64UrlEncode, utf8Decode, utf8Encode } from "./encoding";
-import { CryptoError } from "./errors";
+import { CryptoError, isCryptoError } from "./errors";
 import { DEFAULT_PBKDF2_ITERATIONS, DerivedKeyCache, sharedKeyCache } from "./kdf";
 import { KEY_ID_BYTES, Keyring, MasterKey } from "./keyring";
 
@@ -46,11 +46,13 @@ export interface DecryptOptions extends CipherOptions {
 export type CiphertextFormat =
   | { format: "v1"; keyId: string }
   | { format: "legacy" }
-  | { format: "plaintext" };
+  | { format: "plaintext" }
+  /** Starts like the current format but cannot be: another version, or a malformed value. */
+  | { format: "invalid"; code: "UNSUPPORTED_VERSION" | "MALFORMED_CIPHERTEXT" };
 
 export interface DecryptedSecret {
   plaintext: string;
-  format: CiphertextFormat["format"];
+  format: "v1" | "legacy" | "plaintext";
   /** Id of the master key that decrypted it (null for plaintext). */
   keyId: string | null;
   /** True unless the value is current-format ciphertext under the current key. */
@@ -70,13 +72,20 @@ const MIN_LEGACY_BYTES = IV_BYTES + TAG_BYTES;
 
 /**
  * Classifies a stored value without decrypting it: current format (with its
- * key id), legacy base64 ciphertext, or anything else (plaintext). Lets batch
- * jobs skip values already under the current key without deriving a key.
+ * key id, after checking the structure: version, parts, lengths), invalid
+ * (looks like the current format but is not), legacy base64 ciphertext, or
+ * anything else (plaintext). Lets batch jobs skip values already under the
+ * current key without deriving a key.
  */
 export function describeCiphertext(value: string): CiphertextFormat {
   if (value.startsWith(`${FORMAT_PREFIX}:`)) {
-    const keyId = value.split(":")[2] ?? "";
-    return { format: "v1", keyId };
+    try {
+      return { format: "v1", keyId: parseV1(value).keyId };
+    } catch (error) {
+      if (isCryptoError(error, "UNSUPPORTED_VERSION")) return { format: "invalid", code: "UNSUPPORTED_VERSION" };
+      if (isCryptoError(error, "MALFORMED_CIPHERTEXT")) return { format: "invalid", code: "MALFORMED_CIPHERTEXT" };
+      throw error;
+    }
   }
   const legacy = base64Decode(value);
   if (legacy !== null && legacy.length >= MIN_LEGACY_BYTES) return { format: "legacy" };
@@ -201,8 +210,9 @@ export async function decryptSecret(
   options: DecryptOptions = {},
 ): Promise<DecryptedSecret> {
   checkContext(context);
+  // Anything that starts like the current format is decrypted as such (or fails with its parse error).
+  if (value.startsWith(`${FORMAT_PREFIX}:`)) return decryptV1(keyring, value, context, options);
   const shape = describeCiphertext(value);
-  if (shape.format === "v1") return decryptV1(keyring, value, context, options);
   if (shape.format === "legacy") {
     return decryptLegacy(keyring, base64Decode(value) ?? new Uint8Array(), context, options);
   }

@@ -139,6 +139,8 @@ function shapeOfCiphertext(value: string, keyring: Keyring): SecretShape {
   const described = describeCiphertext(value);
   if (described.format === "legacy") return { kind: "legacyFormat" };
   if (described.format === "plaintext") return { kind: "invalid", code: "NOT_CIPHERTEXT" };
+  // Another version or a malformed value: unreadable under any key, so a failure, never "current".
+  if (described.format === "invalid") return { kind: "invalid", code: described.code };
   if (described.keyId === keyring.current.id) return { kind: "current" };
   return keyring.get(described.keyId)
     ? { kind: "previousKey", keyId: described.keyId }

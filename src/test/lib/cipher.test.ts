@@ -69,6 +69,12 @@ describe("format", () => {
     expect(describeCiphertext(base64Encode(new Uint8Array(IV_BYTES + TAG_BYTES - 1)))).toEqual({ format: "plaintext" });
     expect(describeCiphertext(PLAINTEXT)).toEqual({ format: "plaintext" });
     expect(describeCiphertext("")).toEqual({ format: "plaintext" });
+    // Starts like the current format but is not: never "v1", never plaintext.
+    expect(describeCiphertext(ciphertext.replace(":v1:", ":v2:"))).toEqual({ format: "invalid", code: "UNSUPPORTED_VERSION" });
+    expect(describeCiphertext(`dtenc:v1:${keyring.current.id}:x`)).toEqual({ format: "invalid", code: "MALFORMED_CIPHERTEXT" });
+    const [prefix, version, keyId, iv, sealed] = ciphertext.split(":");
+    const shortIv = [prefix, version, keyId, iv!.slice(0, -4), sealed].join(":");
+    expect(describeCiphertext(shortIv)).toEqual({ format: "invalid", code: "MALFORMED_CIPHERTEXT" });
     expect(describeCiphertext("sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")).toEqual({ format: "plaintext" });
   });
 });
