@@ -174,7 +174,7 @@ export const secretShapeCountsValidator = v.object({
   legacyFormat: v.number(),
   /** Plaintext left by older versions (credentials, AI key, unhashed API key). */
   plaintext: v.number(),
-  /** Neither: an encrypted field holding non-ciphertext, or ciphertext and plaintext both present. */
+  /** Unreadable as stored: non-ciphertext, another format version or a malformed value in an encrypted field, or ciphertext and plaintext both present. */
   invalid: v.number(),
 });
 export type SecretShapeCounts = Infer<typeof secretShapeCountsValidator>;
