@@ -142,20 +142,21 @@ export const revoke = apiKeyMutation({
 });
 
 /** Whether a key's lastUsedAt is old enough to be rewritten (see LAST_USED_RESOLUTION_MS). */
-function usageIsStale(apiKey: Doc<"apiKeys">, now: number): boolean {
-  return apiKey.lastUsedAt === undefined || now - apiKey.lastUsedAt >= LAST_USED_RESOLUTION_MS;
+export function usageIsStale(lastUsedAt: number | null | undefined, now: number): boolean {
+  return lastUsedAt === null || lastUsedAt === undefined || now - lastUsedAt >= LAST_USED_RESOLUTION_MS;
 }
 
 /**
  * The live (not revoked) key with this SHA-256 hash, or null. A query, so
- * that a request is served without a write transaction; `usageIsStale`
- * tells the caller to run recordUse. Takes the hash, never the key, so the
- * key is not a function argument anywhere.
+ * that a request is served without a write transaction; the caller runs
+ * recordUse when `lastUsedAt` is stale (judged by the caller: a query
+ * reading the clock could be served from cache). Takes the hash, never the
+ * key, so the key is not a function argument anywhere.
  */
 export const authenticate = internalQuery({
   args: { keyHash: v.string() },
   returns: v.union(
-    v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), usageIsStale: v.boolean() }),
+    v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), lastUsedAt: v.union(v.number(), v.null()) }),
     v.null(),
   ),
   handler: async (ctx, { keyHash }) => {
@@ -164,7 +165,7 @@ export const authenticate = internalQuery({
       .withIndex("by_keyHash", (q) => q.eq("keyHash", keyHash))
       .first();
     if (!apiKey || apiKey.revokedAt !== undefined) return null;
-    return { apiKeyId: apiKey._id, projectId: apiKey.projectId, usageIsStale: usageIsStale(apiKey, Date.now()) };
+    return { apiKeyId: apiKey._id, projectId: apiKey.projectId, lastUsedAt: apiKey.lastUsedAt ?? null };
   },
 });
 
@@ -175,7 +176,7 @@ export const recordUse = internalMutation({
   handler: async (ctx, { apiKeyId }) => {
     const apiKey = await ctx.db.get("apiKeys", apiKeyId);
     const now = Date.now();
-    if (apiKey && apiKey.revokedAt === undefined && usageIsStale(apiKey, now)) {
+    if (apiKey && apiKey.revokedAt === undefined && usageIsStale(apiKey.lastUsedAt, now)) {
       await ctx.db.patch("apiKeys", apiKeyId, { lastUsedAt: now });
     }
     return null;

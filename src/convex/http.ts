@@ -8,6 +8,7 @@
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction } from "./_generated/server";
+import { usageIsStale } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
@@ -41,7 +42,7 @@ const projectMetrics = httpAction(async (ctx, request) => {
   const key = await ctx.runQuery(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) });
   if (!key) return unauthorized();
   // A write only when lastUsedAt is out of date (about once a minute per key), not on every request.
-  if (key.usageIsStale) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
+  if (usageIsStale(key.lastUsedAt, Date.now())) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
   const { projectId } = key;
   const metrics = await ctx.runQuery(internal.projects.latestMetrics, { projectId });
   return new Response(JSON.stringify({ projectId, metrics }), { status: 200, headers: JSON_HEADERS });

@@ -295,7 +295,7 @@ describe("GET /api/v1/projects/metrics", () => {
     expect(await t.query(internal.apiKeys.authenticate, { keyHash })).toEqual({
       apiKeyId,
       projectId: project.projectId,
-      usageIsStale: true,
+      lastUsedAt: null,
     });
     expect(await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(`${apiKey}x`) })).toBeNull();
     await project.admin.mutation(api.apiKeys.revoke, { apiKeyId });
@@ -309,7 +309,7 @@ describe("GET /api/v1/projects/metrics", () => {
 
     const recent = Date.now() - LAST_USED_RESOLUTION_MS / 2;
     await setLastUsedAt(recent);
-    expect((await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) }))?.usageIsStale).toBe(false);
+    expect((await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) }))?.lastUsedAt).toBe(recent);
     expect((await fetchMetrics(`Bearer ${apiKey}`)).status).toBe(200);
     expect(await lastUsedAt()).toBe(recent);
 
