@@ -5,7 +5,8 @@ import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
 import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE } from "../convex/metricsSync";
 import { identity, newBackend, type Backend } from "./helpers/convex";
-import type { Mode } from "./helpers/fakeProviders";
+import { HUGE_BODY_BYTES, type Mode } from "./helpers/fakeProviders";
+import { MAX_RESPONSE_BYTES } from "../convex/integrations/http";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedConnection, seedProject } from "./helpers/seed";
 import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
@@ -188,6 +189,23 @@ describe("connections.syncMetrics", () => {
     const next = await t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] });
     expect(next).toMatchObject([{ status: "active" }]);
   });
+
+  test.each(["huge", "huge_declared"] as const)(
+    "a %s provider body is refused at the cap, without reading the rest",
+    async (mode) => {
+      const t = newBackend();
+      const { connectionId, alice } = await setup(t);
+      fake().setMode("github.repo", mode);
+
+      const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+      expect(result).toEqual({ status: "error", metricsStored: 0, error: "GitHub sent an unexpected response (HTTP 200)" });
+      // The server writes only as fast as the client reads: what it got out is the cap plus socket buffers.
+      const sent = fake().hugeBytesSent();
+      expect(sent).toBeLessThan(HUGE_BODY_BYTES / 3);
+      if (mode === "huge") expect(sent).toBeGreaterThan(MAX_RESPONSE_BYTES);
+    },
+  );
 
   test("a redirect is never followed, so the credentials go to the configured host only", async () => {
     const t = newBackend();
