@@ -8,7 +8,8 @@
  *
  * The cron (crons.ts) runs scheduleDueSyncs every minute: it reads the
  * connections whose nextSyncAt has passed (by_nextSyncAt index), moves their
- * nextSyncAt one interval ahead (so no later run picks them again) and
+ * nextSyncAt to their project's next slot (so no later run picks them
+ * again; nextSyncSlot keeps a project's connections due together) and
  * schedules one syncGroup action per project group. A run's cost follows the
  * connections due, not the size of the table. connections.syncMetrics (a
  * manual sync) runs the same steps for one connection in its own action.
@@ -56,7 +57,32 @@ export function nextHealthScore(previous: number, succeeded: boolean): number {
 export function syncIntervalMs(): number {
   const configured = Number(env.SYNC_INTERVAL_MINUTES);
   const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
-  return minutes * 60_000;
+  return Math.round(minutes * 60_000);
+}
+
+/** FNV-1a (32 bits) of a string: a cheap, stable spread of ids; not cryptographic. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/**
+ * When a connection of `projectId` synced at `now` is due next: the
+ * project's first slot more than half an interval after `now`. A project's
+ * slots are one interval apart at a phase of its own (from its id), so all
+ * its connections fall due together after their first sync (one group
+ * action, however and whenever they were created or manually synced), and
+ * projects spread over the interval instead of all falling due at once.
+ * The result lies between half an interval and 1.5 intervals after `now`.
+ */
+export function nextSyncSlot(projectId: Id<"projects">, now: number, intervalMs: number = syncIntervalMs()): number {
+  const phase = fnv1a(projectId) % intervalMs;
+  const earliest = now + intervalMs / 2;
+  return phase + (Math.floor((earliest - phase) / intervalMs) + 1) * intervalMs;
 }
 
 /**
@@ -156,7 +182,7 @@ export const recordDecryptions = internalMutation({
 /**
  * Stores the outcomes of one group in one transaction, per connection:
  * metrics (success) or a safe lastError (failure; earlier metrics are kept),
- * status, healthScore, the next sync time (one interval from now), and the
+ * status, healthScore, the next sync time (nextSyncSlot), and the
  * audit entry of a decryption failure. An outcome is null when its
  * connection was removed meanwhile, and dropped (nothing written but a
  * decryption failure's audit entry) when its credentials were replaced
@@ -171,7 +197,7 @@ export const recordSyncOutcomes = internalMutation({
   returns: v.array(v.union(syncResultValidator, v.null())),
   handler: async (ctx, { projectId, actorId, outcomes }) => {
     const now = Date.now();
-    const nextSyncAt = now + syncIntervalMs();
+    const nextSyncAt = nextSyncSlot(projectId, now);
     const results: (SyncResult | null)[] = [];
     for (const { connectionId, credentialsVersion, outcome } of outcomes) {
       const connection = await ctx.db.get("connections", connectionId);
@@ -368,8 +394,8 @@ export const syncGroup = internalAction({
 /**
  * One page of a cron run: reads up to DUE_PAGE_SIZE connections whose
  * nextSyncAt has passed (or is absent: rows from before scheduling by due
- * time), moves each one's nextSyncAt one interval ahead (a paused connection
- * is only moved), groups them by project (at most SYNC_GROUP_SIZE per group)
+ * time), moves each one's nextSyncAt to its project's next slot (a paused
+ * connection is only moved), groups them by project (at most SYNC_GROUP_SIZE per group)
  * and schedules one syncGroup action per group. Continues in another
  * mutation while more are due, up to MAX_GROUPS_PER_RUN groups per run.
  */
@@ -381,7 +407,7 @@ export const scheduleDueSyncs = internalMutation({
   returns: v.null(),
   handler: async (ctx, { groupsLeft = MAX_GROUPS_PER_RUN }) => {
     const now = Date.now();
-    const nextSyncAt = now + syncIntervalMs();
+    const intervalMs = syncIntervalMs();
     const due = await ctx.db
       .query("connections")
       .withIndex("by_nextSyncAt", (q) => q.lte("nextSyncAt", now))
@@ -404,7 +430,7 @@ export const scheduleDueSyncs = internalMutation({
         }
         group.push(connection._id);
       }
-      await ctx.db.patch("connections", connection._id, { nextSyncAt });
+      await ctx.db.patch("connections", connection._id, { nextSyncAt: nextSyncSlot(connection.projectId, now, intervalMs) });
     }
     for (const group of groups) await ctx.scheduler.runAfter(0, internal.metricsSync.syncGroup, group);
     const remaining = groupsLeft - groups.length;

@@ -3,7 +3,7 @@ import { describe, expect, onTestFinished, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE } from "../convex/metricsSync";
+import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/metricsSync";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { HUGE_BODY_BYTES, type Mode } from "./helpers/fakeProviders";
 import { MAX_RESPONSE_BYTES } from "../convex/integrations/http";
@@ -310,6 +310,13 @@ async function runCron(t: Backend, args: { groupsLeft?: number } = {}): Promise<
 
 const INTERVAL_MS = DEFAULT_SYNC_INTERVAL_MINUTES * 60_000;
 
+/** Checks a synced row is next due at its project's slot, 0.5 to 1.5 intervals after its sync. */
+function expectNextSlot(row: { projectId: Id<"projects">; lastSyncedAt?: number; nextSyncAt?: number }, intervalMs = INTERVAL_MS) {
+  expect(row.nextSyncAt).toBe(nextSyncSlot(row.projectId, row.lastSyncedAt!, intervalMs));
+  expect(row.nextSyncAt! - row.lastSyncedAt!).toBeGreaterThan(intervalMs / 2);
+  expect(row.nextSyncAt! - row.lastSyncedAt!).toBeLessThanOrEqual(1.5 * intervalMs);
+}
+
 describe("sync cron", () => {
   test("runs every minute through metricsSync.scheduleDueSyncs", () => {
     const job = Object.values(crons.crons).find((cron) => cron.name === "metricsSync:scheduleDueSyncs");
@@ -339,13 +346,13 @@ describe("sync cron", () => {
       expect(await metricsOf(t, id)).toHaveLength(4);
       const row = await connection(t, id);
       expect(row.status).toBe("active");
-      expect(row.nextSyncAt).toBe(row.lastSyncedAt! + INTERVAL_MS);
+      expectNextSlot(row);
     }
     for (const id of ids.inactive!) {
       expect(await metricsOf(t, id)).toEqual([]);
       const row = await connection(t, id);
       expect(row.status).toBe("inactive");
-      expect(row.nextSyncAt).toBeGreaterThanOrEqual(Date.now() + INTERVAL_MS - 60_000);
+      expect(row.nextSyncAt).toBeGreaterThan(Date.now() + INTERVAL_MS / 2);
     }
     const cronAudit = await auditOf(t, synced[0]!);
     expect(cronAudit).toHaveLength(1);
@@ -360,10 +367,10 @@ describe("sync cron", () => {
       .sort((a, b) => a - b);
     expect(sizes).toEqual([1, 5, SYNC_GROUP_SIZE]);
 
-    // Nothing is due again before the interval has passed.
+    // Nothing is due again before the project's next slot; then all of it is.
     await runCron(t);
     expect(fake().requests).toHaveLength(synced.length);
-    vi.setSystemTime(Date.now() + INTERVAL_MS);
+    vi.setSystemTime(Date.now() + 1.5 * INTERVAL_MS);
     await runCron(t);
     expect(fake().requests).toHaveLength(2 * synced.length);
   });
@@ -374,19 +381,42 @@ describe("sync cron", () => {
     const t = newBackend();
     const { connectionId } = await setup(t);
     await runCron(t);
-    const row = await connection(t, connectionId);
-    expect(row.nextSyncAt).toBe(row.lastSyncedAt! + 60 * 60_000);
+    expectNextSlot(await connection(t, connectionId), 60 * 60_000);
   });
 
-  test("a manual sync moves the next scheduled sync one interval ahead", async () => {
+  test("a manual sync moves the next scheduled sync to the project's next slot", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t);
     await alice.action(api.connections.syncMetrics, { connectionId });
-    const row = await connection(t, connectionId);
-    expect(row.nextSyncAt).toBe(row.lastSyncedAt! + INTERVAL_MS);
+    expectNextSlot(await connection(t, connectionId));
 
     await runCron(t);
     expect(fake().requests).toHaveLength(1);
+  });
+
+  test("a project's connections fall due together after their first sync, however they were created", async () => {
+    const t = newBackend();
+    const { connectionId: first, alice, projectId } = await setup(t);
+    vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+    await alice.action(api.connections.syncMetrics, { connectionId: first });
+    vi.setSystemTime(Date.now() + 7 * 60_000);
+    const second = await seedConnection(t, projectId, "github", GITHUB);
+    await runCron(t); // syncs the new one only
+    expect(fake().requests).toHaveLength(2);
+    // Both are due on the project's slots (the same phase), at most one interval apart.
+    const slots = [(await connection(t, first)).nextSyncAt!, (await connection(t, second)).nextSyncAt!];
+    expect(Math.abs(slots[0]! - slots[1]!) % INTERVAL_MS).toBe(0);
+
+    vi.setSystemTime(Math.max(...slots));
+    await runCron(t);
+    expect(fake().requests).toHaveLength(4);
+    const groups = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    expect(groups.filter((job) => job.name.endsWith("syncGroup")).map((job) => job.args[0])).toContainEqual({
+      projectId,
+      connectionIds: [first, second],
+    });
+    // From then on they stay together.
+    expect((await connection(t, first)).nextSyncAt).toBe((await connection(t, second)).nextSyncAt);
   });
 
   test("created and updated connections are due at once", async () => {
