@@ -2,7 +2,7 @@
 // connection once with at most 0.5 function executions per connection and
 // at most 2 PBKDF2 runs per project, over 40 connections in 4 projects and
 // 200 in 20. 1,000 in 100 takes 25–35 s in convex-test on 2 cores, too close
-// to the test timeout: `npm run bench` (src/bench/sync.bench.ts) counts and
+// to the test timeout: `npm run bench` (src/bench/syncGroups.bench.ts) counts and
 // asserts it, next to the previous design.
 import { expect, test, vi } from "vitest";
 import { measureCycle, newColdBackend, seedSyncFleet } from "./helpers/syncCost";
