@@ -65,12 +65,18 @@ export default defineSchema({
     /** Safe, secret-free description of the last sync failure. */
     lastError: v.optional(v.string()),
     lastSyncedAt: v.optional(v.number()),
+    /**
+     * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
+     * scheduling by due time existed: absent sorts first in the index, so such rows are due.
+     */
+    nextSyncAt: v.optional(v.number()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     updatedAt: v.number(),
   })
     .index("by_projectId", ["projectId"])
-    .index("by_status", ["status"]),
+    /** Due connections first: the sync cron reads this index up to now. */
+    .index("by_nextSyncAt", ["nextSyncAt"]),
 
   aiKeys: defineTable({
     userId: v.id("users"),

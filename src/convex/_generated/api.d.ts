@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as aiProviders from "../aiProviders.js";
@@ -44,6 +45,7 @@ import type * as lib_mask from "../lib/mask.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
 import type * as rateLimits from "../rateLimits.js";
+import type * as retention from "../retention.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -58,6 +60,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  actionAccess: typeof actionAccess;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   aiProviders: typeof aiProviders;
@@ -89,6 +92,7 @@ declare const fullApi: ApiFromModules<{
   metricsSync: typeof metricsSync;
   projects: typeof projects;
   rateLimits: typeof rateLimits;
+  retention: typeof retention;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;
