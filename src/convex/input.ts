@@ -1,18 +1,44 @@
 /**
  * Cleaning of free-text arguments (names) before they are stored: trimmed,
- * non-empty, bounded. Argument validators check types; this checks content.
+ * non-empty, bounded, and free of characters that change how text around
+ * them is displayed or parsed. Argument validators check types; this checks content.
  */
 import { appError } from "./errors";
 
 /** Longest accepted project, connection or API key name. */
 export const MAX_NAME_LENGTH = 100;
 
-/** `value` trimmed; INVALID_ARGUMENT when empty or longer than MAX_NAME_LENGTH. */
+/**
+ * Characters a name may not contain: control characters (NUL, newlines, ESC
+ * that starts ANSI escapes, C1 controls), line and paragraph separators, and
+ * bidirectional embeddings, overrides, isolates and marks, which reorder
+ * the text shown around a name (U+202A–202E, U+2066–2069, U+200E, U+200F, U+061C).
+ */
+const FORBIDDEN_IN_NAME = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/u;
+
+/**
+ * Characters that show nothing on their own: spaces and other separators,
+ * format characters (zero-width space, joiners, word joiner, BOM, soft
+ * hyphen...), combining marks, and the Hangul fillers that render blank.
+ * A name must have at least one character outside this set.
+ */
+const INVISIBLE = /[\p{Z}\p{Cf}\p{M}\u115F\u1160\u3164\uFFA0]/gu;
+
+/**
+ * `value` trimmed; INVALID_ARGUMENT when empty, longer than MAX_NAME_LENGTH,
+ * holding a control or bidi character, or made only of invisible characters.
+ */
 export function cleanName(value: string, what: string): string {
   const name = value.trim();
   if (!name) throw appError("INVALID_ARGUMENT", `${what} must not be empty`);
   if (name.length > MAX_NAME_LENGTH) {
     throw appError("INVALID_ARGUMENT", `${what} must be at most ${MAX_NAME_LENGTH} characters`);
+  }
+  if (FORBIDDEN_IN_NAME.test(name)) {
+    throw appError("INVALID_ARGUMENT", `${what} must not contain control characters, line breaks or bidirectional controls`);
+  }
+  if (name.replace(INVISIBLE, "") === "") {
+    throw appError("INVALID_ARGUMENT", `${what} must contain a visible character`);
   }
   return name;
 }

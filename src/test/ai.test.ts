@@ -62,7 +62,7 @@ describe("ai.generateInsight", () => {
     const body = JSON.parse(request.body) as { model: string; messages: { role: string; content: string }[] };
     expect(body.model).toBe(OPENAI_DEFAULT_MODEL);
     const prompt = body.messages.find((message) => message.role === "user")?.content ?? "";
-    expect(prompt).toContain("stars: 4242");
+    expect(prompt).toContain(`metric "stars": 4242`);
     expect(prompt).toContain("was 4000");
     expectNoSecrets(body);
 
