@@ -110,6 +110,25 @@ describe("create", () => {
     expect(error.message).not.toContain(GITHUB.token);
   });
 
+  test.each([
+    ["a key pasted as the service id", STRIPE_KEY, { secretKey: STRIPE_KEY }],
+    ["a key pasted as a field name", "stripe", { [STRIPE_KEY]: STRIPE_KEY }],
+    ["a token pasted as a field name next to the real field", "github", { ...GITHUB, [GITHUB.token]: "x" }],
+    ["an unknown service id with markup", "<img src=x onerror=alert(1)>", { secretKey: STRIPE_KEY }],
+  ])("never echoes unknown input (%s): the message names only known services and fields", async (_case, service, credentials) => {
+    const error = await errorOf(
+      project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials }),
+    );
+    expect(error.code).toBe("INVALID_CREDENTIALS");
+    expect(error.message).not.toContain(service === "stripe" || service === "github" ? STRIPE_KEY : service);
+    for (const name of Object.keys(credentials)) {
+      if (!["secretKey", "token", "repository"].includes(name)) expect(error.message).not.toContain(name);
+    }
+    expect(error.message).not.toContain(STRIPE_KEY);
+    expect(error.message).not.toContain(GITHUB.token);
+    expect(error.message).toMatch(/expected one of: stripe, github, plausible|takes only these credential fields/);
+  });
+
   test.each([["   "], ["x".repeat(101)]])("refuses the name %j with INVALID_ARGUMENT", async (name) => {
     const call = project.owner.mutation(api.connections.create, {
       projectId: project.projectId,
