@@ -29,7 +29,7 @@ interface PublicFunction {
   allowedError?: string;
 }
 
-const STRIPE = { secretKey: "sk_live_access0000000000004242" };
+const STRIPE = { secretKey: "sk_live_access00000000000000004242" };
 
 const PUBLIC_FUNCTIONS: PublicFunction[] = [
   { name: "users:store", access: "user", call: (c) => c.mutation(api.users.store, {}) },

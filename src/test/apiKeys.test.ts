@@ -144,7 +144,7 @@ describe("GET /api/v1/projects/metrics", () => {
     connectionId = await project.owner.mutation(api.connections.create, {
       projectId: project.projectId,
       service: "stripe",
-      credentials: { secretKey: "sk_live_HttpTestKey000000000000" },
+      credentials: { secretKey: "sk_live_HttpTestKey0000000000000000" },
     });
     await t.run(async (ctx) => {
       // Three syncs; each writes its points with one timestamp.

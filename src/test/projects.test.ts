@@ -168,7 +168,7 @@ test("findOrCreateUser writes the users row only when it is new or the identity'
 describe("audit log", () => {
   test("members read who did what, newest first, page by page; entries never hold secrets", async () => {
     const project = await projectWithEveryRole(t);
-    const secretKey = "sk_live_AuditLogTestKey00000000";
+    const secretKey = "sk_live_AuditLogTestKey000000000000";
     const connectionId = await project.admin.mutation(api.connections.create, {
       projectId: project.projectId,
       service: "stripe",
