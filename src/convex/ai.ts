@@ -167,7 +167,8 @@ export const generateInsight = userAction({
   handler: async (ctx, { projectId }): Promise<Insight> => {
     const input = await ctx.runQuery(internal.ai.loadInsightInput, { projectId, userId: ctx.user?._id ?? null });
     await ctx.runMutation(internal.rateLimits.consume, { name: "aiInsight", key: input.userId });
-    const audit = { actorId: input.userId, projectId, targetTable: "aiKeys", targetId: input.aiKeyId };
+    // The key is the caller's own: its entries go to the caller (ownerId), not to the project's members.
+    const audit = { actorId: input.userId, ownerId: input.userId, targetTable: "aiKeys", targetId: input.aiKeyId };
 
     let apiKey: string;
     try {
@@ -181,7 +182,7 @@ export const generateInsight = userAction({
       });
       throw code ? error : appError("DECRYPTION_FAILED", "Your AI key could not be decrypted");
     }
-    await ctx.runMutation(internal.audit.record, { ...audit, action: "aiKey.decrypted", detail: "insight" });
+    await ctx.runMutation(internal.audit.record, { ...audit, action: "aiKey.decrypted", detail: `insight for project ${projectId}` });
 
     let completion: { model: string; text: string };
     try {

@@ -126,6 +126,8 @@ export default defineSchema({
     at: v.number(),
   })
     .index("by_projectId_and_at", ["projectId", "at"])
+    /** A user's own entries (AI keys), for auditLog.listMine. */
+    .index("by_ownerId_and_at", ["ownerId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */

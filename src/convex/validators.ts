@@ -47,7 +47,14 @@ export const auditEntryValidator = v.object({
   action: auditActionValidator,
   /** The user who acted; absent for system work (crons, rotation, API-key requests). */
   actorId: v.optional(v.id("users")),
+  /** The project the entry belongs to: every member of it sees the entry (auditLog.list). */
   projectId: v.optional(v.id("projects")),
+  /**
+   * The user whose own secret the entry is about (AI keys): only they see it
+   * (auditLog.listMine). Such entries have no projectId, even when the secret
+   * was used for a project, so other members never see them.
+   */
+  ownerId: v.optional(v.id("users")),
   /** "connections", "aiKeys", "apiKeys", ... */
   targetTable: v.string(),
   targetId: v.string(),

@@ -90,6 +90,11 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
   },
+  {
+    name: "auditLog:listMine",
+    access: "user",
+    call: (c) => c.query(api.auditLog.listMine, { paginationOpts: { numItems: 10, cursor: null } }),
+  },
 ];
 
 let t: Backend;
@@ -143,6 +148,11 @@ test("user-scoped functions only ever see the caller's own data", async () => {
   expect(await outsider.query(api.projects.list, {})).toEqual([]);
   await outsider.mutation(api.aiKeys.remove, {});
   expect(await owner.query(api.aiKeys.get, {})).not.toBeNull();
+  const firstPage = { numItems: 10, cursor: null };
+  expect((await outsider.query(api.auditLog.listMine, { paginationOpts: firstPage })).page).toEqual([]);
+  expect((await owner.query(api.auditLog.listMine, { paginationOpts: firstPage })).page.map((entry) => entry.action)).toEqual([
+    "aiKey.set",
+  ]);
 });
 
 /** Every public function exported by the modules in src/convex, as "module:export" with its registration. */
