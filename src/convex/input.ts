@@ -44,9 +44,30 @@ export function cleanName(value: string, what: string): string {
 }
 
 /**
- * An email in the one form Dashtray stores and compares: trimmed and
- * lowercased, so that "Bob@Corp.com " and "bob@corp.com" are the same user.
+ * An email in the one form Dashtray stores and compares: trimmed, with ASCII
+ * letters lowercased and every other character kept as it is. Full Unicode
+ * lowercasing would merge different mailboxes: "\u212Aate@corp.example"
+ * (KELVIN SIGN) lowercases to "kate@corp.example". ASCII case is the only
+ * folding mail providers agree on, so only it is folded.
  */
 export function normalizeEmail(value: string): string {
-  return value.trim().toLowerCase();
+  return value.trim().replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+}
+
+/** Longest accepted email address (RFC 5321 path limit). */
+export const MAX_EMAIL_LENGTH = 254;
+
+/**
+ * An email address to invite, normalised (normalizeEmail). INVALID_ARGUMENT
+ * unless it is printable ASCII shaped like local@domain.tld: a non-ASCII
+ * address could be a look-alike of another one ("ｋate", "kаte" with a
+ * Cyrillic a), which an owner cannot tell apart on screen.
+ */
+export function cleanInviteEmail(value: string): string {
+  const email = normalizeEmail(value);
+  if (email.length > MAX_EMAIL_LENGTH || !/^[\x21-\x7E]+$/.test(email)) {
+    throw appError("INVALID_ARGUMENT", "Give an email address of printable ASCII characters (at most 254)");
+  }
+  if (!/^[^@]+@[^@.]+(\.[^@.]+)+$/.test(email)) throw appError("INVALID_ARGUMENT", "Give an email address like name@example.com");
+  return email;
 }

@@ -11,6 +11,8 @@ import { newBackend, type Backend } from "./helpers/convex";
 interface Fixture extends ProjectFixture {
   connectionId: Id<"connections">;
   apiKeyId: Id<"apiKeys">;
+  /** A pending invitation of zed@example.test to the project. */
+  invitationId: Id<"invitations">;
   memberUserId: Id<"users">;
 }
 
@@ -37,9 +39,21 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
   { name: "projects:list", access: "user", call: (c) => c.query(api.projects.list, {}) },
   { name: "projects:members", access: "member", call: (c, f) => c.query(api.projects.members, { projectId: f.projectId }) },
   {
-    name: "projects:addMember",
+    name: "invitations:create",
     access: "owner",
-    call: (c, f) => c.mutation(api.projects.addMember, { projectId: f.projectId, email: "mallory@example.test", role: "member" }),
+    call: (c, f) => c.mutation(api.invitations.create, { projectId: f.projectId, email: "newcomer@example.test", role: "member" }),
+  },
+  { name: "invitations:list", access: "admin", call: (c, f) => c.query(api.invitations.list, { projectId: f.projectId }) },
+  { name: "invitations:listMine", access: "user", call: (c) => c.query(api.invitations.listMine, {}) },
+  {
+    name: "invitations:accept",
+    access: "user",
+    call: (c, f) => c.mutation(api.invitations.accept, { invitationId: f.invitationId }),
+  },
+  {
+    name: "invitations:revoke",
+    access: "owner",
+    call: (c, f) => c.mutation(api.invitations.revoke, { invitationId: f.invitationId }),
   },
   {
     name: "projects:removeMember",
@@ -113,7 +127,12 @@ beforeEach(async () => {
     credentials: STRIPE,
   });
   const { apiKeyId } = await project.owner.mutation(api.apiKeys.create, { projectId: project.projectId, name: "CI" });
-  fixture = { ...project, connectionId, apiKeyId, memberUserId: await userIdOf(t, "carol") };
+  const invitationId = await project.owner.mutation(api.invitations.create, {
+    projectId: project.projectId,
+    email: "zed@example.test",
+    role: "admin",
+  });
+  fixture = { ...project, connectionId, apiKeyId, invitationId, memberUserId: await userIdOf(t, "carol") };
 });
 
 describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call, allowedError }) => {
@@ -146,6 +165,7 @@ test("user-scoped functions only ever see the caller's own data", async () => {
   await owner.mutation(api.aiKeys.set, { provider: "openai", apiKey: "sk-ownersKey000000000000000" });
   expect(await outsider.query(api.aiKeys.get, {})).toBeNull();
   expect(await outsider.query(api.projects.list, {})).toEqual([]);
+  expect(await outsider.query(api.invitations.listMine, {})).toEqual([]);
   await outsider.mutation(api.aiKeys.remove, {});
   expect(await owner.query(api.aiKeys.get, {})).not.toBeNull();
   const firstPage = { numItems: 10, cursor: null };
