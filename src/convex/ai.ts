@@ -11,7 +11,10 @@ import { checkApiKey, completeText } from "./aiProviders";
 import { appError, appErrorCode } from "./errors";
 import { projectAction, userAction } from "./functions";
 import { isProviderError, providerAppError } from "./integrations/providerError";
-import { decryptAiKey, loadKeyring, readRootSalt } from "./secrets";
+import { findStoredAiKey } from "./aiKeys";
+import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit";
+import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./secrets";
+import { connectionNameOf } from "./upgrade/defaults";
 import { aiProviderValidator, insightValidator, type Insight } from "./validators";
 
 /** Most recent metric points an insight looks at. */
@@ -86,35 +89,51 @@ export function insightPrompt(projectName: string, lines: MetricLine[]): string 
   return `Project: ${quoteAsData(projectName)}\nRecent metrics:\n${body.join("\n")}`;
 }
 
+/** What loadInsightInput returns (ciphertext included: internal only). */
+const insightInputValidator = v.object({
+  /** The row the key is stored in, for the audit log: its aiKeys row, or (original Dashtray) the users row. */
+  keyRow: v.union(
+    v.object({ table: v.literal("aiKeys"), id: v.id("aiKeys") }),
+    v.object({ table: v.literal("users"), id: v.id("users") }),
+  ),
+  provider: aiProviderValidator,
+  encryptedKey: v.string(),
+  /** The key row's secret version (bound into v2 ciphertext; absent on old rows). */
+  secretVersion: v.optional(v.number()),
+  /** The deployment's root salt, read here so decrypting costs no extra call. */
+  rootSalt: v.union(v.string(), v.null()),
+  /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
+  legacyRetired: v.boolean(),
+  prompt: v.string(),
+});
+
 /**
  * Everything generateInsight needs: the caller's AI key ciphertext (internal
- * only) and the project's recent metrics. The caller's membership is checked
- * before, by generateInsight's builder (projectAction). NOT_FOUND without an
- * AI key or any metrics.
+ * only; from aiKeys, or the original Dashtray's users.aiApiKey while not
+ * upgraded: aiKeys.findStoredAiKey) and the project's recent metrics. The
+ * caller's membership is checked before, by generateInsight's builder
+ * (projectAction). NOT_FOUND without an AI key or any metrics.
  */
 export const loadInsightInput = internalQuery({
   args: { projectId: v.id("projects"), userId: v.id("users") },
-  returns: v.object({
-    aiKeyId: v.id("aiKeys"),
-    provider: aiProviderValidator,
-    encryptedKey: v.string(),
-    /** The key row's secret version (bound into v2 ciphertext; absent on old rows). */
-    secretVersion: v.optional(v.number()),
-    /** The deployment's root salt, read here so decrypting costs no extra call. */
-    rootSalt: v.union(v.string(), v.null()),
-    prompt: v.string(),
-  }),
+  returns: insightInputValidator,
   handler: async (ctx, { projectId, userId }) => {
     const project = await ctx.db.get("projects", projectId);
     if (!project) throw appError("NOT_FOUND", "Project not found");
-    const keys = await ctx.db
-      .query("aiKeys")
-      .withIndex("by_userId", (q) => q.eq("userId", userId))
-      .take(10);
-    const aiKey = keys
-      .filter((key) => key.encryptedKey !== undefined)
-      .reduce<Doc<"aiKeys"> | null>((newest, key) => (newest && newest.updatedAt >= key.updatedAt ? newest : key), null);
-    if (!aiKey?.encryptedKey) throw appError("NOT_FOUND", "Set an AI key first");
+    const stored = await findStoredAiKey(ctx.db, userId);
+    const key: Omit<typeof insightInputValidator.type, "rootSalt" | "legacyRetired" | "prompt"> | null =
+      stored?.table === "users"
+        ? { keyRow: { table: "users" as const, id: userId }, provider: stored.provider, encryptedKey: stored.encryptedKey }
+        : stored?.row.encryptedKey !== undefined
+          ? {
+              keyRow: { table: "aiKeys" as const, id: stored.row._id },
+              provider: stored.row.provider,
+              encryptedKey: stored.row.encryptedKey,
+              ...(stored.row.secretVersion !== undefined ? { secretVersion: stored.row.secretVersion } : {}),
+            }
+          : null;
+    // A row holding only a legacy plaintext key is not used until the rotation job encrypts it.
+    if (!key) throw appError("NOT_FOUND", "Set an AI key first");
 
     const points = await ctx.db
       .query("metrics")
@@ -127,18 +146,11 @@ export const loadInsightInput = internalQuery({
       const connection = await ctx.db.get("connections", connectionId);
       labels.set(
         connectionId,
-        connection ? `${quoteAsData(connection.service)} named ${quoteAsData(connection.name)}` : "(removed)",
+        connection ? `${quoteAsData(connection.service)} named ${quoteAsData(connectionNameOf(connection))}` : "(removed)",
       );
     }
     const prompt = insightPrompt(project.name, summarize(points, (id) => labels.get(id) ?? "(unknown)"));
-    return {
-      aiKeyId: aiKey._id,
-      provider: aiKey.provider,
-      encryptedKey: aiKey.encryptedKey,
-      ...(aiKey.secretVersion !== undefined ? { secretVersion: aiKey.secretVersion } : {}),
-      rootSalt: await readRootSalt(ctx.db),
-      prompt,
-    };
+    return { ...key, ...(await readEncryptionSettings(ctx.db)), prompt };
   },
 });
 
@@ -176,12 +188,15 @@ export const generateInsight = projectAction({
     const userId = ctx.userId;
     const input = await ctx.runQuery(internal.ai.loadInsightInput, { projectId, userId });
     // The key is the caller's own: its entries go to the caller (ownerId), not to the project's members.
-    const audit = { actorId: userId, ownerId: userId, targetTable: "aiKeys", targetId: input.aiKeyId };
+    const audit = { actorId: userId, ownerId: userId, targetTable: input.keyRow.table, targetId: input.keyRow.id };
 
     let apiKey: string;
+    let legacyNote = "";
     try {
       const keyring = loadKeyring(input.rootSalt);
-      apiKey = (await decryptAiKey(keyring, userId, input.encryptedKey, input.secretVersion)).plaintext;
+      const secret = await decryptAiKey(keyring, userId, input.encryptedKey, input.secretVersion, { legacyRetired: input.legacyRetired });
+      apiKey = secret.plaintext;
+      if (secret.format === "legacy") legacyNote = `; ${LEGACY_FORMAT_AUDIT_NOTE}`;
     } catch (error) {
       const code = appErrorCode(error);
       await ctx.runMutation(internal.audit.record, {
@@ -191,7 +206,7 @@ export const generateInsight = projectAction({
       });
       throw code ? error : appError("DECRYPTION_FAILED", "Your AI key could not be decrypted");
     }
-    await ctx.runMutation(internal.audit.record, { ...audit, action: "aiKey.decrypted", detail: `insight for project ${projectId}` });
+    await ctx.runMutation(internal.audit.record, { ...audit, action: "aiKey.decrypted", detail: `insight for project ${projectId}${legacyNote}` });
 
     let completion: { model: string; text: string };
     try {

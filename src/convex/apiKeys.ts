@@ -12,6 +12,7 @@ import { apiKeyMutation, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { randomToken, sha256Hex } from "./lib/hash";
 import { bucketStateValidator, readBucket, recordAuthFailure as recordAuthFailureIn } from "./rateLimits";
+import { apiKeyPrefixOf } from "./upgrade/defaults";
 import { apiKeySummaryValidator } from "./validators";
 
 /** Every key starts with this, so leaked keys are easy to recognise and scan for. */
@@ -86,6 +87,7 @@ export const create = projectMutation({
       projectId: args.projectId,
       name,
       keyHash: await sha256Hex(apiKey),
+      keyHashAlgorithm: "sha256",
       prefix: apiKey.slice(0, DISPLAY_PREFIX_LENGTH),
       createdBy: ctx.user._id,
       createdAt: Date.now(),
@@ -122,7 +124,7 @@ export const list = projectQuery({
     return [...live, ...revoked].map((apiKey) => ({
       apiKeyId: apiKey._id,
       name: apiKey.name,
-      prefix: apiKey.prefix,
+      prefix: apiKeyPrefixOf(apiKey),
       createdBy: apiKey.createdBy,
       createdAt: apiKey.createdAt,
       lastUsedAt: apiKey.lastUsedAt,

@@ -16,6 +16,7 @@ import { credentialHints, validateCredentials } from "./integrations/registry";
 import { syncConnections } from "./metricsSync";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
+import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
   connectionSummaryValidator,
   credentialsValidator,
@@ -34,8 +35,8 @@ function toConnectionSummary(connection: Doc<"connections">) {
     connectionId: connection._id,
     projectId: connection.projectId,
     service: connection.service,
-    name: connection.name,
-    credentialHints: connection.credentialHints,
+    name: connectionNameOf(connection),
+    credentialHints: connectionHintsOf(connection),
     status: connection.status,
     healthScore: connection.healthScore,
     lastError: connection.lastError,
@@ -150,6 +151,8 @@ export const updateCredentials = connectionMutation({
       secretVersion,
       credentials: undefined,
       credentialHints: credentialHints(integration.id, credentials),
+      // A row of the original Dashtray gets the name it was shown with.
+      ...(connection.name === undefined ? { name: connectionNameOf(connection) } : {}),
       status: "pending",
       lastError: undefined,
       updatedAt: now,

@@ -21,13 +21,13 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { env, internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
 import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
 import type { Integration, MetricPoint } from "./integrations/types";
 import type { Keyring } from "./lib/keyring";
-import { decryptCredentials, loadKeyring, readRootSalt } from "./secrets";
+import { decryptCredentials, loadKeyring, readEncryptionSettings } from "./secrets";
 import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
@@ -139,6 +139,8 @@ export const loadSyncGroup = internalQuery({
   returns: v.object({
     /** The deployment's root salt, read here so decrypting costs no extra call. */
     rootSalt: v.union(v.string(), v.null()),
+    /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
+    legacyRetired: v.boolean(),
     targets: v.array(syncTargetValidator),
   }),
   handler: async (ctx, { projectId, connectionIds }) => {
@@ -154,7 +156,7 @@ export const loadSyncGroup = internalQuery({
         credentialsVersion: credentialsVersionOf(connection),
       });
     }
-    return { rootSalt: await readRootSalt(ctx.db), targets };
+    return { ...(await readEncryptionSettings(ctx.db)), targets };
   },
 });
 
@@ -168,17 +170,20 @@ export const recordDecryptions = internalMutation({
     projectId: v.id("projects"),
     actorId: v.optional(v.id("users")),
     connectionIds: v.array(v.id("connections")),
+    /** Those of connectionIds whose credentials were in the original Dashtray format (no AAD): audited as such. */
+    legacyFormatIds: v.optional(v.array(v.id("connections"))),
   },
   returns: v.null(),
-  handler: async (ctx, { projectId, actorId, connectionIds }) => {
+  handler: async (ctx, { projectId, actorId, connectionIds, legacyFormatIds = [] }) => {
     for (const connectionId of connectionIds) {
+      const legacy = legacyFormatIds.includes(connectionId) ? `; ${LEGACY_FORMAT_AUDIT_NOTE}` : "";
       await recordAudit(ctx, {
         action: "connection.credentials_decrypted",
         actorId,
         projectId,
         targetTable: "connections",
         targetId: connectionId,
-        detail: actorId ? "sync" : "sync (cron)",
+        detail: (actorId ? "sync" : "sync (cron)") + legacy,
       });
     }
     return null;
@@ -309,7 +314,7 @@ export async function syncConnections(
   connectionIds: readonly Id<"connections">[],
   { actorId }: { actorId?: Id<"users"> } = {},
 ): Promise<ConnectionSync[]> {
-  const { rootSalt, targets } = await ctx.runQuery(internal.metricsSync.loadSyncGroup, {
+  const { rootSalt, legacyRetired, targets } = await ctx.runQuery(internal.metricsSync.loadSyncGroup, {
     projectId,
     connectionIds: [...connectionIds],
   });
@@ -317,6 +322,7 @@ export async function syncConnections(
   const outcomes: { target: SyncTarget; outcome: SyncOutcome }[] = [];
   const thrown = new Map<Id<"connections">, unknown>();
   const decrypted: Decrypted[] = [];
+  const legacyFormatIds: Id<"connections">[] = [];
   // One keyring for the whole group (one PBKDF2 root per master key used), loaded only if something needs decrypting.
   let keyring: Keyring | undefined;
 
@@ -337,13 +343,15 @@ export async function syncConnections(
     }
     try {
       keyring ??= loadKeyring(rootSalt);
-      const { credentials } = await decryptCredentials(
+      const { credentials, secret } = await decryptCredentials(
         keyring,
         projectId,
         target.connectionId,
         target.encryptedCredentials,
         target.credentialsVersion,
+        { legacyRetired },
       );
+      if (secret.format === "legacy") legacyFormatIds.push(target.connectionId);
       decrypted.push({ target, integration, credentials });
     } catch (error) {
       const code = appErrorCode(error);
@@ -358,6 +366,7 @@ export async function syncConnections(
       projectId,
       actorId,
       connectionIds: decrypted.map(({ target }) => target.connectionId),
+      ...(legacyFormatIds.length > 0 ? { legacyFormatIds } : {}),
     });
     const now = Date.now();
     const range = { from: now - SYNC_WINDOW_MS, to: now };

@@ -9,13 +9,18 @@ import {
   memberRoleValidator,
   rotationFailureFields,
   rotationJobFields,
+  upgradeFailureFields,
+  upgradeJobFields,
 } from "./validators";
 
 /**
  * Secrets are never stored in the clear: connection credentials and AI keys
  * are ciphertext (see docs/encryption.md), platform API keys are SHA-256
  * hashes. Fields marked "legacy" exist only so the rotation job can migrate
- * data written by older versions of Dashtray.
+ * data written by older versions of Dashtray; fields marked "legacy (original
+ * Dashtray)" exist, or are optional, only because the original Dashtray wrote
+ * rows without them: the upgrade job (upgrade.ts, docs/upgrade.md) brings
+ * those rows to the current shape, after which the schema can be narrowed.
  */
 export default defineSchema({
   /** Token buckets of rateLimits.ts (convex-helpers). */
@@ -27,6 +32,16 @@ export default defineSchema({
     name: v.optional(v.string()),
     email: v.optional(v.string()),
     createdAt: v.number(),
+    /**
+     * legacy (original Dashtray): the user's AI provider key as the original stored it, ciphertext in
+     * the original format (salt: user id). Read by insights while the user has no aiKeys row; the
+     * upgrade job moves it to aiKeys (format v2) and removes it together with aiProvider.
+     */
+    aiApiKey: v.optional(v.string()),
+    /** legacy (original Dashtray): the provider of aiApiKey. */
+    aiProvider: v.optional(aiProviderValidator),
+    /** legacy (original Dashtray): when the original last changed the row; kept, never written. */
+    updatedAt: v.optional(v.number()),
   })
     .index("by_tokenIdentifier", ["tokenIdentifier"]),
 
@@ -70,15 +85,23 @@ export default defineSchema({
     projectId: v.id("projects"),
     /** Integration id from the registry in src/convex/integrations ("stripe", "github", ...). */
     service: v.string(),
-    name: v.string(),
+    /**
+     * Shown in the dashboard. legacy (original Dashtray): absent on its rows, which read as the
+     * integration's display name until the upgrade job stores that name.
+     */
+    name: v.optional(v.string()),
     /** Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials. */
     encryptedCredentials: v.optional(v.string()),
     /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
     secretVersion: v.optional(v.number()),
     /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
     credentials: v.optional(v.record(v.string(), v.string())),
-    /** Masked hint per credential field, computed when the credentials are written. */
-    credentialHints: v.record(v.string(), v.string()),
+    /**
+     * Masked hint per credential field, computed when the credentials are written. legacy (original
+     * Dashtray): absent on its rows (hints need the plaintext), which read as "…" per field of the
+     * integration until the upgrade job decrypts them and stores the hints.
+     */
+    credentialHints: v.optional(v.record(v.string(), v.string())),
     status: connectionStatusValidator,
     /** 0–100: how well recent syncs went. */
     healthScore: v.number(),
@@ -107,7 +130,14 @@ export default defineSchema({
     secretVersion: v.optional(v.number()),
     /** Legacy: plaintext key written by older versions; the rotation job encrypts and removes it. */
     apiKey: v.optional(v.string()),
+    /** Masked hint of the key; "" on a removed key. */
     hint: v.string(),
+    /**
+     * Set when the user removed their key: the row stays, without any ciphertext, as a tombstone
+     * keeping secretVersion, so a key set later gets a higher version and no ciphertext of an
+     * earlier key (same purpose, aiKeys/<userId>/apiKey) ever decrypts in this row again.
+     */
+    removedAt: v.optional(v.number()),
     createdAt: v.number(),
     updatedAt: v.number(),
   }).index("by_userId", ["userId"]),
@@ -115,10 +145,23 @@ export default defineSchema({
   apiKeys: defineTable({
     projectId: v.id("projects"),
     name: v.string(),
-    /** SHA-256 hex of the key. Legacy rows may hold the plaintext key here until the rotation job hashes it. */
+    /**
+     * SHA-256 hex of the key (keyHashAlgorithm says so). Legacy rows without keyHashAlgorithm may
+     * hold the plaintext key here until the upgrade or rotation job hashes it.
+     */
     keyHash: v.string(),
-    /** First characters of the key, shown in the dashboard ("dt_live_AbCd"). */
-    prefix: v.string(),
+    /**
+     * What keyHash is: "sha256", set on every row written since, and by the upgrade job on older
+     * rows. legacy (original Dashtray): absent on rows written before it existed.
+     */
+    keyHashAlgorithm: v.optional(v.literal("sha256")),
+    /**
+     * First characters of the key, shown in the dashboard ("dt_live_AbCd"). legacy (original
+     * Dashtray): absent on its rows, which show keyPrefix until the upgrade job copies it here.
+     */
+    prefix: v.optional(v.string()),
+    /** legacy (original Dashtray): the key's first 8 characters; the upgrade job moves it to prefix. */
+    keyPrefix: v.optional(v.string()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     lastUsedAt: v.optional(v.number()),
@@ -169,6 +212,12 @@ export default defineSchema({
     /** base64url of 32 random bytes. */
     rootSalt: v.string(),
     createdAt: v.number(),
+    /**
+     * When a completed upgrade job found no value in the original Dashtray format left. From then
+     * on every decrypting path refuses that format (LEGACY_FORMAT_RETIRED): it binds nothing to
+     * its row, so a legacy value copied into another row would otherwise decrypt there.
+     */
+    legacyRetiredAt: v.optional(v.number()),
   }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
@@ -176,4 +225,10 @@ export default defineSchema({
 
   /** Rows a rotation job could not process, kept apart so a job document stays small. */
   keyRotationFailures: defineTable(rotationFailureFields).index("by_jobId", ["jobId"]),
+
+  /** Upgrade jobs from the original Dashtray's data (upgrade.ts, docs/upgrade.md); the newest one is the only one that can be running. */
+  upgradeJobs: defineTable(upgradeJobFields),
+
+  /** Rows an upgrade job could not bring to the current shape (left untouched). */
+  upgradeFailures: defineTable(upgradeFailureFields).index("by_jobId", ["jobId"]),
 });

@@ -6,7 +6,11 @@
  * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey", version = aiKeys.secretVersion
  * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY; the
  * deployment's root salt from the encryptionSettings table (created by the
- * first mutation that encrypts). Crypto failures leave here as client-safe
+ * first mutation that encrypts). Once the upgrade job found no value in the
+ * original Dashtray format left, encryptionSettings.legacyRetiredAt is set
+ * and every decryption here refuses that format (LEGACY_FORMAT_RETIRED);
+ * until then a decryption reports the format it read, so callers audit
+ * legacy reads as such. Crypto failures leave here as client-safe
  * ConvexErrors (see errors.ts).
  */
 import { env, type MutationCtx, type QueryCtx } from "./_generated/server";
@@ -45,6 +49,32 @@ async function mapEncryptionErrors<T>(work: () => Promise<T>): Promise<T> {
 export async function readRootSalt(db: QueryCtx["db"]): Promise<string | null> {
   const settings = await db.query("encryptionSettings").order("asc").first();
   return settings?.rootSalt ?? null;
+}
+
+/** What a decrypting path must know besides the ciphertext: whether the original format is still read. */
+export interface LegacyPolicy {
+  /** True once the upgrade job retired the original Dashtray format (encryptionSettings.legacyRetiredAt). */
+  legacyRetired: boolean;
+}
+
+/**
+ * The deployment's root salt and legacy policy, read together by the query
+ * that loads a ciphertext, so decrypting costs no extra call.
+ */
+export async function readEncryptionSettings(db: QueryCtx["db"]): Promise<{ rootSalt: string | null } & LegacyPolicy> {
+  const settings = await db.query("encryptionSettings").order("asc").first();
+  return { rootSalt: settings?.rootSalt ?? null, legacyRetired: settings?.legacyRetiredAt !== undefined };
+}
+
+/**
+ * Records that no value in the original format is left (the upgrade job,
+ * after a verification that found none): from now on every decryption
+ * refuses that format. Creates the settings row (and root salt) if needed.
+ */
+export async function retireLegacyFormat(db: MutationCtx["db"], at: number): Promise<void> {
+  await ensureRootSalt(db);
+  const settings = await db.query("encryptionSettings").order("asc").first();
+  if (settings && settings.legacyRetiredAt === undefined) await db.patch("encryptionSettings", settings._id, { legacyRetiredAt: at });
 }
 
 /**
@@ -110,16 +140,22 @@ export function encryptCredentials(
   return mapEncryptionErrors(() => encryptSecret(keyring, JSON.stringify(credentials), context));
 }
 
-/** The credentials a connection's ciphertext holds (any configured key; v2, v1 or legacy format). */
+/**
+ * The credentials a connection's ciphertext holds (any configured key; v2, v1,
+ * or the legacy format unless `policy` retired it); `secret.format` tells
+ * the caller whether it read the legacy format, to audit it as such.
+ */
 export async function decryptCredentials(
   keyring: Keyring,
   projectId: Id<"projects">,
   connectionId: Id<"connections">,
   encryptedCredentials: string,
   secretVersion: number | undefined,
+  policy: LegacyPolicy,
 ): Promise<{ credentials: Credentials; secret: DecryptedSecret }> {
   const context = connectionSecretContext(projectId, connectionId, secretVersion);
-  const secret = await mapCryptoErrors(() => decryptSecret(keyring, encryptedCredentials, context));
+  const options = { refuseLegacy: policy.legacyRetired };
+  const secret = await mapCryptoErrors(() => decryptSecret(keyring, encryptedCredentials, context, options));
   return { credentials: parseCredentials(secret.plaintext), secret };
 }
 
@@ -145,12 +181,18 @@ export function encryptAiKey(keyring: Keyring, userId: Id<"users">, apiKey: stri
   return mapEncryptionErrors(() => encryptSecret(keyring, apiKey, aiKeySecretContext(userId, secretVersion)));
 }
 
-/** A user's AI provider key from its ciphertext. */
+/**
+ * A user's AI provider key from its ciphertext: an aiKeys row's, or the
+ * original Dashtray's users.aiApiKey (legacy format, same salt; no version).
+ * The legacy format is refused once `policy` retired it.
+ */
 export function decryptAiKey(
   keyring: Keyring,
   userId: Id<"users">,
   encryptedKey: string,
   secretVersion: number | undefined,
+  policy: LegacyPolicy,
 ): Promise<DecryptedSecret> {
-  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId, secretVersion)));
+  const options = { refuseLegacy: policy.legacyRetired };
+  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId, secretVersion), options));
 }

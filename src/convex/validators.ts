@@ -46,6 +46,8 @@ export const auditActionValidator = v.union(
   v.literal("apiKey.revoked"),
   v.literal("keyRotation.started"),
   v.literal("keyRotation.finished"),
+  v.literal("upgrade.started"),
+  v.literal("upgrade.finished"),
 );
 export type AuditAction = Infer<typeof auditActionValidator>;
 
@@ -326,3 +328,112 @@ export const rotationJobStatusValidator = v.object({
   ),
 });
 export type RotationJobStatus = Infer<typeof rotationJobStatusValidator>;
+
+/** Tables the upgrade job (upgrade.ts) visits, in the order it visits them. */
+export const upgradeTableValidator = v.union(
+  v.literal("connections"),
+  v.literal("users"),
+  v.literal("aiKeys"),
+  v.literal("apiKeys"),
+);
+export type UpgradeTable = Infer<typeof upgradeTableValidator>;
+
+/** Phases of an upgrade job: "migrate" brings rows to the current shape, "verify" counts what is left (no crypto). */
+export const upgradePhaseValidator = v.union(v.literal("migrate"), v.literal("verify"));
+export type UpgradePhase = Infer<typeof upgradePhaseValidator>;
+
+/**
+ * What is left in an older shape, counted from the rows alone (no crypto) by
+ * the verify phase; a row can count under several fields.
+ */
+export const upgradeRemainingValidator = v.object({
+  /** Rows the verify phase looked at. */
+  rows: v.number(),
+  /** users rows still holding the original's AI key fields (aiApiKey, aiProvider). */
+  aiKeysOnUsers: v.number(),
+  connectionsWithoutName: v.number(),
+  /** Connections without hints, and AI keys with an empty hint, that hold a secret to compute them from. */
+  missingHints: v.number(),
+  /** API keys without prefix, or still holding the original's keyPrefix. */
+  apiKeysWithoutPrefix: v.number(),
+  apiKeysWithoutHashAlgorithm: v.number(),
+  /** Values in the original Dashtray format (users.aiApiKey, connections, aiKeys). */
+  legacyCiphertext: v.number(),
+  /** Plaintext secrets: connections.credentials, aiKeys.apiKey, users.aiApiKey or unhashed API keys. */
+  plaintextSecrets: v.number(),
+});
+export type UpgradeRemaining = Infer<typeof upgradeRemainingValidator>;
+
+/** Outcomes of the migrate phase. */
+export const upgradeCountsValidator = v.object({
+  scanned: v.number(),
+  upgraded: v.number(),
+  alreadyCurrent: v.number(),
+  failed: v.number(),
+});
+export type UpgradeCounts = Infer<typeof upgradeCountsValidator>;
+
+/** Why an upgrade job stopped before finishing. */
+export const upgradeStopReasonValidator = v.object({
+  code: v.literal("KEYRING_CHANGED"),
+  message: v.string(),
+});
+
+/** Fields of an upgradeJobs document (one run of the upgrade from the original Dashtray's data). */
+export const upgradeJobFields = {
+  status: rotationStatusValidator,
+  phase: upgradePhaseValidator,
+  table: upgradeTableValidator,
+  /** Last row handled in (phase, table); absent at the start of a table. */
+  cursor: v.optional(rotationCursorValidator),
+  /** Token of the live batch chain; a resume bumps it so a stale chain stops by itself. */
+  sequence: v.number(),
+  nextBatchId: v.optional(v.id("_scheduled_functions")),
+  /** v2 id of MASTER_ENCRYPTION_KEY when the job started; a migrate batch that sees another key stops the job. */
+  currentKeyId: v.string(),
+  counts: upgradeCountsValidator,
+  /** Counted by the verify phase. */
+  remaining: upgradeRemainingValidator,
+  batches: v.number(),
+  maxBatchRows: v.number(),
+  maxBatchDerivations: v.number(),
+  maxBatchBytes: v.number(),
+  /** Per-batch budgets; each resume halves them (as keyRotation's). */
+  derivationBudget: v.number(),
+  rowBudget: v.number(),
+  byteBudget: v.number(),
+  resumes: v.number(),
+  stopReason: v.optional(upgradeStopReasonValidator),
+  /** Set when this job found no original-format value left and retired the format (encryptionSettings.legacyRetiredAt). */
+  legacyRetiredAt: v.optional(v.number()),
+  startedAt: v.number(),
+  updatedAt: v.number(),
+  finishedAt: v.optional(v.number()),
+};
+
+/** A row the upgrade job could not bring to the current shape; it was left untouched. */
+export const upgradeFailureFields = {
+  jobId: v.id("upgradeJobs"),
+  table: upgradeTableValidator,
+  rowId: v.string(),
+  /** Crypto error code (UNKNOWN_KEY_ID, DECRYPTION_FAILED, ...) or an upgrade code (CONFLICTING_FIELDS, ...). */
+  code: v.string(),
+  at: v.number(),
+};
+
+/** What upgrade:status returns. */
+export const upgradeStatusValidator = v.object({
+  _id: v.id("upgradeJobs"),
+  _creationTime: v.number(),
+  ...upgradeJobFields,
+  batchState: rotationBatchStateValidator,
+  /** The first failures (all of them: upgrade:failures). */
+  failureSample: v.array(v.object({ table: upgradeTableValidator, rowId: v.string(), code: v.string() })),
+  /** Sum of `remaining` (rows excluded): 0 once nothing is left in an older shape. */
+  remainingTotal: v.number(),
+  /** Done, no failures and nothing remaining: the schema's legacy fields can go (docs/upgrade.md). */
+  schemaCanBeNarrowed: v.boolean(),
+  /** Whether the deployment refuses the original format now (encryptionSettings.legacyRetiredAt is set). */
+  legacyRetired: v.boolean(),
+});
+export type UpgradeStatus = Infer<typeof upgradeStatusValidator>;

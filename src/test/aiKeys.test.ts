@@ -1,4 +1,5 @@
 import { beforeEach, expect, test } from "vitest";
+import { LEGACY_READ } from "./helpers/legacy";
 import { api } from "../convex/_generated/api";
 import { decryptAiKey, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, userIdOf, type Caller } from "./helpers/api";
@@ -28,7 +29,7 @@ test("set stores only ciphertext salted with the user, get shows provider and hi
   expect(await everythingStored(t)).not.toContain(OPENAI_KEY);
   const userId = await userIdOf(t, "alice");
   const decrypted = await t.run(async (ctx) =>
-    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, stored?.encryptedKey ?? "", stored?.secretVersion),
+    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, stored?.encryptedKey ?? "", stored?.secretVersion, LEGACY_READ),
   );
   expect(stored?.secretVersion).toBe(1);
   expect(decrypted.plaintext).toBe(OPENAI_KEY);
@@ -58,7 +59,7 @@ test("set bumps the secret version: the replaced ciphertext, restored into the r
   const userId = await userIdOf(t, "alice");
   const call = t.run(async (ctx) => {
     const row = await ctx.db.get("aiKeys", second!._id);
-    return decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, row?.encryptedKey ?? "", row?.secretVersion);
+    return decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, row?.encryptedKey ?? "", row?.secretVersion, LEGACY_READ);
   });
   expect((await errorOf(call)).code).toBe("DECRYPTION_FAILED");
 });
@@ -73,16 +74,20 @@ test("each user's key is their own, and encrypted with their own salt", async ()
   const bobId = await userIdOf(t, "bob");
   // Alice's ciphertext does not decrypt as Bob's.
   const call = t.run(async (ctx) =>
-    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), bobId, first?.encryptedKey ?? "", first?.secretVersion),
+    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), bobId, first?.encryptedKey ?? "", first?.secretVersion, LEGACY_READ),
   );
   expect((await errorOf(call)).code).toBe("DECRYPTION_FAILED");
 });
 
-test("remove deletes the key; get is then null; removing again is a no-op", async () => {
+test("remove deletes the key (the row stays as a tombstone with its version only); get is then null; removing again is a no-op", async () => {
   await alice.mutation(api.aiKeys.set, { provider: "anthropic", apiKey: ANTHROPIC_KEY });
   await alice.mutation(api.aiKeys.remove, {});
   expect(await alice.query(api.aiKeys.get, {})).toBeNull();
-  expect(await storedAiKeys()).toEqual([]);
+  const [tombstone, ...others] = await storedAiKeys();
+  expect(others).toEqual([]);
+  expect(tombstone).toMatchObject({ secretVersion: 1, hint: "", removedAt: expect.any(Number) });
+  expect(tombstone?.encryptedKey).toBeUndefined();
+  expect(tombstone?.apiKey).toBeUndefined();
   await alice.mutation(api.aiKeys.remove, {});
   const actions = (await t.run((ctx) => ctx.db.query("auditLog").collect())).map((entry) => entry.action);
   expect(actions).toEqual(["aiKey.set", "aiKey.removed"]);

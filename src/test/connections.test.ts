@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { LEGACY_READ } from "./helpers/legacy";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
@@ -40,6 +41,7 @@ function decryptStored(connectionId: Id<"connections">) {
       connection._id,
       connection.encryptedCredentials,
       connection.secretVersion,
+LEGACY_READ,
     );
     return credentials;
   });

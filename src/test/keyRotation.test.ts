@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { LEGACY_READ } from "./helpers/legacy";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
@@ -74,12 +75,13 @@ async function expectSeededIntact(t: LimitedBackend, seeded: Seeded, masterKey: 
       row._id,
       row.encryptedCredentials ?? "",
       row.secretVersion,
+LEGACY_READ,
     );
     expect(credentials).toEqual(seeded.credentials.get(row._id));
     expect(secret).toMatchObject({ format: "v2", keyId });
   }
   for (const row of rows.aiKeys) {
-    const secret = await decryptAiKey(keyring, row.userId, row.encryptedKey ?? "", row.secretVersion);
+    const secret = await decryptAiKey(keyring, row.userId, row.encryptedKey ?? "", row.secretVersion, LEGACY_READ);
     expect(secret.plaintext).toBe(seeded.aiKeys.get(row._id));
     expect(secret).toMatchObject({ format: "v2", keyId });
   }
@@ -740,6 +742,7 @@ describe("legacy migration", () => {
         row?._id as Id<"connections">,
         row?.encryptedCredentials ?? "",
         row?.secretVersion,
+LEGACY_READ,
       );
       expect(secret).toMatchObject({ format: "v2", keyId: newKeyId });
       return credentials;
@@ -754,10 +757,10 @@ describe("legacy migration", () => {
     expect(rows.plain?.credentialHints).toEqual({ apiKey: maskSecret(plainCredentials.apiKey), siteId: plainCredentials.siteId });
     expect(rows.conflicting).toEqual(conflictingBefore);
 
-    expect((await decryptAiKey(newOnly, ids.userId, rows.plainAiKey?.encryptedKey ?? "", rows.plainAiKey?.secretVersion)).plaintext).toBe(plainAiKey);
+    expect((await decryptAiKey(newOnly, ids.userId, rows.plainAiKey?.encryptedKey ?? "", rows.plainAiKey?.secretVersion, LEGACY_READ)).plaintext).toBe(plainAiKey);
     expect(rows.plainAiKey?.apiKey).toBeUndefined();
     expect(rows.plainAiKey?.hint).toBe(maskSecret(plainAiKey));
-    expect((await decryptAiKey(newOnly, ids.otherUserId, rows.legacyAiKey?.encryptedKey ?? "", rows.legacyAiKey?.secretVersion)).plaintext).toBe(legacyAiKey);
+    expect((await decryptAiKey(newOnly, ids.otherUserId, rows.legacyAiKey?.encryptedKey ?? "", rows.legacyAiKey?.secretVersion, LEGACY_READ)).plaintext).toBe(legacyAiKey);
     expect(rows.plainApiKey?.keyHash).toBe(await sha256Hex(plainApiKey));
     expect(rows.hashedApiKey?.keyHash).toBe(hashedApiKey);
     expect(JSON.stringify(Object.values(rows).filter((row) => row?._id !== ids.conflicting))).not.toContain(plainApiKey);
@@ -789,7 +792,7 @@ describe("legacy migration", () => {
     expect((await jobStatus(t)).counts).toMatchObject({ migrated: 1, failed: 0 });
     const row = await t.run((ctx) => ctx.db.get("aiKeys", aiKeyId));
     const oldOnly = await onlyKey(t, OLD_KEY);
-    expect((await decryptAiKey(oldOnly, row?.userId as Id<"users">, row?.encryptedKey ?? "", row?.secretVersion)).plaintext).toBe(secret);
+    expect((await decryptAiKey(oldOnly, row?.userId as Id<"users">, row?.encryptedKey ?? "", row?.secretVersion, LEGACY_READ)).plaintext).toBe(secret);
     expect(row?.hint).toBe("sk-…");
   });
 });

@@ -58,6 +58,12 @@ export interface DecryptOptions {
    * before it. Only an optimisation: every key is still tried.
    */
   keyHint?: number;
+  /**
+   * Refuse the original Dashtray format (LEGACY_FORMAT_RETIRED) instead of
+   * trying keys: set once a deployment has no such values left, because
+   * that format has no associated data and so would decrypt in any row.
+   */
+  refuseLegacy?: boolean;
 }
 
 /** What a stored value is, read from its shape alone (no key needed). */
@@ -268,6 +274,7 @@ async function decryptLegacy(keyring: Keyring, bytes: Uint8Array<ArrayBuffer>, c
  * none of these is returned as legacy plaintext. A value that looks like
  * ciphertext but fails to decrypt is always an error, never reinterpreted as
  * plaintext. A value longer than MAX_STORED_VALUE_LENGTH is VALUE_TOO_LARGE.
+ * With `refuseLegacy`, a value in the original format is LEGACY_FORMAT_RETIRED.
  */
 export async function decryptSecret(
   keyring: Keyring,
@@ -285,7 +292,12 @@ export async function decryptSecret(
       : decryptV1(keyring, parsed, context, options);
   }
   const legacy = base64Decode(value);
-  if (legacy !== null && legacy.length >= MIN_LEGACY_BYTES) return decryptLegacy(keyring, legacy, context, options);
+  if (legacy !== null && legacy.length >= MIN_LEGACY_BYTES) {
+    if (options.refuseLegacy) {
+      throw new CryptoError("LEGACY_FORMAT_RETIRED", "value is in the original Dashtray format, which this deployment no longer reads");
+    }
+    return decryptLegacy(keyring, legacy, context, options);
+  }
   if (options.allowPlaintext) {
     return { plaintext: value, format: "plaintext", keyId: null, needsReencryption: true };
   }

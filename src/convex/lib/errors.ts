@@ -25,7 +25,12 @@ export type CryptoErrorCode =
   /** A plaintext to encrypt, or a stored value to read, is larger than the format allows (MAX_PLAINTEXT_BYTES). */
   | "VALUE_TOO_LARGE"
   /** The deployment's root salt (encryptionSettings.rootSalt) is missing or not base64url of 32 bytes. */
-  | "ROOT_SALT_INVALID";
+  | "ROOT_SALT_INVALID"
+  /**
+   * A value in the original Dashtray format, on a deployment whose upgrade found none left: that
+   * format binds nothing to its row, so such a value is refused rather than decrypted.
+   */
+  | "LEGACY_FORMAT_RETIRED";
 
 /** An encryption-core failure with a stable code and a secret-free message. */
 export class CryptoError extends Error {

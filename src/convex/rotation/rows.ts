@@ -18,7 +18,8 @@ import { isSha256Hex, sha256Hex } from "../lib/hash";
 import type { Keyring, MasterKey } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
 import { credentialHints } from "../integrations/registry";
-import { aiKeySecretContext, connectionSecretContext, parseCredentials } from "../secrets";
+import { aiKeySecretContext, connectionSecretContext, parseCredentials, readEncryptionSettings } from "../secrets";
+import { connectionNameOf } from "../upgrade/defaults";
 import type { Credentials, RotationCursor, RotationTable, SecretShapeCounts } from "../validators";
 
 /** A row of one of the tables the job visits. */
@@ -187,8 +188,10 @@ export function shapeOf(row: RotationRow, keys: JobKeyIds): SecretShape {
     case "aiKeys":
       return shapeOfEncryptedField(row.doc.encryptedKey, row.doc.apiKey !== undefined, keys);
     case "apiKeys":
+      if (row.doc.keyHashAlgorithm === "sha256") return { kind: "current" };
       // Hashing an empty value would make the empty string a valid key.
       if (row.doc.keyHash === "") return { kind: "invalid", code: "EMPTY_API_KEY" };
+      // Rows from before keyHashAlgorithm: every version that hashed stored SHA-256 hex (the upgrade job records it).
       return isSha256Hex(row.doc.keyHash) ? { kind: "current" } : { kind: "plaintext" };
   }
 }
@@ -265,7 +268,7 @@ function hintsFor(service: string, plaintextCredentials: string): Credentials | 
 }
 
 /** Encrypts in format v2 under the current key and checks the result decrypts back before anything is written. */
-async function reencrypt(keyring: Keyring, plaintext: string, context: SecretContext): Promise<string> {
+export async function reencrypt(keyring: Keyring, plaintext: string, context: SecretContext): Promise<string> {
   const ciphertext = await encryptSecret(keyring, plaintext, context);
   const check = await decryptSecret(keyring, ciphertext, context);
   if (check.plaintext !== plaintext || check.format !== "v2" || check.needsReencryption) {
@@ -275,12 +278,14 @@ async function reencrypt(keyring: Keyring, plaintext: string, context: SecretCon
 }
 
 async function writeConnection(ctx: MutationCtx, doc: Doc<"connections">, ciphertext: string, plaintext: string) {
-  const hints = Object.keys(doc.credentialHints).length === 0 ? hintsFor(doc.service, plaintext) : null;
+  // Rows of the original Dashtray have no hints (and no name): filled here as the upgrade job would.
+  const hints = Object.keys(doc.credentialHints ?? {}).length === 0 ? hintsFor(doc.service, plaintext) : null;
   await ctx.db.patch("connections", doc._id, {
     encryptedCredentials: ciphertext,
     // Unset in the same write: never plaintext and ciphertext side by side.
     ...(doc.credentials !== undefined ? { credentials: undefined } : {}),
     ...(hints ? { credentialHints: hints } : {}),
+    ...(doc.name === undefined ? { name: connectionNameOf(doc) } : {}),
   });
 }
 
@@ -317,7 +322,7 @@ export async function processRow(
   }
   const outcome = shape.kind === "previousKey" ? "reEncrypted" : "migrated";
   if (row.table === "apiKeys") {
-    if (!dryRun) await ctx.db.patch("apiKeys", row.doc._id, { keyHash: await sha256Hex(row.doc.keyHash) });
+    if (!dryRun) await ctx.db.patch("apiKeys", row.doc._id, { keyHash: await sha256Hex(row.doc.keyHash), keyHashAlgorithm: "sha256" });
     return outcome;
   }
 
@@ -329,7 +334,10 @@ export async function processRow(
   } else {
     try {
       const keyHint = shape.kind === "previousKey" || shape.kind === "olderFormat" ? shape.keyIndex : undefined;
-      plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context, keyHint === undefined ? {} : { keyHint })).plaintext;
+      // Once the upgrade retired the original format, a value in it was copied in from elsewhere: never re-bound here.
+      const refuseLegacy = shape.kind === "legacyFormat" && (await readEncryptionSettings(ctx.db)).legacyRetired;
+      const options = { refuseLegacy, ...(keyHint === undefined ? {} : { keyHint }) };
+      plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context, options)).plaintext;
     } catch (error) {
       if (isCryptoError(error)) return { failed: error.code };
       throw error;

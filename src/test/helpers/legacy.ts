@@ -23,3 +23,6 @@ export async function encryptLegacy(masterKey: string, salt: string, plaintext: 
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary);
 }
+
+/** The legacy policy of a deployment whose upgrade has not retired the original format (secrets.ts LegacyPolicy). */
+export const LEGACY_READ = { legacyRetired: false } as const;
