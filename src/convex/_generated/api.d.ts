@@ -49,7 +49,9 @@ import type * as rateLimits from "../rateLimits.js";
 import type * as retention from "../retention.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
+import type * as upgrade from "../upgrade.js";
 import type * as upgrade_defaults from "../upgrade/defaults.js";
+import type * as upgrade_rows from "../upgrade/rows.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
 
@@ -98,7 +100,9 @@ declare const fullApi: ApiFromModules<{
   retention: typeof retention;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
+  upgrade: typeof upgrade;
   "upgrade/defaults": typeof upgrade_defaults;
+  "upgrade/rows": typeof upgrade_rows;
   users: typeof users;
   validators: typeof validators;
 }>;
