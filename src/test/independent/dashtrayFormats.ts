@@ -256,12 +256,26 @@ export function encryptV2(
   plaintext: string,
   iv?: Uint8Array,
 ): string {
+  return encryptV2Bytes(masterKey, rootSalt, context, plaintextBytes(plaintext), iv);
+}
+
+/**
+ * v2 over raw plaintext bytes, with no size or UTF-8 check, so tests can make
+ * values the project must refuse (bytes that are not UTF-8, oversized values).
+ */
+export function encryptV2Bytes(
+  masterKey: string,
+  rootSalt: Uint8Array,
+  context: SecretContext,
+  plaintext: Uint8Array,
+  iv?: Uint8Array,
+): string {
   checkContext(context, "v2");
   const root = v2Root(masterKey, rootSalt);
   const keyId = v2KeyId(root);
   const ivBytes = freshIv(iv);
   const aad = v2Aad(keyId, context.version, context.purpose);
-  const sealed = seal(v2AesKey(root, context.salt), ivBytes, plaintextBytes(plaintext), aad);
+  const sealed = seal(v2AesKey(root, context.salt), ivBytes, Buffer.from(plaintext), aad);
   return `dtenc:v2:${keyId}:${base64url(ivBytes)}:${base64url(sealed)}`;
 }
 
