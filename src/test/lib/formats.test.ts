@@ -250,6 +250,44 @@ describe.each(["v2", "v1"] as const)("tampering with a %s value", (format) => {
   });
 });
 
+describe("tampering with a legacy value", () => {
+  const vector = FORMAT_VECTORS.vectors.find((v) => v.format === "legacy" && v.plaintext.startsWith("{"))!;
+  const bytes = Buffer.from(vector.ciphertext, "base64");
+  const flipped = (at: number): string => {
+    const copy = Buffer.from(bytes);
+    copy[at] = copy[at]! ^ 0x01;
+    return copy.toString("base64");
+  };
+  const cases: TamperCase[] = [
+    { name: "IV, first byte", value: flipped(0), context: vector, code: "DECRYPTION_FAILED" },
+    { name: "ciphertext, first byte", value: flipped(12), context: vector, code: "DECRYPTION_FAILED" },
+    { name: "tag, last byte", value: flipped(bytes.length - 1), context: vector, code: "DECRYPTION_FAILED" },
+    { name: "another salt", value: vector.ciphertext, context: { ...vector, salt: "another" }, code: "DECRYPTION_FAILED" },
+    {
+      name: "padding dropped (not canonical base64: plaintext-shaped)",
+      value: vector.ciphertext.replace(/=+$/, ""),
+      context: vector,
+      code: "NOT_CIPHERTEXT",
+    },
+    {
+      name: "27 bytes (shorter than IV + tag: plaintext-shaped)",
+      value: bytes.subarray(0, 27).toString("base64"),
+      context: vector,
+      code: "NOT_CIPHERTEXT",
+    },
+  ];
+
+  test.each(cases)("$name fails with $code", async ({ value, context, code }) => {
+    expect(independentCode(() => decryptAny(INDEPENDENT_KEYS, value, context))).toBe(code);
+    await expectCryptoError(decryptSecret(keyring, value, context), code, [vector.plaintext, CURRENT, OLD]);
+  });
+
+  test("legacy binds neither purpose nor version", async () => {
+    const context = { ...vector, purpose: "aiKeys/x/apiKey", version: 99 };
+    expect((await decryptSecret(keyring, vector.ciphertext, context)).plaintext).toBe(vector.plaintext);
+  });
+});
+
 describe("v2 edge cases", () => {
   test("another deployment's root salt changes the key id: UNKNOWN_KEY_ID", async () => {
     const elsewhere = Keyring.fromSecrets(CURRENT, [], base64url(new Uint8Array(32).fill(7)));
