@@ -264,8 +264,8 @@ describe("tampering with a legacy value", () => {
     { name: "tag, last byte", value: flipped(bytes.length - 1), context: vector, code: "DECRYPTION_FAILED" },
     { name: "another salt", value: vector.ciphertext, context: { ...vector, salt: "another" }, code: "DECRYPTION_FAILED" },
     {
-      name: "padding dropped (not canonical base64: plaintext-shaped)",
-      value: vector.ciphertext.replace(/=+$/, ""),
+      name: "last character dropped (not canonical base64: plaintext-shaped)",
+      value: vector.ciphertext.slice(0, -1),
       context: vector,
       code: "NOT_CIPHERTEXT",
     },
