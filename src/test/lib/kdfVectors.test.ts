@@ -3,10 +3,13 @@
  * the way docs/encryption.md says the project calls it: PBKDF2 with
  * deriveBits, the root imported as a non-extractable HKDF key, HKDF-SHA256
  * with deriveBits and with deriveKey to a non-extractable AES-256-GCM key.
+ * Where the vector fits the project's helpers (lib/kdf.ts: HKDF with the
+ * empty salt v2 uses, PBKDF2), they are run through them too.
  * (vectors.test.ts covers AES-256-GCM and the RFC 6070-style PBKDF2 vectors.)
  */
 import { createCipheriv } from "node:crypto";
 import { describe, expect, test } from "vitest";
+import { hkdfAesGcmKey, hkdfBytes, importHkdfKey, pbkdf2Sha256 } from "../../convex/lib/kdf";
 
 const hex = (text: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(text, "hex"));
 const toHex = (bytes: ArrayBuffer | Uint8Array): string => Buffer.from(new Uint8Array(bytes)).toString("hex");
@@ -77,6 +80,27 @@ describe("HKDF-SHA256 (crypto.subtle, non-extractable HKDF key)", () => {
   });
 });
 
+describe("HKDF-SHA256 through lib/kdf.ts (RFC 5869 test case 3: the empty salt v2 uses)", () => {
+  const vector = HKDF_VECTORS[2]!;
+
+  test("importHkdfKey + hkdfBytes", async () => {
+    const key = await importHkdfKey(vector.ikm);
+    expect(key.extractable).toBe(false);
+    expect(toHex(await hkdfBytes(key, vector.info, vector.okm.length / 2))).toBe(vector.okm);
+  });
+
+  test("hkdfAesGcmKey is the AES-256-GCM key of the first 32 output bytes", async () => {
+    const aesKey = await hkdfAesGcmKey(await importHkdfKey(vector.ikm), vector.info);
+    expect(aesKey.extractable).toBe(false);
+    const iv = new Uint8Array(12).fill(3);
+    const plaintext = new TextEncoder().encode("through lib/kdf.ts");
+    const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv }, aesKey, plaintext);
+    const cipher = createCipheriv("aes-256-gcm", hex(vector.okm.slice(0, 64)), iv);
+    const expected = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    expect(toHex(sealed)).toBe(expected.toString("hex"));
+  });
+});
+
 // RFC 7914 §11 (PBKDF2-HMAC-SHA256 vectors of the scrypt RFC).
 const PBKDF2_VECTORS = [
   {
@@ -107,5 +131,16 @@ describe("PBKDF2-HMAC-SHA256, RFC 7914 §11 (crypto.subtle deriveBits)", () => {
       (vector.derived.length / 2) * 8,
     );
     expect(toHex(bits)).toBe(vector.derived);
+  });
+
+  test.each(PBKDF2_VECTORS)("lib/kdf.ts pbkdf2Sha256: $password / $salt, c=$iterations", async (vector) => {
+    const encoder = new TextEncoder();
+    const bytes = await pbkdf2Sha256(
+      encoder.encode(vector.password),
+      encoder.encode(vector.salt),
+      vector.iterations,
+      vector.derived.length / 2,
+    );
+    expect(toHex(bytes)).toBe(vector.derived);
   });
 });
