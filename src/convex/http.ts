@@ -4,12 +4,16 @@
  * GET /api/v1/projects/metrics with `Authorization: Bearer <api key>` returns
  * the latest metrics of the key's project. A missing, malformed, unknown or
  * revoked key gets the same bare 401, so responses say nothing about keys.
+ *
+ * GET /oauth/callback is where OAuth providers send the browser back after
+ * connections.startOAuth (oauth.ts handleOAuthCallback).
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction } from "./_generated/server";
 import { usageIsStale } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
+import { OAUTH_CALLBACK_PATH, handleOAuthCallback } from "./oauth";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
 const MAX_API_KEY_LENGTH = 200;
@@ -51,5 +55,6 @@ const projectMetrics = httpAction(async (ctx, request) => {
 const http = httpRouter();
 
 http.route({ path: "/api/v1/projects/metrics", method: "GET", handler: projectMetrics });
+http.route({ path: OAUTH_CALLBACK_PATH, method: "GET", handler: httpAction(handleOAuthCallback) });
 
 export default http;

@@ -18,6 +18,8 @@ import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
 import type { MetricPoint } from "./integrations/types";
+import type { Keyring } from "./lib/keyring";
+import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring } from "./secrets";
 import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
@@ -48,6 +50,9 @@ const syncTargetValidator = v.object({
   service: v.string(),
   status: connectionStatusValidator,
   encryptedCredentials: v.union(v.string(), v.null()),
+  /** The version of the secret the ciphertext holds (OAuth refreshes compare-and-swap on it). */
+  secretVersion: v.number(),
+  lastError: v.union(v.string(), v.null()),
   lastSyncedAt: v.union(v.number(), v.null()),
   /** When the credentials were last written: a sync's outcome only applies to the credentials it used. */
   updatedAt: v.number(),
@@ -97,6 +102,8 @@ export const loadForSync = internalQuery({
       service: connection.service,
       status: connection.status,
       encryptedCredentials: connection.encryptedCredentials ?? null,
+      secretVersion: connection.secretVersion ?? 0,
+      lastError: connection.lastError ?? null,
       lastSyncedAt: connection.lastSyncedAt ?? null,
       updatedAt: connection.updatedAt,
     };
@@ -198,6 +205,10 @@ export async function syncConnectionNow(
   const target = await ctx.runQuery(internal.metricsSync.loadForSync, { connectionId });
   if (!target) return null;
   if (target.status === "inactive") return { status: "inactive", metricsStored: 0 };
+  // A dead OAuth grant: only an admin reconnecting helps, the provider is not asked again.
+  if (target.status === "needs_reauth") {
+    return { status: "needs_reauth", metricsStored: 0, ...(target.lastError ? { error: target.lastError } : {}) };
+  }
   if (skipIfSyncedSince !== undefined && target.lastSyncedAt !== null && target.lastSyncedAt >= skipIfSyncedSince) {
     return { status: target.status, metricsStored: 0 };
   }
@@ -222,8 +233,9 @@ export async function syncConnectionNow(
   }
 
   let credentials: Credentials;
+  let keyring: Keyring;
   try {
-    const keyring = await loadKeyring();
+    keyring = await loadKeyring();
     ({ credentials } = await decryptCredentials(keyring, target.projectId, connectionId, target.encryptedCredentials));
   } catch (error) {
     await record({ kind: "decryption_failed", code: appErrorCode(error) ?? "DECRYPTION_FAILED" });
@@ -238,6 +250,24 @@ export async function syncConnectionNow(
     targetId: connectionId,
     detail: actorId ? "sync" : "sync (cron)",
   });
+
+  if (integration.oauth) {
+    // The access token, refreshed first if it expires soon (once per version, whoever else syncs now).
+    const access = await oauthAccess(ctx, {
+      connectionId,
+      projectId: target.projectId,
+      integration,
+      keyring,
+      secretVersion: target.secretVersion,
+      credentials,
+    });
+    if (access.kind === "gone") return null;
+    if (access.kind === "needs_reauth") return { status: "needs_reauth", metricsStored: 0, error: access.error };
+    if (access.kind === "failed") {
+      return record({ kind: "failed", error: access.error.message, detail: `oauth_refresh:${access.error.kind}` });
+    }
+    credentials = access.credentials;
+  }
 
   const now = Date.now();
   let points: MetricPoint[];

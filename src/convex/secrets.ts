@@ -3,6 +3,8 @@
  * writers, decrypting actions and the rotation job always agree:
  * - connection credentials: salt = project id, purpose = "connections/<id>/credentials"
  * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey"
+ * - OAuth PKCE code verifiers: salt = project id, purpose = "oauthStates/<stateId>/codeVerifier"
+ *   (OAuth tokens are connection credentials: see connections.encryptedCredentials)
  * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY.
  * Crypto failures leave here as client-safe ConvexErrors (see errors.ts).
  */
@@ -36,6 +38,32 @@ export function connectionSecretContext(projectId: Id<"projects">, connectionId:
 /** Salt and purpose of a user's AI provider key. */
 export function aiKeySecretContext(userId: Id<"users">): SecretContext {
   return { salt: userId, purpose: `aiKeys/${userId}/apiKey` };
+}
+
+/** Salt and purpose of the PKCE code verifier of a pending OAuth flow. */
+export function codeVerifierSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
+  return { salt: projectId, purpose: `oauthStates/${stateId}/codeVerifier` };
+}
+
+/** Ciphertext of a pending OAuth flow's PKCE code verifier. */
+export function encryptCodeVerifier(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  codeVerifier: string,
+): Promise<string> {
+  return mapCryptoErrors(() => encryptSecret(keyring, codeVerifier, codeVerifierSecretContext(projectId, stateId)));
+}
+
+/** A pending OAuth flow's PKCE code verifier from its ciphertext. */
+export async function decryptCodeVerifier(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  encryptedCodeVerifier: string,
+): Promise<string> {
+  const context = codeVerifierSecretContext(projectId, stateId);
+  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCodeVerifier, context))).plaintext;
 }
 
 /** Ciphertext of a connection's credentials under the current master key. */
