@@ -682,8 +682,8 @@ export async function handleOAuthCallback(ctx: ActionCtx, request: Request): Pro
  * cannot call the provider and must not see plaintext, so the row's
  * ciphertext moves to oauthRevocations, still bound to the connection's
  * salt and purpose, and an action decrypts it, revokes, and deletes it. It
- * is passed by id, not as an argument: arguments of scheduled functions are
- * kept in the scheduler's history after the run, a table row is gone when
+ * is passed by id, not as an argument: a scheduled function's arguments
+ * stay in _scheduled_functions after it ran, a table row is gone when
  * deleted. A backstop deletes the row even if the action never finishes.
  */
 export async function queueRevocation(ctx: MutationCtx, connection: Doc<"connections">): Promise<void> {
