@@ -5,7 +5,7 @@
 // never appear in a return value, URL, log, error or stored non-ciphertext
 // field (the console is checked after every test by useFakeProviders).
 import { createHash } from "node:crypto";
-import { expect, test } from "vitest";
+import { expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/integrations/registry";
@@ -378,4 +378,22 @@ test("removing an OAuth connection revokes the grant at Google and deletes the t
   const entries = await t.run((ctx) => ctx.db.query("auditLog").collect());
   expect(entries.find((entry) => entry.action === "connection.tokens_revoked")?.detail).toBe("revoked");
   expectNoSecrets(await everythingStored(t), issued());
+});
+
+test("a GA4 error body echoing the access token and an unconfigured client never surface a secret", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const connectionId = await connected(t, admin, projectId);
+  fake().setMode("ga4.runReport", 401); // the fake's body quotes the bearer token it got
+
+  const result = await t.action(internal.metricsSync.syncConnection, { connectionId });
+  expect(result).toEqual({ status: "error", metricsStored: 0, error: "Google Analytics rejected the credentials (HTTP 401)" });
+  expectNoSecrets([result, await everythingStored(t)], issued());
+
+  vi.stubEnv("GOOGLE_OAUTH_CLIENT_ID", "");
+  const error = await errorOf(admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS }));
+  expect(error).toEqual({
+    code: "PROVIDER_ERROR",
+    message: "Google Analytics (GOOGLE_OAUTH_CLIENT_ID) is not configured on this deployment",
+  });
 });
