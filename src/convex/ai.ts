@@ -8,11 +8,10 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { checkApiKey, completeText } from "./aiProviders";
-import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
-import { userAction } from "./functions";
+import { projectAction, userAction } from "./functions";
 import { isProviderError, providerAppError } from "./integrations/providerError";
-import { decryptAiKey, loadKeyring } from "./secrets";
+import { decryptAiKey, loadKeyring, readRootSalt } from "./secrets";
 import { aiProviderValidator, insightValidator, type Insight } from "./validators";
 
 /** Most recent metric points an insight looks at. */
@@ -69,24 +68,29 @@ export function insightPrompt(projectName: string, lines: MetricLine[]): string 
 }
 
 /**
- * Everything generateInsight needs, after checking that `userId` is a member
- * of the project: the caller's AI key ciphertext (internal only) and the
- * project's recent metrics. NOT_FOUND without an AI key or any metrics.
+ * Everything generateInsight needs: the caller's AI key ciphertext (internal
+ * only) and the project's recent metrics. The caller's membership is checked
+ * before, by generateInsight's builder (projectAction). NOT_FOUND without an
+ * AI key or any metrics.
  */
 export const loadInsightInput = internalQuery({
-  args: { projectId: v.id("projects"), userId: v.union(v.id("users"), v.null()) },
+  args: { projectId: v.id("projects"), userId: v.id("users") },
   returns: v.object({
-    userId: v.id("users"),
     aiKeyId: v.id("aiKeys"),
     provider: aiProviderValidator,
     encryptedKey: v.string(),
+    /** The key row's secret version (bound into v2 ciphertext; absent on old rows). */
+    secretVersion: v.optional(v.number()),
+    /** The deployment's root salt, read here so decrypting costs no extra call. */
+    rootSalt: v.union(v.string(), v.null()),
     prompt: v.string(),
   }),
   handler: async (ctx, { projectId, userId }) => {
-    const { project, membership } = await requireProjectRole(ctx, userId, projectId, "member");
+    const project = await ctx.db.get("projects", projectId);
+    if (!project) throw appError("NOT_FOUND", "Project not found");
     const keys = await ctx.db
       .query("aiKeys")
-      .withIndex("by_userId", (q) => q.eq("userId", membership.userId))
+      .withIndex("by_userId", (q) => q.eq("userId", userId))
       .take(10);
     const aiKey = keys
       .filter((key) => key.encryptedKey !== undefined)
@@ -106,10 +110,11 @@ export const loadInsightInput = internalQuery({
     }
     const prompt = insightPrompt(project.name, summarize(points, (id) => labels.get(id) ?? "connection"));
     return {
-      userId: membership.userId,
       aiKeyId: aiKey._id,
       provider: aiKey.provider,
       encryptedKey: aiKey.encryptedKey,
+      ...(aiKey.secretVersion !== undefined ? { secretVersion: aiKey.secretVersion } : {}),
+      rootSalt: await readRootSalt(ctx.db),
       prompt,
     };
   },
@@ -137,19 +142,23 @@ export const saveInsight = internalMutation({
  * metrics (project members), stores them in insights and returns them.
  * NOT_FOUND without an AI key; DECRYPTION_FAILED if it does not decrypt;
  * PROVIDER_ERROR (safe message) if the provider fails; RATE_LIMITED past
- * the caller's hourly allowance. Every decryption attempt is audited.
+ * the caller's hourly allowance (checked with the membership, before the
+ * rest). Every decryption attempt is audited.
  */
-export const generateInsight = userAction({
-  args: { projectId: v.id("projects") },
+export const generateInsight = projectAction({
+  args: {},
+  minimumRole: "member",
+  rateLimits: [{ name: "aiInsight", per: "user" }],
   returns: insightValidator,
   handler: async (ctx, { projectId }): Promise<Insight> => {
-    const input = await ctx.runQuery(internal.ai.loadInsightInput, { projectId, userId: ctx.user?._id ?? null });
-    await ctx.runMutation(internal.rateLimits.consume, { name: "aiInsight", key: input.userId });
-    const audit = { actorId: input.userId, projectId, targetTable: "aiKeys", targetId: input.aiKeyId };
+    const userId = ctx.userId;
+    const input = await ctx.runQuery(internal.ai.loadInsightInput, { projectId, userId });
+    const audit = { actorId: userId, projectId, targetTable: "aiKeys", targetId: input.aiKeyId };
 
     let apiKey: string;
     try {
-      apiKey = (await decryptAiKey(await loadKeyring(), input.userId, input.encryptedKey)).plaintext;
+      const keyring = loadKeyring(input.rootSalt);
+      apiKey = (await decryptAiKey(keyring, userId, input.encryptedKey, input.secretVersion)).plaintext;
     } catch (error) {
       const code = appErrorCode(error);
       await ctx.runMutation(internal.audit.record, {
@@ -170,7 +179,7 @@ export const generateInsight = userAction({
     }
     return await ctx.runMutation(internal.ai.saveInsight, {
       projectId,
-      userId: input.userId,
+      userId,
       provider: input.provider,
       ...completion,
     });

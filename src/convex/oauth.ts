@@ -45,6 +45,8 @@ import {
   encryptCodeVerifier,
   encryptCredentials,
   loadKeyring,
+  loadKeyringForWrite,
+  readRootSalt,
 } from "./secrets";
 import type { Credentials } from "./validators";
 
@@ -113,29 +115,29 @@ function fetchCredentials(grant: StoredGrant): Credentials {
 }
 
 /**
- * Ciphertext of a grant for the row's next secret version. The version is
- * what the v2 format binds in the AAD; until that format lands, v1 binds
- * the connection (purpose) and the project (salt) only.
+ * Ciphertext of a grant for the secret version it will be stored at: the
+ * v2 format binds the version in the AAD, so a grant the row held before a
+ * refresh no longer decrypts there, even if restored.
  */
 function sealGrant(
   keyring: Keyring,
   projectId: Id<"projects">,
   connectionId: Id<"connections">,
-  _secretVersion: number,
+  secretVersion: number,
   grant: StoredGrant,
 ): Promise<string> {
-  return encryptCredentials(keyring, projectId, connectionId, grantToCredentials(grant));
+  return encryptCredentials(keyring, projectId, connectionId, grantToCredentials(grant), secretVersion);
 }
 
-/** The grant in a connection's ciphertext (see sealGrant for the version). */
+/** The grant in a connection's ciphertext stored at `secretVersion`. */
 async function openGrant(
   keyring: Keyring,
   projectId: Id<"projects">,
   connectionId: Id<"connections">,
-  _secretVersion: number,
+  secretVersion: number,
   encryptedCredentials: string,
 ): Promise<StoredGrant> {
-  const { credentials } = await decryptCredentials(keyring, projectId, connectionId, encryptedCredentials);
+  const { credentials } = await decryptCredentials(keyring, projectId, connectionId, encryptedCredentials, secretVersion);
   return credentialsToGrant(credentials);
 }
 
@@ -198,7 +200,8 @@ export async function beginOAuthFlow(ctx: MutationCtx, request: OAuthFlowRequest
 
   const state = randomToken(32);
   const codeVerifier = newCodeVerifier();
-  const keyring = await loadKeyring();
+  // Also creates the deployment's root salt if nothing was encrypted yet, so the callback can encrypt the tokens.
+  const keyring = await loadKeyringForWrite(ctx);
   const stateId = await ctx.db.insert("oauthStates", {
     stateHash: await sha256Hex(state),
     userId: request.userId,
@@ -243,6 +246,8 @@ const consumedFlowValidator = v.union(
     name: v.string(),
     settings: v.record(v.string(), v.string()),
     encryptedCodeVerifier: v.string(),
+    /** The deployment's root salt, for the callback's keyring. */
+    rootSalt: v.union(v.string(), v.null()),
   }),
   v.object({ kind: v.union(v.literal("unknown"), v.literal("expired"), v.literal("forbidden")) }),
 );
@@ -280,6 +285,7 @@ export const consumeFlow = internalMutation({
       name: flow.name,
       settings: flow.settings,
       encryptedCodeVerifier: flow.encryptedCodeVerifier,
+      rootSalt: await readRootSalt(ctx.db),
     };
   },
 });
@@ -339,12 +345,15 @@ export const writeGrant = internalMutation({
     const secret = { encryptedCredentials, secretVersion: expectedVersion + 1, refreshLease: undefined };
     const audit = { projectId: connection.projectId, targetTable: "connections", targetId: connectionId };
     if (event.kind === "connected") {
+      const now = Date.now();
       await ctx.db.patch("connections", connectionId, {
         ...secret,
         credentialHints: event.credentialHints,
         status: "pending",
         lastError: undefined,
-        updatedAt: Date.now(),
+        updatedAt: now,
+        // Due at once: the next cron run syncs it.
+        nextSyncAt: now,
       });
       await recordAudit(ctx, { ...audit, action: "connection.oauth_connected", actorId: event.actorId });
     } else {
@@ -619,7 +628,7 @@ export async function handleOAuthCallback(ctx: ActionCtx, request: Request): Pro
   if (!integration) return failed("authorization_failed");
 
   try {
-    const keyring = await loadKeyring();
+    const keyring = loadKeyring(flow.rootSalt);
     const codeVerifier = await decryptCodeVerifier(keyring, flow.projectId, flow.stateId, flow.encryptedCodeVerifier);
     const tokens = await exchangeCode(integration, integration.oauth, { code, codeVerifier, redirectUri: oauthRedirectUri() });
     // Without a refresh token the connection would die within the hour.
@@ -710,6 +719,7 @@ export const loadRevocation = internalQuery({
       service: v.string(),
       secretVersion: v.number(),
       encryptedCredentials: v.string(),
+      rootSalt: v.union(v.string(), v.null()),
     }),
     v.null(),
   ),
@@ -717,7 +727,7 @@ export const loadRevocation = internalQuery({
     const row = await ctx.db.get("oauthRevocations", revocationId);
     if (!row) return null;
     const { projectId, connectionId, service, secretVersion, encryptedCredentials } = row;
-    return { projectId, connectionId, service, secretVersion, encryptedCredentials };
+    return { projectId, connectionId, service, secretVersion, encryptedCredentials, rootSalt: await readRootSalt(ctx.db) };
   },
 });
 
@@ -755,7 +765,7 @@ export const revokeGrant = internalAction({
     try {
       const integration = oauthIntegration(row.service);
       if (!integration) throw new ProviderError(row.service, "invalid_request");
-      const keyring = await loadKeyring();
+      const keyring = loadKeyring(row.rootSalt);
       const grant = await openGrant(keyring, row.projectId, row.connectionId, row.secretVersion, row.encryptedCredentials);
       await revokeToken(integration, integration.oauth, grant.refreshToken);
     } catch (error) {

@@ -57,7 +57,7 @@ export default defineSchema({
      * a refresh replaces both tokens in one write and the rotation job covers them like any credentials.
      */
     encryptedCredentials: v.optional(v.string()),
-    /** Grows by one with every write of the secret (created, updated, tokens refreshed); absent = 0. */
+    /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
     secretVersion: v.optional(v.number()),
     /**
      * An OAuth token refresh in flight (oauth.ts): claimed in a mutation by the one sync that calls the
@@ -74,12 +74,18 @@ export default defineSchema({
     /** Safe, secret-free description of the last sync failure. */
     lastError: v.optional(v.string()),
     lastSyncedAt: v.optional(v.number()),
+    /**
+     * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
+     * scheduling by due time existed: absent sorts first in the index, so such rows are due.
+     */
+    nextSyncAt: v.optional(v.number()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     updatedAt: v.number(),
   })
     .index("by_projectId", ["projectId"])
-    .index("by_status", ["status"]),
+    /** Due connections first: the sync cron reads this index up to now. */
+    .index("by_nextSyncAt", ["nextSyncAt"]),
 
   /**
    * OAuth authorization flows started by connections.startOAuth and not yet
@@ -124,6 +130,8 @@ export default defineSchema({
     provider: aiProviderValidator,
     /** Ciphertext of the provider key; salt: user id; purpose: aiKeys/<userId>/apiKey. */
     encryptedKey: v.optional(v.string()),
+    /** Bumped each time the key is replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
+    secretVersion: v.optional(v.number()),
     /** Legacy: plaintext key written by older versions; the rotation job encrypts and removes it. */
     apiKey: v.optional(v.string()),
     hint: v.string(),
@@ -176,6 +184,17 @@ export default defineSchema({
   })
     .index("by_projectId_and_at", ["projectId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
+
+  /**
+   * Deployment-wide encryption settings: one row, created by the first
+   * mutation that encrypts (secrets.ts). rootSalt salts every master key's
+   * PBKDF2 root (docs/encryption.md); it is not secret, and travels with the data.
+   */
+  encryptionSettings: defineTable({
+    /** base64url of 32 random bytes. */
+    rootSalt: v.string(),
+    createdAt: v.number(),
+  }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
   keyRotationJobs: defineTable(rotationJobFields),

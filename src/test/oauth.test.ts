@@ -10,7 +10,7 @@ import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/integrations/registry";
 import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
-import { decryptCodeVerifier, decryptCredentials, loadKeyring } from "../convex/secrets";
+import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { SECRETS, TEST_DASHBOARD_URL, TEST_SITE_URL, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
@@ -80,12 +80,28 @@ async function auditActions(t: Backend, connectionId: Id<"connections">): Promis
   return entries.map((entry) => entry.action);
 }
 
-/** The refresh token the row's ciphertext holds (decrypted as the sync would). */
-async function storedRefreshToken(t: Backend, connectionId: Id<"connections">): Promise<string | undefined> {
+/** The deployment's keyring, as an action loads it (with the stored root salt). */
+async function keyring(t: Backend) {
+  return loadKeyring(await t.run((ctx) => readRootSalt(ctx.db)));
+}
+
+/** The credentials the row's ciphertext holds (decrypted as the sync would, at the row's secretVersion). */
+async function storedCredentials(t: Backend, connectionId: Id<"connections">) {
   const connection = await row(t, connectionId);
-  if (!connection?.encryptedCredentials) return undefined;
-  const { credentials } = await decryptCredentials(await loadKeyring(), connection.projectId, connectionId, connection.encryptedCredentials);
-  return credentials.refreshToken;
+  if (!connection?.encryptedCredentials) throw new Error("no credentials stored");
+  const { projectId, encryptedCredentials, secretVersion } = connection;
+  return (await decryptCredentials(await keyring(t), projectId, connectionId, encryptedCredentials, secretVersion)).credentials;
+}
+
+async function storedRefreshToken(t: Backend, connectionId: Id<"connections">): Promise<string | undefined> {
+  return (await storedCredentials(t, connectionId)).refreshToken;
+}
+
+/** One cron-style sync of one connection (a group of one), its result. */
+async function syncOnce(t: Backend, connectionId: Id<"connections">) {
+  const connection = await row(t, connectionId);
+  const [result] = await t.action(internal.metricsSync.syncGroup, { projectId: connection!.projectId, connectionIds: [connectionId] });
+  return result;
 }
 
 async function gaMetrics(t: Backend, connectionId: Id<"connections">): Promise<Record<string, number>> {
@@ -123,7 +139,7 @@ test("startOAuth: admins get Google's authorization URL with an S256 PKCE challe
   expect(flow?.expiresAt).toBe((flow?.createdAt ?? 0) + OAUTH_STATE_TTL_MS);
   expect(flow?.encryptedCodeVerifier).toMatch(/^dtenc:/);
   // The verifier behind the challenge exists only as ciphertext.
-  const verifier = await decryptCodeVerifier(await loadKeyring(), projectId, flow!._id, flow!.encryptedCodeVerifier!);
+  const verifier = await decryptCodeVerifier(await keyring(t), projectId, flow!._id, flow!.encryptedCodeVerifier!);
   expect(createHash("sha256").update(verifier).digest("base64url")).toBe(challenge);
   const stored = await everythingStored(t);
   expect(stored).not.toContain(verifier);
@@ -167,7 +183,7 @@ test("the callback exchanges the code with the verifier, stores the tokens encry
   expect((await row(t, connectionId))?.secretVersion).toBe(1);
   expect(await auditActions(t, connectionId)).toEqual(["connection.created", "connection.oauth_connected"]);
   // Hints of the stored credentials object (as the rotation job recomputes them) show no token material either.
-  const { credentials } = await decryptCredentials(await loadKeyring(), projectId, connectionId, (await row(t, connectionId))!.encryptedCredentials!);
+  const credentials = await storedCredentials(t, connectionId);
   expect(Object.keys(credentials).sort()).toEqual(["accessToken", "accessTokenExpiresAt", "propertyId", "refreshToken"]);
   expect(credentialHints(SERVICE, credentials)).toEqual(summary.credentialHints);
 
@@ -270,7 +286,7 @@ test("an access token expiring within the margin is refreshed; a rotated refresh
   expect(await auditActions(t, connectionId)).toContain("connection.tokens_refreshed");
 
   // The next refresh spends the rotated token (the fake refuses the old one).
-  const again = await t.action(internal.metricsSync.syncConnection, { connectionId });
+  const again = await syncOnce(t, connectionId);
   expect(again).toEqual({ status: "active", metricsStored: 3 });
   expect(tokenRequests("refresh_token").map((request) => new URLSearchParams(request.body).get("refresh_token"))).toEqual([
     firstRefreshToken,
@@ -290,8 +306,8 @@ test("two syncs racing on an expired token: exactly one refresh reaches the prov
   fake().oauth.refreshDelayMs = 400;
 
   const results = await Promise.all([
-    t.action(internal.metricsSync.syncConnection, { connectionId }),
-    t.action(internal.metricsSync.syncConnection, { connectionId }),
+    syncOnce(t, connectionId),
+    syncOnce(t, connectionId),
   ]);
 
   expect(results).toEqual([
@@ -324,7 +340,7 @@ test("invalid_grant marks the connection needs_reauth with a safe message; recon
 
   // No further calls to Google until an admin reconnects.
   const requestsBefore = fake().requests.length;
-  expect(await t.action(internal.metricsSync.syncConnection, { connectionId })).toEqual({
+  expect(await syncOnce(t, connectionId)).toEqual({
     status: "needs_reauth",
     metricsStored: 0,
     error: message,
@@ -336,7 +352,7 @@ test("invalid_grant marks the connection needs_reauth with a safe message; recon
   expect(Object.fromEntries(redirectTarget(response).searchParams)).toEqual({ oauth: "connected", connectionId });
   expect(await member.query(api.connections.get, { connectionId })).toMatchObject({ status: "pending" });
   expect(await t.run((ctx) => ctx.db.query("connections").collect())).toHaveLength(1);
-  expect(await t.action(internal.metricsSync.syncConnection, { connectionId })).toEqual({ status: "active", metricsStored: 3 });
+  expect(await syncOnce(t, connectionId)).toEqual({ status: "active", metricsStored: 3 });
   expectNoSecrets([result, await everythingStored(t)], issued());
 });
 
@@ -347,13 +363,13 @@ test("other refresh failures leave the grant alone: status error, lease released
   const connectionId = await connected(t, admin, projectId);
   fake().setMode("google.token", 503);
 
-  const failed = await t.action(internal.metricsSync.syncConnection, { connectionId });
+  const failed = await syncOnce(t, connectionId);
   expect(failed).toEqual({ status: "error", metricsStored: 0, error: "Google Analytics is unavailable (HTTP 503)" });
   expect((await row(t, connectionId))?.refreshLease).toBeUndefined();
   expect((await row(t, connectionId))?.secretVersion).toBe(1);
 
   fake().setMode("google.token", "ok");
-  expect(await t.action(internal.metricsSync.syncConnection, { connectionId })).toEqual({ status: "active", metricsStored: 3 });
+  expect(await syncOnce(t, connectionId)).toEqual({ status: "active", metricsStored: 3 });
 });
 
 test("removing an OAuth connection revokes the grant at Google and deletes the tokens", async () => {
@@ -386,7 +402,7 @@ test("a GA4 error body echoing the access token and an unconfigured client never
   const connectionId = await connected(t, admin, projectId);
   fake().setMode("ga4.runReport", 401); // the fake's body quotes the bearer token it got
 
-  const result = await t.action(internal.metricsSync.syncConnection, { connectionId });
+  const result = await syncOnce(t, connectionId);
   expect(result).toEqual({ status: "error", metricsStored: 0, error: "Google Analytics rejected the credentials (HTTP 401)" });
   expectNoSecrets([result, await everythingStored(t)], issued());
 

@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as aiProviders from "../aiProviders.js";
@@ -42,13 +43,13 @@ import type * as lib_errors from "../lib/errors.js";
 import type * as lib_hash from "../lib/hash.js";
 import type * as lib_kdf from "../lib/kdf.js";
 import type * as lib_keyring from "../lib/keyring.js";
-import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
 import type * as lib_pkce from "../lib/pkce.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as oauth from "../oauth.js";
 import type * as projects from "../projects.js";
 import type * as rateLimits from "../rateLimits.js";
+import type * as retention from "../retention.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -63,6 +64,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  actionAccess: typeof actionAccess;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   aiProviders: typeof aiProviders;
@@ -92,13 +94,13 @@ declare const fullApi: ApiFromModules<{
   "lib/hash": typeof lib_hash;
   "lib/kdf": typeof lib_kdf;
   "lib/keyring": typeof lib_keyring;
-  "lib/lru": typeof lib_lru;
   "lib/mask": typeof lib_mask;
   "lib/pkce": typeof lib_pkce;
   metricsSync: typeof metricsSync;
   oauth: typeof oauth;
   projects: typeof projects;
   rateLimits: typeof rateLimits;
+  retention: typeof retention;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;
