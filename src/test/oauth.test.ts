@@ -13,6 +13,7 @@ import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
 import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
+import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "./helpers/keys";
 import { SECRETS, TEST_DASHBOARD_URL, TEST_SITE_URL, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
 
 const fake = useFakeProviders();
@@ -412,4 +413,46 @@ test("a GA4 error body echoing the access token and an unconfigured client never
     code: "PROVIDER_ERROR",
     message: "Google Analytics (GOOGLE_OAUTH_CLIENT_ID) is not configured on this deployment",
   });
+});
+
+test("a token ciphertext restored from before a refresh does not decrypt (the version is in the AAD)", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  fake().oauth.accessTokenLifetimeSeconds = 60;
+  const connectionId = await connected(t, admin, projectId);
+  const before = (await row(t, connectionId))!.encryptedCredentials!;
+  fake().oauth.accessTokenLifetimeSeconds = 3600;
+  expect(await syncOnce(t, connectionId)).toMatchObject({ status: "active" });
+  expect((await row(t, connectionId))?.secretVersion).toBe(2);
+
+  // Restoring the version-1 ciphertext (from a backup, say) into the version-2 row brings nothing back.
+  await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials: before }));
+  expect((await errorOf(storedCredentials(t, connectionId))).code).toBe("DECRYPTION_FAILED");
+});
+
+test("master-key rotation re-encrypts OAuth tokens like any credentials; syncs and refreshes go on under the new key", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  fake().oauth.accessTokenLifetimeSeconds = 60;
+  const connectionId = await connected(t, admin, projectId);
+  const refreshToken = await storedRefreshToken(t, connectionId);
+  const before = await row(t, connectionId);
+
+  vi.stubEnv("OLD_MASTER_KEY", TEST_MASTER_KEY);
+  vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
+  vi.useFakeTimers();
+  await t.mutation(internal.keyRotation.rotate, {});
+  await t.finishAllScheduledFunctions(() => vi.runAllTimers(), 1_000);
+  vi.useRealTimers();
+  const status = await t.query(internal.keyRotation.status, {});
+  expect(status).toMatchObject({ status: "done", safeToRemoveOldKey: true });
+
+  const after = await row(t, connectionId);
+  expect(after?.encryptedCredentials).not.toBe(before?.encryptedCredentials);
+  expect(after?.secretVersion).toBe(before?.secretVersion);
+  expect(after?.credentialHints).toEqual(before?.credentialHints);
+  vi.stubEnv("OLD_MASTER_KEY", "");
+  expect(await storedRefreshToken(t, connectionId)).toBe(refreshToken);
+  expect(await syncOnce(t, connectionId)).toEqual({ status: "active", metricsStored: 3 });
+  expect(tokenRequests("refresh_token")).toHaveLength(1);
 });
