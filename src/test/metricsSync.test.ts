@@ -174,7 +174,7 @@ describe("connections.syncMetrics", () => {
 
   test("a sync that ran with replaced credentials does not judge the new ones", async () => {
     const t = newBackend();
-    const { connectionId } = await setup(t, "github", { token: "ghp_RevokedOldToken0000000000000", repository: GITHUB.repository });
+    const { connectionId } = await setup(t, "github", { token: "ghp_RevokedOldToken000000000000000000000", repository: GITHUB.repository });
     const bob = t.withIdentity(identity("bob"));
     const realFetch = globalThis.fetch;
     // The owner saves good credentials while the sync's request (with the old, refused token) is in flight.

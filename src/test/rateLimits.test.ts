@@ -9,7 +9,7 @@ import { errorOf } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { seedAiKey, seedConnection, seedProject, seedUser } from "./helpers/seed";
 
-const STRIPE = { secretKey: "sk_live_ratelimit00000000004242" };
+const STRIPE = { secretKey: "sk_live_ratelimit000000000000004242" };
 
 let t: Backend;
 let projectId: Id<"projects">;

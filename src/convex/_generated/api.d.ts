@@ -36,6 +36,7 @@ import type * as integrations_providerError from "../integrations/providerError.
 import type * as integrations_registry from "../integrations/registry.js";
 import type * as integrations_stripe from "../integrations/stripe.js";
 import type * as integrations_types from "../integrations/types.js";
+import type * as invitations from "../invitations.js";
 import type * as keyRotation from "../keyRotation.js";
 import type * as lib_cipher from "../lib/cipher.js";
 import type * as lib_encoding from "../lib/encoding.js";
@@ -87,6 +88,7 @@ declare const fullApi: ApiFromModules<{
   "integrations/registry": typeof integrations_registry;
   "integrations/stripe": typeof integrations_stripe;
   "integrations/types": typeof integrations_types;
+  invitations: typeof invitations;
   keyRotation: typeof keyRotation;
   "lib/cipher": typeof lib_cipher;
   "lib/encoding": typeof lib_encoding;
