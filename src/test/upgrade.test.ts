@@ -17,7 +17,8 @@ import { decryptAiKey, readEncryptionSettings } from "../convex/secrets";
 import { errorOf } from "./helpers/api";
 import { identity, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
-import { encryptLegacy, LEGACY_READ } from "./helpers/legacy";
+import { LEGACY_READ } from "./helpers/legacy";
+import { encryptLegacy } from "./independent/dashtrayFormats";
 import { originalAiKey, originalApiKey, originalConnection } from "./helpers/original";
 import { newLimitedBackend, runAllBatches } from "./helpers/rotation";
 import { seedProject } from "./helpers/seed";
@@ -212,12 +213,12 @@ describe("the legacy downgrade", () => {
     vi.stubEnv("OLD_MASTER_KEY", "");
 
     // A legacy value (valid under the current key and this project's salt) copied in afterwards is refused.
-    const copied = await encryptLegacy(NEW_KEY, projectId, JSON.stringify({ secretKey: SECRETS.stripeKey }));
+    const copied = encryptLegacy(NEW_KEY, projectId, JSON.stringify({ secretKey: SECRETS.stripeKey }));
     await t.run((ctx) => ctx.db.patch("connections", other.connectionId, { encryptedCredentials: copied }));
     const syncError = await errorOf(alice.action(api.connections.syncMetrics, { connectionId: other.connectionId }));
     expect(syncError).toMatchObject({ code: "DECRYPTION_FAILED", message: expect.stringContaining("LEGACY_FORMAT_RETIRED") });
 
-    const legacyAiKey = await encryptLegacy(NEW_KEY, aliceId, SECRETS.openaiKey);
+    const legacyAiKey = encryptLegacy(NEW_KEY, aliceId, SECRETS.openaiKey);
     const aiKeyId = await t.run(async (ctx) => {
       const row = await ctx.db.query("aiKeys").withIndex("by_userId", (q) => q.eq("userId", aliceId)).unique();
       await ctx.db.patch("aiKeys", row!._id, { encryptedKey: legacyAiKey });

@@ -1,13 +1,14 @@
 /**
  * Documents exactly as the original Dashtray wrote them (as documented in
  * its encryption system description), made independently of the production
- * code: its ciphertext (helpers/legacy.ts), its SHA-256 hex hashing, its API
- * key shape, and its document fields. Inserted directly, as they would be
+ * code: its ciphertext (the node:crypto implementation in
+ * independent/dashtrayFormats.ts), its SHA-256 hex hashing, its API key
+ * shape, and its document fields. Inserted directly, as they would be
  * found in a deployment being upgraded.
  */
 import type { Id } from "../../convex/_generated/dataModel";
 import type { Backend } from "./convex";
-import { encryptLegacy } from "./legacy";
+import { encryptLegacy } from "../independent/dashtrayFormats";
 
 /** SHA-256 of the UTF-8 bytes, lowercase hex, as the original's hash() returned it. */
 export async function originalHash(text: string): Promise<string> {
@@ -24,7 +25,7 @@ export async function originalConnection(
   credentials: Record<string, string>,
 ): Promise<{ connectionId: Id<"connections">; encryptedCredentials: string }> {
   // The original used the project id as the salt, and no associated data.
-  const encryptedCredentials = await encryptLegacy(masterKey, projectId, JSON.stringify(credentials));
+  const encryptedCredentials = encryptLegacy(masterKey, projectId, JSON.stringify(credentials));
   const now = Date.now();
   const connectionId = await t.run((ctx) =>
     ctx.db.insert("connections", {
@@ -48,7 +49,7 @@ export async function originalAiKey(
   provider: "openai" | "anthropic",
   apiKey: string,
 ): Promise<string> {
-  const aiApiKey = await encryptLegacy(masterKey, userId, apiKey);
+  const aiApiKey = encryptLegacy(masterKey, userId, apiKey);
   await t.run((ctx) => ctx.db.patch("users", userId, { aiApiKey, aiProvider: provider, updatedAt: Date.now() }));
   return aiApiKey;
 }
