@@ -9,12 +9,15 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { appError } from "./errors";
-import { connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
+import { requireProjectRole } from "./auth";
+import { appError, appErrorCode } from "./errors";
+import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
-import { syncConnectionNow } from "./metricsSync";
-import { encryptCredentials, loadKeyring } from "./secrets";
+import { syncConnections } from "./metricsSync";
+import { beginOAuthFlow, queueRevocation } from "./oauth";
+import { MANUAL_SYNC_LIMITS } from "./rateLimits";
+import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import {
   connectionSummaryValidator,
   credentialsValidator,
@@ -76,7 +79,7 @@ export const create = projectMutation({
     if (existing.length >= MAX_CONNECTIONS) {
       throw appError("CONFLICT", `A project can have at most ${MAX_CONNECTIONS} connections: remove one first`);
     }
-    const keyring = await loadKeyring();
+    const keyring = await loadKeyringForWrite(ctx);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
       projectId: args.projectId,
@@ -88,9 +91,12 @@ export const create = projectMutation({
       createdBy: ctx.user._id,
       createdAt: now,
       updatedAt: now,
+      // Due now: the sync cron's next run (within a minute) tries the new credentials.
+      nextSyncAt: now,
     });
-    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials);
-    await ctx.db.patch("connections", connectionId, { encryptedCredentials });
+    const secretVersion = nextSecretVersion(undefined);
+    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials, secretVersion);
+    await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion });
     await recordAudit(ctx, {
       action: "connection.created",
       actorId: ctx.user._id,
@@ -126,7 +132,8 @@ export const get = connectionQuery({
 /**
  * Replaces a connection's credentials (owners and admins): validated like on
  * create, re-encrypted, hints recomputed, any legacy plaintext removed. The
- * connection goes back to "pending" until its next sync.
+ * connection goes back to "pending" and is due: the sync cron's next run
+ * (within a minute) tries the new credentials.
  */
 export const updateCredentials = connectionMutation({
   args: { credentials: credentialsValidator },
@@ -135,15 +142,20 @@ export const updateCredentials = connectionMutation({
   handler: async (ctx, args) => {
     const { connection } = ctx;
     const { integration, credentials } = validateCredentials(connection.service, args.credentials);
-    const keyring = await loadKeyring();
-    const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials);
+    const keyring = await loadKeyringForWrite(ctx);
+    // A new version: the ciphertext this row held before no longer decrypts, even if restored.
+    const secretVersion = nextSecretVersion(connection.secretVersion);
+    const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials, secretVersion);
+    const now = Date.now();
     await ctx.db.patch("connections", connection._id, {
       encryptedCredentials,
+      secretVersion,
       credentials: undefined,
       credentialHints: credentialHints(integration.id, credentials),
       status: "pending",
       lastError: undefined,
-      updatedAt: Date.now(),
+      updatedAt: now,
+      nextSyncAt: now,
     });
     await recordAudit(ctx, {
       action: "connection.credentials_updated",
@@ -157,8 +169,94 @@ export const updateCredentials = connectionMutation({
 });
 
 /**
+ * Starts connecting an OAuth integration (owners and admins): returns the
+ * provider's authorization URL for the dashboard to open. `settings` are the
+ * integration's non-secret fields (e.g. { propertyId } for
+ * google_analytics); `connectionId` reconnects an existing connection of the
+ * same service (e.g. one in needs_reauth) instead of creating one. The
+ * provider sends the browser to /oauth/callback, which stores the tokens and
+ * redirects to DASHBOARD_URL (see oauth.ts).
+ */
+export const startOAuth = projectMutation({
+  args: {
+    service: v.string(),
+    settings: credentialsValidator,
+    name: v.optional(v.string()),
+    connectionId: v.optional(v.id("connections")),
+  },
+  minimumRole: "admin",
+  returns: v.object({ authorizationUrl: v.string() }),
+  handler: async (ctx, args) => {
+    const authorizationUrl = await beginOAuthFlow(ctx, {
+      userId: ctx.user._id,
+      projectId: args.projectId,
+      service: args.service,
+      settings: args.settings,
+      name: args.name,
+      connectionId: args.connectionId,
+    });
+    return { authorizationUrl };
+  },
+});
+
+/**
+ * The row of a new OAuth connection, inserted by the callback once the code
+ * was exchanged and before its tokens are written (they are bound to its
+ * id): `needs_reauth` until oauth.writeGrant stores them. Null when the
+ * user is no longer an admin or the project is full.
+ */
+export const insertOAuthConnection = internalMutation({
+  args: {
+    projectId: v.id("projects"),
+    userId: v.id("users"),
+    service: v.string(),
+    name: v.string(),
+    credentialHints: v.record(v.string(), v.string()),
+  },
+  returns: v.union(v.id("connections"), v.null()),
+  handler: async (ctx, args) => {
+    try {
+      await requireProjectRole(ctx, args.userId, args.projectId, "admin");
+    } catch (error) {
+      if (appErrorCode(error)) return null;
+      throw error;
+    }
+    const existing = await ctx.db
+      .query("connections")
+      .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
+      .take(MAX_CONNECTIONS);
+    if (existing.length >= MAX_CONNECTIONS) return null;
+    const now = Date.now();
+    const connectionId = await ctx.db.insert("connections", {
+      projectId: args.projectId,
+      service: args.service,
+      name: args.name,
+      credentialHints: args.credentialHints,
+      status: "needs_reauth",
+      lastError: "The sign-in did not complete; connect the account again",
+      healthScore: 100,
+      secretVersion: 0,
+      createdBy: args.userId,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await recordAudit(ctx, {
+      action: "connection.created",
+      actorId: args.userId,
+      projectId: args.projectId,
+      targetTable: "connections",
+      targetId: connectionId,
+      detail: `service: ${args.service}`,
+    });
+    return connectionId;
+  },
+});
+
+/**
  * Removes a connection and its metrics (owners and admins). The first batch
  * of metrics goes in this mutation; any rest in self-scheduling batches.
+ * An OAuth connection's grant is revoked at the provider afterwards, best
+ * effort (oauth.queueRevocation); its tokens leave the row now.
  */
 export const remove = connectionMutation({
   args: {},
@@ -166,6 +264,7 @@ export const remove = connectionMutation({
   returns: v.null(),
   handler: async (ctx) => {
     const { connection } = ctx;
+    await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
     if (await deleteMetricsBatch(ctx, connection._id)) {
       await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
@@ -195,19 +294,22 @@ export const deleteMetrics = internalMutation({
 });
 
 /**
- * Syncs a connection's metrics now (any member of its project). A provider
- * failure (bad key, rate limit, outage, timeout) is returned as status
- * "error" with a safe message and kept on the connection; earlier metrics
- * stay. Stored credentials that do not decrypt throw DECRYPTION_FAILED.
- * Rate limited per connection (RATE_LIMITED), to spare the provider.
+ * Syncs a connection's metrics now (any member of its project) and moves its
+ * next scheduled sync one interval ahead. A provider failure (bad key, rate
+ * limit, outage, timeout) is returned as status "error" with a safe message
+ * and kept on the connection; earlier metrics stay. Stored credentials that
+ * do not decrypt throw DECRYPTION_FAILED. Rate limited per connection, per
+ * project and per user (RATE_LIMITED), to spare the providers.
  */
-export const syncMetrics = userAction({
-  args: { connectionId: v.id("connections") },
+export const syncMetrics = connectionAction({
+  args: {},
+  minimumRole: "member",
+  rateLimits: MANUAL_SYNC_LIMITS,
   returns: syncResultValidator,
-  handler: async (ctx, { connectionId }): Promise<SyncResult> => {
-    await ctx.runMutation(internal.metricsSync.authorizeManualSync, { connectionId, userId: ctx.user?._id ?? null });
-    const result = await syncConnectionNow(ctx, connectionId, { actorId: ctx.user?._id });
-    if (!result) throw appError("NOT_FOUND", "Connection not found");
-    return result;
+  handler: async (ctx): Promise<SyncResult> => {
+    const [synced] = await syncConnections(ctx, ctx.projectId, [ctx.connectionId], { actorId: ctx.userId });
+    if (synced?.thrown !== undefined) throw synced.thrown;
+    if (!synced?.result) throw appError("NOT_FOUND", "Connection not found");
+    return synced.result;
   },
 });

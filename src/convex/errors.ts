@@ -45,7 +45,7 @@ export const errorCodes = Object.keys(ERROR_CODES) as ErrorCode[];
 /** The deployment variables a configuration error can name. */
 export type ConfigurationVariable = "MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY";
 
-/** Why encryption is unavailable: the encryption core's code for the deployment's master keys. */
+/** Why encryption is unavailable because of a master key variable: the encryption core's code. */
 export type ConfigurationReason = "MASTER_KEY_MISSING" | "MASTER_KEY_TOO_SHORT" | "MASTER_KEY_INVALID";
 
 /** Why a stored secret did not decrypt: the encryption core's code. */
@@ -54,7 +54,8 @@ export type DecryptionReason =
   | "UNSUPPORTED_VERSION"
   | "UNKNOWN_KEY_ID"
   | "DECRYPTION_FAILED"
-  | "NOT_CIPHERTEXT";
+  | "NOT_CIPHERTEXT"
+  | "VALUE_TOO_LARGE";
 
 /** Why an argument was refused by the encryption core (other INVALID_ARGUMENTs have no reason). */
 export type InvalidArgumentReason = "INVALID_ARGUMENT";
@@ -67,11 +68,16 @@ interface ErrorDetails {
     /** Set when the encryption core refused the value. */
     reason?: InvalidArgumentReason;
   };
-  ENCRYPTION_UNAVAILABLE: {
-    reason: ConfigurationReason;
-    /** The deployment variable an administrator must set or fix. */
-    variable: ConfigurationVariable;
-  };
+  ENCRYPTION_UNAVAILABLE:
+    | {
+        reason: ConfigurationReason;
+        /** The deployment variable an administrator must set or fix. */
+        variable: ConfigurationVariable;
+      }
+    | {
+        /** The deployment's stored root salt (encryptionSettings) is damaged: restore it from a backup. */
+        reason: "ROOT_SALT_INVALID";
+      };
   DECRYPTION_FAILED: {
     /** The encryption core's code; absent when the failure happened after decryption. */
     reason?: DecryptionReason;
@@ -129,13 +135,16 @@ export function appError<C extends ErrorCode>(
  */
 const CRYPTO_ERROR_MAPPING: Record<
   CryptoErrorCode,
-  | { code: "ENCRYPTION_UNAVAILABLE"; reason: ConfigurationReason }
+  | { code: "ENCRYPTION_UNAVAILABLE"; reason: ConfigurationReason | "ROOT_SALT_INVALID" }
   | { code: "DECRYPTION_FAILED"; reason: DecryptionReason }
   | { code: "INVALID_ARGUMENT"; reason: InvalidArgumentReason }
 > = {
   MASTER_KEY_MISSING: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_MISSING" },
   MASTER_KEY_TOO_SHORT: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_TOO_SHORT" },
   MASTER_KEY_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_INVALID" },
+  ROOT_SALT_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "ROOT_SALT_INVALID" },
+  // Encrypting too large a value is INVALID_ARGUMENT in secrets.ts; here it is a stored value too large to read.
+  VALUE_TOO_LARGE: { code: "DECRYPTION_FAILED", reason: "VALUE_TOO_LARGE" },
   MALFORMED_CIPHERTEXT: { code: "DECRYPTION_FAILED", reason: "MALFORMED_CIPHERTEXT" },
   UNSUPPORTED_VERSION: { code: "DECRYPTION_FAILED", reason: "UNSUPPORTED_VERSION" },
   UNKNOWN_KEY_ID: { code: "DECRYPTION_FAILED", reason: "UNKNOWN_KEY_ID" },
@@ -145,12 +154,16 @@ const CRYPTO_ERROR_MAPPING: Record<
 };
 
 /**
- * The variable a configuration error is about. The core names the
- * variable at the start of its message ("OLD_MASTER_KEY (entry 2) must be
- * ..."); anything else is about the current key.
+ * The variable a configuration error is about. A too-short key is either
+ * the current key or an OLD_MASTER_KEY entry (a value only an unusable
+ * entry could open fails with that entry's code); the core names the entry
+ * as "OLD_MASTER_KEY (entry N)" in its message. Every other code is about
+ * MASTER_ENCRYPTION_KEY.
  */
 function configurationVariableOf(error: CryptoError): ConfigurationVariable {
-  return error.message.startsWith("OLD_MASTER_KEY") ? "OLD_MASTER_KEY" : "MASTER_ENCRYPTION_KEY";
+  return error.code === "MASTER_KEY_TOO_SHORT" && error.message.includes("OLD_MASTER_KEY (entry")
+    ? "OLD_MASTER_KEY"
+    : "MASTER_ENCRYPTION_KEY";
 }
 
 /**
@@ -166,6 +179,11 @@ export function toAppError(error: unknown): never {
   const mapped = CRYPTO_ERROR_MAPPING[error.code];
   switch (mapped.code) {
     case "ENCRYPTION_UNAVAILABLE": {
+      if (mapped.reason === "ROOT_SALT_INVALID") {
+        throw appError("ENCRYPTION_UNAVAILABLE", "Encryption is not usable on this deployment: its stored root salt is damaged (ROOT_SALT_INVALID)", {
+          reason: mapped.reason,
+        });
+      }
       const variable = configurationVariableOf(error);
       throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment: ${variable} (${mapped.reason})`, {
         reason: mapped.reason,

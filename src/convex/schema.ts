@@ -5,6 +5,7 @@ import {
   aiProviderValidator,
   auditEntryValidator,
   connectionStatusValidator,
+  invitationStateValidator,
   memberRoleValidator,
   rotationFailureFields,
   rotationJobFields,
@@ -27,9 +28,7 @@ export default defineSchema({
     email: v.optional(v.string()),
     createdAt: v.number(),
   })
-    .index("by_tokenIdentifier", ["tokenIdentifier"])
-    /** Owners add members by the email their identity provider reports. */
-    .index("by_email", ["email"]),
+    .index("by_tokenIdentifier", ["tokenIdentifier"]),
 
   projects: defineTable({
     name: v.string(),
@@ -46,13 +45,45 @@ export default defineSchema({
     .index("by_projectId_and_userId", ["projectId", "userId"])
     .index("by_userId", ["userId"]),
 
+  /**
+   * An owner's invitation of an email address to a project with a role. The
+   * invitee accepts it signed in with that verified address (invitations.ts).
+   */
+  invitations: defineTable({
+    projectId: v.id("projects"),
+    /** The invited address as input.ts normalizeEmail gives it (printable ASCII). */
+    email: v.string(),
+    role: memberRoleValidator,
+    state: invitationStateValidator,
+    invitedBy: v.id("users"),
+    createdAt: v.number(),
+    /** After this, a pending invitation can no longer be accepted. */
+    expiresAt: v.number(),
+    /** When it was accepted or revoked, and by whom. */
+    closedAt: v.optional(v.number()),
+    closedBy: v.optional(v.id("users")),
+  })
+    .index("by_projectId_and_state", ["projectId", "state"])
+    .index("by_email_and_state", ["email", "state"]),
+
   connections: defineTable({
     projectId: v.id("projects"),
     /** Integration id from the registry in src/convex/integrations ("stripe", "github", ...). */
     service: v.string(),
     name: v.string(),
-    /** Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials. */
+    /**
+     * Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials.
+     * For OAuth integrations the object holds the settings and the tokens (access, refresh, expiry), so
+     * a refresh replaces both tokens in one write and the rotation job covers them like any credentials.
+     */
     encryptedCredentials: v.optional(v.string()),
+    /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
+    secretVersion: v.optional(v.number()),
+    /**
+     * An OAuth token refresh in flight (oauth.ts): claimed in a mutation by the one sync that calls the
+     * provider; others wait for the secretVersion to change. Expires so a dead refresher blocks no one.
+     */
+    refreshLease: v.optional(v.object({ leaseId: v.string(), expiresAt: v.number() })),
     /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
     credentials: v.optional(v.record(v.string(), v.string())),
     /** Masked hint per credential field, computed when the credentials are written. */
@@ -63,18 +94,64 @@ export default defineSchema({
     /** Safe, secret-free description of the last sync failure. */
     lastError: v.optional(v.string()),
     lastSyncedAt: v.optional(v.number()),
+    /**
+     * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
+     * scheduling by due time existed: absent sorts first in the index, so such rows are due.
+     */
+    nextSyncAt: v.optional(v.number()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     updatedAt: v.number(),
   })
     .index("by_projectId", ["projectId"])
-    .index("by_status", ["status"]),
+    /** Due connections first: the sync cron reads this index up to now. */
+    .index("by_nextSyncAt", ["nextSyncAt"]),
+
+  /**
+   * OAuth authorization flows started by connections.startOAuth and not yet
+   * finished: single use (deleted by the callback), expiring after 10
+   * minutes. The state is stored only as a SHA-256 hash; the PKCE verifier
+   * only as ciphertext (salt: project id; purpose: oauthStates/<id>/codeVerifier).
+   */
+  oauthStates: defineTable({
+    stateHash: v.string(),
+    userId: v.id("users"),
+    projectId: v.id("projects"),
+    service: v.string(),
+    /** Set when the flow reconnects an existing connection (e.g. one in needs_reauth). */
+    connectionId: v.optional(v.id("connections")),
+    name: v.string(),
+    /** The integration's non-secret settings (e.g. GA4 property id). */
+    settings: v.record(v.string(), v.string()),
+    encryptedCodeVerifier: v.optional(v.string()),
+    expiresAt: v.number(),
+    createdAt: v.number(),
+  })
+    .index("by_stateHash", ["stateHash"])
+    .index("by_projectId", ["projectId"]),
+
+  /**
+   * Tokens of removed OAuth connections waiting for their revocation at the
+   * provider: the ciphertext moved here from the deleted row (same salt,
+   * purpose and version), deleted by the revoking action or, at the latest,
+   * by a backstop a few minutes later.
+   */
+  oauthRevocations: defineTable({
+    projectId: v.id("projects"),
+    connectionId: v.id("connections"),
+    service: v.string(),
+    secretVersion: v.number(),
+    encryptedCredentials: v.string(),
+    createdAt: v.number(),
+  }),
 
   aiKeys: defineTable({
     userId: v.id("users"),
     provider: aiProviderValidator,
     /** Ciphertext of the provider key; salt: user id; purpose: aiKeys/<userId>/apiKey. */
     encryptedKey: v.optional(v.string()),
+    /** Bumped each time the key is replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
+    secretVersion: v.optional(v.number()),
     /** Legacy: plaintext key written by older versions; the rotation job encrypts and removes it. */
     apiKey: v.optional(v.string()),
     hint: v.string(),
@@ -126,7 +203,20 @@ export default defineSchema({
     at: v.number(),
   })
     .index("by_projectId_and_at", ["projectId", "at"])
+    /** A user's own entries (AI keys), for auditLog.listMine. */
+    .index("by_ownerId_and_at", ["ownerId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
+
+  /**
+   * Deployment-wide encryption settings: one row, created by the first
+   * mutation that encrypts (secrets.ts). rootSalt salts every master key's
+   * PBKDF2 root (docs/encryption.md); it is not secret, and travels with the data.
+   */
+  encryptionSettings: defineTable({
+    /** base64url of 32 random bytes. */
+    rootSalt: v.string(),
+    createdAt: v.number(),
+  }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
   keyRotationJobs: defineTable(rotationJobFields),

@@ -8,11 +8,17 @@ import { v, type Infer } from "convex/values";
 export const memberRoleValidator = v.union(v.literal("owner"), v.literal("admin"), v.literal("member"));
 export type MemberRole = Infer<typeof memberRoleValidator>;
 
+/** An invitation is pending until accepted or revoked (an expired one stays pending but cannot be accepted). */
+export const invitationStateValidator = v.union(v.literal("pending"), v.literal("accepted"), v.literal("revoked"));
+export type InvitationState = Infer<typeof invitationStateValidator>;
+
 export const connectionStatusValidator = v.union(
   v.literal("active"),
   v.literal("inactive"),
   v.literal("error"),
   v.literal("pending"),
+  /** An OAuth grant was refused (revoked or expired refresh token): an admin must connect the account again. */
+  v.literal("needs_reauth"),
 );
 export type ConnectionStatus = Infer<typeof connectionStatusValidator>;
 
@@ -26,11 +32,18 @@ export type Credentials = Infer<typeof credentialsValidator>;
 export const auditActionValidator = v.union(
   v.literal("project.member_added"),
   v.literal("project.member_removed"),
+  v.literal("invitation.created"),
+  v.literal("invitation.accepted"),
+  v.literal("invitation.revoked"),
   v.literal("connection.created"),
   v.literal("connection.credentials_updated"),
   v.literal("connection.removed"),
   v.literal("connection.credentials_decrypted"),
   v.literal("connection.decryption_failed"),
+  v.literal("connection.oauth_connected"),
+  v.literal("connection.tokens_refreshed"),
+  v.literal("connection.needs_reauth"),
+  v.literal("connection.tokens_revoked"),
   v.literal("aiKey.set"),
   v.literal("aiKey.removed"),
   v.literal("aiKey.decrypted"),
@@ -47,7 +60,14 @@ export const auditEntryValidator = v.object({
   action: auditActionValidator,
   /** The user who acted; absent for system work (crons, rotation, API-key requests). */
   actorId: v.optional(v.id("users")),
+  /** The project the entry belongs to: every member of it sees the entry (auditLog.list). */
   projectId: v.optional(v.id("projects")),
+  /**
+   * The user whose own secret the entry is about (AI keys): only they see it
+   * (auditLog.listMine). Such entries have no projectId, even when the secret
+   * was used for a project, so other members never see them.
+   */
+  ownerId: v.optional(v.id("users")),
   /** "connections", "aiKeys", "apiKeys", ... */
   targetTable: v.string(),
   targetId: v.string(),
@@ -75,6 +95,27 @@ export const projectMemberValidator = v.object({
   email: v.optional(v.string()),
   role: memberRoleValidator,
   createdAt: v.number(),
+});
+
+/** A pending invitation as the project's owners and admins see it. */
+export const invitationSummaryValidator = v.object({
+  invitationId: v.id("invitations"),
+  email: v.string(),
+  role: memberRoleValidator,
+  invitedBy: v.id("users"),
+  createdAt: v.number(),
+  expiresAt: v.number(),
+});
+
+/** A pending invitation as its invitee sees it. */
+export const myInvitationValidator = v.object({
+  invitationId: v.id("invitations"),
+  projectId: v.id("projects"),
+  projectName: v.string(),
+  role: memberRoleValidator,
+  invitedByName: v.optional(v.string()),
+  createdAt: v.number(),
+  expiresAt: v.number(),
 });
 
 /** Connection metadata: masked credential hints, never ciphertext or plaintext. */
@@ -164,13 +205,13 @@ export type RotationCursor = Infer<typeof rotationCursorValidator>;
 /** What the stored secrets look like, counted from headers alone (scan and verify phases). */
 export const secretShapeCountsValidator = v.object({
   rows: v.number(),
-  /** Under the current key, already hashed, or holding no secret: nothing to do. */
+  /** Format v2 under the current key, already hashed, or holding no secret: nothing to do. */
   upToDate: v.number(),
-  /** Current format under a configured previous key. */
+  /** Format v2 under a configured previous key. */
   previousKey: v.number(),
-  /** Current format under a key that is not configured. */
+  /** Format v2 or v1 under a key that is not configured. */
   unknownKey: v.number(),
-  /** Original Dashtray ciphertext format. */
+  /** An older format under a configured key: v1, or the original Dashtray format. */
   legacyFormat: v.number(),
   /** Plaintext left by older versions (credentials, AI key, unhashed API key). */
   plaintext: v.number(),
@@ -183,7 +224,7 @@ export type SecretShapeCounts = Infer<typeof secretShapeCountsValidator>;
 export const rotationCountsValidator = v.object({
   scanned: v.number(),
   reEncrypted: v.number(),
-  /** Legacy ciphertext or plaintext moved to the current format, or API keys hashed. */
+  /** v1, legacy ciphertext or plaintext moved to format v2 under the current key, or API keys hashed. */
   migrated: v.number(),
   alreadyCurrent: v.number(),
   failed: v.number(),
@@ -212,10 +253,17 @@ export type RotationBatchState = Infer<typeof rotationBatchStateValidator>;
 export const rotationJobFields = {
   status: rotationStatusValidator,
   dryRun: v.boolean(),
-  /** Id of MASTER_ENCRYPTION_KEY when the job started; a batch that sees another key stops the job. */
+  /** v2 id of MASTER_ENCRYPTION_KEY when the job started; a rotate batch that sees another key stops the job. */
   currentKeyId: v.string(),
-  /** Ids of the OLD_MASTER_KEY entries when the job started. */
+  /** v2 ids of the OLD_MASTER_KEY entries when the job started. */
   previousKeyIds: v.array(v.string()),
+  /**
+   * v1 ids of the same keys (computed once, when the job started), so batches
+   * classify v1 values with no crypto. Absent on jobs started by older
+   * versions, whose batches stop (KEYRING_CHANGED): start a new job.
+   */
+  currentV1KeyId: v.optional(v.string()),
+  previousV1KeyIds: v.optional(v.array(v.string())),
   phase: rotationPhaseValidator,
   table: rotationTableValidator,
   /** Last row handled in (phase, table); absent at the start of a table. */
@@ -232,13 +280,19 @@ export const rotationJobFields = {
   batches: v.number(),
   /** Most rows any one batch handled. */
   maxBatchRows: v.number(),
-  /** Most PBKDF2 derivations any one batch performed (AES keys, and master-key ids when it loaded the keyring cold). */
+  /** Most PBKDF2 derivations any one batch performed (v2 roots, v1 and legacy keys). */
   maxBatchDerivations: v.number(),
+  /** Most bytes any one batch read (documents read, plus documents read again by the patches that rewrote them). */
+  maxBatchBytes: v.optional(v.number()),
   /**
    * PBKDF2 derivations a rotate batch may perform; each resume halves it (minimum 1).
    * Absent on jobs created before it existed, which use MAX_DERIVATIONS_PER_BATCH.
    */
   derivationBudget: v.optional(v.number()),
+  /** Rows a batch may handle; each resume halves it (minimum 1). Absent on older jobs: MAX_ROWS_PER_BATCH. */
+  rowBudget: v.optional(v.number()),
+  /** Bytes a batch may read; each resume halves it. Absent on older jobs: MAX_BYTES_PER_BATCH. */
+  byteBudget: v.optional(v.number()),
   /** How many times `rotate` restarted a dead batch chain. */
   resumes: v.number(),
   stopReason: v.optional(rotationStopReasonValidator),
@@ -266,6 +320,9 @@ export const rotationJobStatusValidator = v.object({
   ...rotationJobFields,
   /** The job's current derivation budget per rotate batch. */
   derivationBudget: v.number(),
+  /** The job's current row and byte budgets per batch. */
+  rowBudget: v.number(),
+  byteBudget: v.number(),
   batchState: rotationBatchStateValidator,
   /** Done, not a dry run, no failures and nothing left under an old key: OLD_MASTER_KEY can go. */
   safeToRemoveOldKey: v.boolean(),

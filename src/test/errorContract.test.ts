@@ -8,7 +8,7 @@ import { api } from "../convex/_generated/api";
 import { appError, appErrorData, errorCodes, type AppErrorData, type AppErrorDataOf, type ErrorCode } from "../convex/errors";
 import { projectWithEveryRole } from "./helpers/api";
 import { identity, newBackend } from "./helpers/convex";
-import { SECOND_MASTER_KEY } from "./helpers/keys";
+import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "./helpers/keys";
 import { seedAiKey, seedConnection, seedProject } from "./helpers/seed";
 import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
 
@@ -87,9 +87,31 @@ describe("error data per code", () => {
     vi.stubEnv("MASTER_ENCRYPTION_KEY", "short");
     expect(await dataOf(create())).toMatchObject({ reason: "MASTER_KEY_TOO_SHORT", variable: "MASTER_ENCRYPTION_KEY" });
 
+    // A damaged root salt is no variable's fault.
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", TEST_MASTER_KEY);
+    await create();
+    await t.run(async (ctx) => {
+      for (const row of await ctx.db.query("encryptionSettings").collect()) await ctx.db.patch(row._id, { rootSalt: "damaged" });
+    });
+    expect(await dataOf(create())).toEqual({ code: "ENCRYPTION_UNAVAILABLE", message: anyMessage, reason: "ROOT_SALT_INVALID" });
+  });
+
+  test("ENCRYPTION_UNAVAILABLE: a value only an unusable OLD_MASTER_KEY entry could open names OLD_MASTER_KEY", async () => {
+    const t = newBackend();
+    const { projectId, userIds } = await seedProject(t, { alice: "owner" });
+    await seedAiKey(t, userIds.alice!, "openai", SECRETS.openaiKey);
+    const connectionId = await seedConnection(t, projectId, "github", { token: SECRETS.githubToken, repository: SECRETS.githubRepository });
+    await t.run((ctx) => ctx.db.insert("metrics", { connectionId, projectId, name: "stars", value: 1, timestamp: 1 }));
     vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
     vi.stubEnv("OLD_MASTER_KEY", "short");
-    expect(await dataOf(create())).toMatchObject({ code: "ENCRYPTION_UNAVAILABLE", variable: "OLD_MASTER_KEY" });
+
+    const alice = t.withIdentity(identity("alice"));
+    expect(await dataOf(alice.action(api.ai.generateInsight, { projectId }))).toEqual({
+      code: "ENCRYPTION_UNAVAILABLE",
+      message: anyMessage,
+      reason: "MASTER_KEY_TOO_SHORT",
+      variable: "OLD_MASTER_KEY",
+    });
   });
 
   test("DECRYPTION_FAILED: `reason` is the core's code (here the key that encrypted it is gone)", async () => {
@@ -181,7 +203,7 @@ describe("the union", () => {
         case "INVALID_CREDENTIALS":
           return "re-enter credentials";
         case "ENCRYPTION_UNAVAILABLE":
-          return `ask an admin to set ${data.variable} (${data.reason})`;
+          return data.reason === "ROOT_SALT_INVALID" ? "ask an admin to restore the root salt" : `ask an admin to set ${data.variable}`;
         case "DECRYPTION_FAILED":
           return `re-enter the secret (${data.reason ?? "unreadable"})`;
         case "PROVIDER_ERROR":
@@ -199,7 +221,9 @@ describe("the union", () => {
     expectTypeOf<AppErrorData["code"]>().toEqualTypeOf<ErrorCode>();
     expectTypeOf<AppErrorDataOf<"RATE_LIMITED">>().toEqualTypeOf<{ code: "RATE_LIMITED"; message: string; retryAt: number }>();
     expectTypeOf<AppErrorDataOf<"UNAUTHENTICATED">>().toEqualTypeOf<{ code: "UNAUTHENTICATED"; message: string }>();
-    expectTypeOf<AppErrorDataOf<"ENCRYPTION_UNAVAILABLE">["variable"]>().toEqualTypeOf<"MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY">();
+    expectTypeOf<Extract<AppErrorDataOf<"ENCRYPTION_UNAVAILABLE">, { variable: unknown }>["variable"]>().toEqualTypeOf<
+      "MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY"
+    >();
 
     // Required fields are required where errors are made.
     // @ts-expect-error RATE_LIMITED needs retryAt

@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as aiProviders from "../aiProviders.js";
@@ -27,12 +28,15 @@ import type * as functions from "../functions.js";
 import type * as http from "../http.js";
 import type * as input from "../input.js";
 import type * as integrations_github from "../integrations/github.js";
+import type * as integrations_googleAnalytics from "../integrations/googleAnalytics.js";
 import type * as integrations_http from "../integrations/http.js";
+import type * as integrations_oauthClient from "../integrations/oauthClient.js";
 import type * as integrations_plausible from "../integrations/plausible.js";
 import type * as integrations_providerError from "../integrations/providerError.js";
 import type * as integrations_registry from "../integrations/registry.js";
 import type * as integrations_stripe from "../integrations/stripe.js";
 import type * as integrations_types from "../integrations/types.js";
+import type * as invitations from "../invitations.js";
 import type * as keyRotation from "../keyRotation.js";
 import type * as lib_cipher from "../lib/cipher.js";
 import type * as lib_encoding from "../lib/encoding.js";
@@ -40,11 +44,13 @@ import type * as lib_errors from "../lib/errors.js";
 import type * as lib_hash from "../lib/hash.js";
 import type * as lib_kdf from "../lib/kdf.js";
 import type * as lib_keyring from "../lib/keyring.js";
-import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
+import type * as lib_pkce from "../lib/pkce.js";
 import type * as metricsSync from "../metricsSync.js";
+import type * as oauth from "../oauth.js";
 import type * as projects from "../projects.js";
 import type * as rateLimits from "../rateLimits.js";
+import type * as retention from "../retention.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -59,6 +65,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  actionAccess: typeof actionAccess;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   aiProviders: typeof aiProviders;
@@ -73,12 +80,15 @@ declare const fullApi: ApiFromModules<{
   http: typeof http;
   input: typeof input;
   "integrations/github": typeof integrations_github;
+  "integrations/googleAnalytics": typeof integrations_googleAnalytics;
   "integrations/http": typeof integrations_http;
+  "integrations/oauthClient": typeof integrations_oauthClient;
   "integrations/plausible": typeof integrations_plausible;
   "integrations/providerError": typeof integrations_providerError;
   "integrations/registry": typeof integrations_registry;
   "integrations/stripe": typeof integrations_stripe;
   "integrations/types": typeof integrations_types;
+  invitations: typeof invitations;
   keyRotation: typeof keyRotation;
   "lib/cipher": typeof lib_cipher;
   "lib/encoding": typeof lib_encoding;
@@ -86,11 +96,13 @@ declare const fullApi: ApiFromModules<{
   "lib/hash": typeof lib_hash;
   "lib/kdf": typeof lib_kdf;
   "lib/keyring": typeof lib_keyring;
-  "lib/lru": typeof lib_lru;
   "lib/mask": typeof lib_mask;
+  "lib/pkce": typeof lib_pkce;
   metricsSync: typeof metricsSync;
+  oauth: typeof oauth;
   projects: typeof projects;
   rateLimits: typeof rateLimits;
+  retention: typeof retention;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;
