@@ -55,7 +55,8 @@ export type DecryptionReason =
   | "UNKNOWN_KEY_ID"
   | "DECRYPTION_FAILED"
   | "NOT_CIPHERTEXT"
-  | "VALUE_TOO_LARGE";
+  | "VALUE_TOO_LARGE"
+  | "LEGACY_FORMAT_RETIRED";
 
 /** Why an argument was refused by the encryption core (other INVALID_ARGUMENTs have no reason). */
 export type InvalidArgumentReason = "INVALID_ARGUMENT";
@@ -150,6 +151,7 @@ const CRYPTO_ERROR_MAPPING: Record<
   UNKNOWN_KEY_ID: { code: "DECRYPTION_FAILED", reason: "UNKNOWN_KEY_ID" },
   DECRYPTION_FAILED: { code: "DECRYPTION_FAILED", reason: "DECRYPTION_FAILED" },
   NOT_CIPHERTEXT: { code: "DECRYPTION_FAILED", reason: "NOT_CIPHERTEXT" },
+  LEGACY_FORMAT_RETIRED: { code: "DECRYPTION_FAILED", reason: "LEGACY_FORMAT_RETIRED" },
   INVALID_ARGUMENT: { code: "INVALID_ARGUMENT", reason: "INVALID_ARGUMENT" },
 };
 
