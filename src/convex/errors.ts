@@ -47,7 +47,15 @@ export function toAppError(error: unknown): never {
       error.code === "MASTER_KEY_INVALID" ||
       error.code === "ROOT_SALT_INVALID"
     ) {
-      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${error.code})`);
+      // Name the variable (and OLD_MASTER_KEY entry) to fix: a place, never a value.
+      if (error.source?.startsWith("OLD_MASTER_KEY")) {
+        throw appError(
+          "ENCRYPTION_UNAVAILABLE",
+          `This secret needs a master key that is not usable: ${error.source} is invalid (${error.code}) and may be that key`,
+        );
+      }
+      const where = error.source ? `${error.source}: ` : "";
+      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${where}${error.code})`);
     }
     if (error.code === "INVALID_ARGUMENT") throw appError("INVALID_ARGUMENT", error.message);
     throw appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${error.code})`);
