@@ -194,8 +194,11 @@ export async function beginOAuthFlow(ctx: MutationCtx, request: OAuthFlowRequest
     .withIndex("by_projectId", (q) => q.eq("projectId", request.projectId))
     .take(MAX_PENDING_OAUTH_FLOWS);
   const now = Date.now();
-  if (pending.filter((flow) => flow.expiresAt > now).length >= MAX_PENDING_OAUTH_FLOWS) {
-    throw appError("RATE_LIMITED", "Too many sign-ins are in progress for this project; try again in a few minutes");
+  const live = pending.filter((flow) => flow.expiresAt > now);
+  if (live.length >= MAX_PENDING_OAUTH_FLOWS) {
+    // A slot frees when the oldest live flow expires.
+    const retryAt = Math.min(...live.map((flow) => flow.expiresAt));
+    throw appError("RATE_LIMITED", "Too many sign-ins are in progress for this project; try again in a few minutes", { retryAt });
   }
 
   const state = randomToken(32);

@@ -127,6 +127,7 @@ export function weakMasterKeyError(reasons: readonly string[], why: string) {
     "ENCRYPTION_UNAVAILABLE",
     `MASTER_ENCRYPTION_KEY looks non-random (MASTER_KEY_WEAK: ${reasons.join(", ")}) and ${why}: ` +
       `replace it with a generated key: ${GENERATE_KEY_HINT}`,
+    { reason: "MASTER_KEY_WEAK", variable: "MASTER_ENCRYPTION_KEY" },
   );
 }
 

@@ -34,7 +34,7 @@ describe("a master key that is obviously not random", () => {
     vi.stubEnv("MASTER_ENCRYPTION_KEY", WEAK_MASTER_KEY);
 
     const error = await errorOf(alice.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey: SECRETS.stripeKey } }));
-    expect(error.code).toBe("ENCRYPTION_UNAVAILABLE");
+    expect(error).toMatchObject({ code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_WEAK", variable: "MASTER_ENCRYPTION_KEY" });
     expect(error.message).toMatch(/MASTER_ENCRYPTION_KEY looks non-random \(MASTER_KEY_WEAK: repeated-run/);
     expect(error.message).toContain("openssl rand -hex 32");
     expect(error.message).not.toContain(WEAK_MASTER_KEY);
@@ -129,7 +129,7 @@ describe("an unusable OLD_MASTER_KEY entry", () => {
 
     // The decrypt that needs the missing key fails naming the variable and the entry, never a value.
     const insight = await errorOf(alice.action(api.ai.generateInsight, { projectId }));
-    expect(insight.code).toBe("ENCRYPTION_UNAVAILABLE");
+    expect(insight).toMatchObject({ code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_TOO_SHORT", variable: "OLD_MASTER_KEY" });
     expect(insight.message).toContain("OLD_MASTER_KEY (entry 1) is invalid (MASTER_KEY_TOO_SHORT)");
     expect(insight.message).not.toContain("short");
 

@@ -412,6 +412,8 @@ test("a GA4 error body echoing the access token and an unconfigured client never
   expect(error).toEqual({
     code: "PROVIDER_ERROR",
     message: "Google Analytics (GOOGLE_OAUTH_CLIENT_ID) is not configured on this deployment",
+    service: "Google Analytics (GOOGLE_OAUTH_CLIENT_ID)",
+    reason: "not_configured",
   });
 });
 

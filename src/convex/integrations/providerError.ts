@@ -74,7 +74,11 @@ export function kindForStatus(status: number): ProviderErrorKind | null {
   return "invalid_request";
 }
 
-/** A client-facing PROVIDER_ERROR for a ProviderError (same safe message). */
+/** A client-facing PROVIDER_ERROR for a ProviderError: the same safe message, the service, the kind as `reason`, the HTTP status. */
 export function providerAppError(error: ProviderError) {
-  return appError("PROVIDER_ERROR", error.message);
+  return appError("PROVIDER_ERROR", error.message, {
+    service: error.service,
+    reason: error.kind,
+    ...(error.status === null ? {} : { status: error.status }),
+  });
 }
