@@ -61,7 +61,7 @@ async function rotationScenario(name: string, coldCachePerBatch: boolean, deriva
   const started = performance.now();
   await t.mutation(internal.keyRotation.rotate, {});
   for (;;) {
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = (await t.query(internal.keyRotation.status, {})).job;
     if (status?.status !== "running") break;
     if (coldCachePerBatch) simulateFreshIsolate();
     await runOneBatch(t);
@@ -69,7 +69,7 @@ async function rotationScenario(name: string, coldCachePerBatch: boolean, deriva
   const elapsedMs = performance.now() - started;
   const derivations = derivationCount() - derivationsBefore;
 
-  const status = await t.query(internal.keyRotation.status, {});
+  const status = (await t.query(internal.keyRotation.status, {})).job;
   expect(status?.status).toBe("done");
   const rows = status?.counts.reEncrypted ?? 0;
   const idealDerivations = (SIZES.projects + SIZES.users) * 2 + 2; // + the two master-key ids

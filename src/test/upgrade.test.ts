@@ -233,7 +233,7 @@ describe("the legacy downgrade", () => {
     await runAllBatches(t);
     vi.useRealTimers();
     const rotation = await t.query(internal.keyRotation.status, {});
-    expect(rotation?.failureSample).toEqual(
+    expect(rotation?.job?.failureSample).toEqual(
       expect.arrayContaining([
         { table: "connections", rowId: other.connectionId, code: "LEGACY_FORMAT_RETIRED" },
         { table: "aiKeys", rowId: aiKeyId, code: "LEGACY_FORMAT_RETIRED" },
