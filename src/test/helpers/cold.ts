@@ -54,6 +54,8 @@ export interface ColdCounts {
   pbkdf2: number;
   /** HKDF deriveBits/deriveKey calls, inside executions or not. */
   hkdf: number;
+  /** Milliseconds from each PBKDF2 call to its result, summed (benchmarks only; tests never assert time). */
+  pbkdf2Ms: number;
 }
 
 type Subtle = SubtleCrypto;
@@ -70,7 +72,7 @@ function algorithmName(algorithm: unknown): string {
 
 /** The harness's counters and the cold backend factory. */
 export class ColdHarness {
-  counts: ColdCounts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0 };
+  counts: ColdCounts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
   private readonly current = new AsyncLocalStorage<Execution>();
   private loadChain: Promise<unknown> = Promise.resolve();
   private restoreSubtle: (() => void) | null = null;
@@ -83,24 +85,30 @@ export class ColdHarness {
     const subtle = crypto.subtle;
     const originalBits = subtle.deriveBits;
     const originalKey = subtle.deriveKey;
-    const count = (algorithm: unknown) => {
+    const count = <T>(algorithm: unknown, run: () => Promise<T>): Promise<T> => {
       const name = algorithmName(algorithm);
       const execution = this.current.getStore();
-      if (name === "PBKDF2") {
-        this.counts.pbkdf2++;
-        if (execution) execution.pbkdf2++;
-      } else if (name === "HKDF") {
+      if (name === "HKDF") {
         this.counts.hkdf++;
         if (execution) execution.hkdf++;
       }
+      if (name !== "PBKDF2") return run();
+      this.counts.pbkdf2++;
+      if (execution) execution.pbkdf2++;
+      const counts = this.counts;
+      const started = performance.now();
+      const result = run();
+      const addTime = () => {
+        counts.pbkdf2Ms += performance.now() - started;
+      };
+      result.then(addTime, addTime);
+      return result;
     };
     const deriveBits = function (this: Subtle, ...args: Parameters<DeriveBits>) {
-      count(args[0]);
-      return originalBits.apply(this, args);
+      return count(args[0], () => originalBits.apply(this, args));
     } as DeriveBits;
     const deriveKey = function (this: Subtle, ...args: Parameters<DeriveKey>) {
-      count(args[0]);
-      return originalKey.apply(this, args);
+      return count(args[0], () => originalKey.apply(this, args));
     } as DeriveKey;
     // The methods live on SubtleCrypto.prototype: own properties shadow them. Restoring puts back
     // whatever own property was there before (another harness's wrapper) or deletes ours.
@@ -123,7 +131,7 @@ export class ColdHarness {
 
   /** Forgets every count (e.g. after seeding). */
   reset(): void {
-    this.counts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0 };
+    this.counts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
     this.loadedModules.length = 0;
   }
 
@@ -134,6 +142,7 @@ export class ColdHarness {
       loads: this.counts.loads.length,
       pbkdf2: this.counts.pbkdf2,
       hkdf: this.counts.hkdf,
+      pbkdf2Ms: this.counts.pbkdf2Ms,
     };
     const result = await work();
     return {
@@ -143,6 +152,7 @@ export class ColdHarness {
         loads: this.counts.loads.slice(before.loads),
         pbkdf2: this.counts.pbkdf2 - before.pbkdf2,
         hkdf: this.counts.hkdf - before.hkdf,
+        pbkdf2Ms: this.counts.pbkdf2Ms - before.pbkdf2Ms,
       },
     };
   }
