@@ -12,12 +12,23 @@ import { onePbkdf2 } from "./designs";
 
 const CONTEXT: SecretContext = { salt: "project_bench", purpose: "connections/conn_bench/credentials" };
 
+export interface BareSealed {
+  iv: Uint8Array<ArrayBuffer>;
+  sealed: Uint8Array<ArrayBuffer>;
+}
+
 export interface CoreUnderTest {
   description: string;
   encrypt(): Promise<string>;
   decrypt(value: string): Promise<string>;
-  bareEncrypt(): Promise<string>;
-  bareDecrypt(value: string): Promise<string>;
+  /** crypto.subtle.encrypt alone (a fresh IV unless given; same key, AAD and plaintext): the floor for encrypt. */
+  bareEncrypt(iv?: Uint8Array<ArrayBuffer>): Promise<ArrayBuffer>;
+  /** crypto.subtle.decrypt alone on `value`'s IV and sealed bytes (decoded beforehand): the floor for decrypt. */
+  bareDecrypt(opened: BareSealed): Promise<ArrayBuffer>;
+  /** The IV and sealed bytes of a stored value (outside the timed loop). */
+  parse(value: string): BareSealed;
+  /** A stored value built from bare output, to check the core opens it. */
+  format(sealed: BareSealed): string;
   derivePerOperation(): Promise<void>;
 }
 
@@ -43,16 +54,14 @@ export async function coreUnderTest(plaintext: string): Promise<CoreUnderTest> {
     description: "format v1, key from a warm cache",
     encrypt: () => encryptSecret(keyring, plaintext, CONTEXT, { cache }),
     decrypt: async (value) => (await decryptSecret(keyring, value, CONTEXT, { cache })).plaintext,
-    bareEncrypt: async () => {
-      const iv = crypto.getRandomValues(new Uint8Array(12));
-      const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, plaintextBytes));
-      return `${header}:${toBase64Url(iv)}:${toBase64Url(sealed)}`;
-    },
-    bareDecrypt: async (value) => {
+    bareEncrypt: (iv = crypto.getRandomValues(new Uint8Array(12))) =>
+      crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData }, key, plaintextBytes),
+    bareDecrypt: ({ iv, sealed }) => crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed),
+    parse: (value) => {
       const [, , , iv = "", sealed = ""] = value.split(":");
-      const opened = await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64Url(iv), additionalData }, key, fromBase64Url(sealed));
-      return new TextDecoder().decode(opened);
+      return { iv: fromBase64Url(iv), sealed: fromBase64Url(sealed) };
     },
+    format: ({ iv, sealed }) => `${header}:${toBase64Url(iv)}:${toBase64Url(sealed)}`,
     derivePerOperation: () => onePbkdf2(TEST_MASTER_KEY, `bench-${Math.random()}`),
   };
 }

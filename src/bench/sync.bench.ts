@@ -32,12 +32,12 @@ const PER_PROJECT = envInt("BENCH_SYNC_CONNECTIONS_PER_PROJECT", 10);
 const modules = import.meta.glob("../convex/**/*.ts");
 
 /** Runs the cron job `job` once, cold, and every function it schedules, to the end. */
-async function runCronJob(t: ColdBackend, job: { name: string; args: unknown[] }): Promise<void> {
+async function runCronJob(t: ColdBackend, job: { name: string; args: unknown }): Promise<void> {
   const [file, exportName = "default"] = job.name.split(":");
   const load = modules[`../convex/${file}.ts`];
   if (!load) throw new Error(`cron job ${job.name} has no module`);
   const func = ((await load()) as Record<string, { isAction?: boolean }>)[exportName];
-  const args = (job.args[0] ?? {}) as Record<string, unknown>;
+  const args = ((Array.isArray(job.args) ? job.args[0] : job.args) ?? {}) as Record<string, unknown>;
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
   try {
     if (func?.isAction) await t.action(makeFunctionReference<"action">(job.name), args);
