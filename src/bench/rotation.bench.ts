@@ -2,7 +2,8 @@
  * Master-key rotation, cold per batch (`npm run bench`): a deployment of
  * BENCH_ROTATION_CONNECTIONS connections (default 10,000) over
  * BENCH_ROTATION_PROJECTS projects (default 1,000) and BENCH_ROTATION_USERS
- * users with an AI key each (default 100), all under the old master key, is
+ * users with an AI key each (default 100), all in format v2 under the old
+ * master key (written with the project's own encryptSecret), is
  * rotated to a new one with `keyRotation:rotate` on a backend that enforces
  * Convex's transaction limits. Every batch runs on a fresh module graph
  * (src/test/helpers/cold.ts), as in production, and its PBKDF2 runs are
@@ -20,7 +21,7 @@ import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { encryptSecret } from "../convex/lib/cipher";
 import { Keyring } from "../convex/lib/keyring";
-import { connectionSecretContext, aiKeySecretContext } from "../convex/secrets";
+import { aiKeySecretContext, connectionSecretContext, ensureRootSalt } from "../convex/secrets";
 import { useColdHarness, type ColdBackend } from "../test/helpers/cold";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "../test/helpers/keys";
 import { envInt, medianMs, onePbkdf2, table } from "./designs";
@@ -55,7 +56,8 @@ async function seed(t: ColdBackend, masterKey: string): Promise<void> {
       })),
     );
   }
-  const keyring = await Keyring.fromSecrets(masterKey);
+  const rootSalt = await t.run((ctx) => ensureRootSalt(ctx.db));
+  const keyring = Keyring.fromSecrets(masterKey, [], rootSalt);
   for (let start = 0; start < CONNECTIONS; start += SEED_CHUNK) {
     const count = Math.min(SEED_CHUNK, CONNECTIONS - start);
     const rows = await t.run(async (ctx) => {
@@ -69,6 +71,7 @@ async function seed(t: ColdBackend, masterKey: string): Promise<void> {
           credentialHints: { secretKey: "sk_live_…" },
           status: "active",
           healthScore: 100,
+          secretVersion: 1,
           createdAt: now,
           updatedAt: now,
         });
@@ -78,7 +81,7 @@ async function seed(t: ColdBackend, masterKey: string): Promise<void> {
     });
     const ciphertexts = await Promise.all(
       rows.map(({ id, projectId }) =>
-        encryptSecret(keyring, JSON.stringify({ secretKey: `sk_live_bench_${id}` }), connectionSecretContext(projectId, id)),
+        encryptSecret(keyring, JSON.stringify({ secretKey: `sk_live_bench_${id}` }), connectionSecretContext(projectId, id, 1)),
       ),
     );
     await t.run(async (ctx) => {
@@ -86,11 +89,11 @@ async function seed(t: ColdBackend, masterKey: string): Promise<void> {
     });
   }
   const aiCiphertexts = await Promise.all(
-    userIds.map((userId) => encryptSecret(keyring, `sk-proj-bench-${userId}`, aiKeySecretContext(userId))),
+    userIds.map((userId) => encryptSecret(keyring, `sk-proj-bench-${userId}`, aiKeySecretContext(userId, 1))),
   );
   await t.run(async (ctx) => {
     for (const [index, userId] of userIds.entries()) {
-      await ctx.db.insert("aiKeys", { userId, provider: "openai", encryptedKey: aiCiphertexts[index], hint: "sk-…", createdAt: now, updatedAt: now });
+      await ctx.db.insert("aiKeys", { userId, provider: "openai", encryptedKey: aiCiphertexts[index], secretVersion: 1, hint: "sk-…", createdAt: now, updatedAt: now });
     }
   });
 }

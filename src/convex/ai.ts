@@ -12,7 +12,7 @@ import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
 import { userAction } from "./functions";
 import { isProviderError, providerAppError } from "./integrations/providerError";
-import { decryptAiKey, loadKeyring } from "./secrets";
+import { decryptAiKey, loadKeyring, readRootSalt } from "./secrets";
 import { aiProviderValidator, insightValidator, type Insight } from "./validators";
 
 /** Most recent metric points an insight looks at. */
@@ -80,6 +80,10 @@ export const loadInsightInput = internalQuery({
     aiKeyId: v.id("aiKeys"),
     provider: aiProviderValidator,
     encryptedKey: v.string(),
+    /** The key row's secret version (bound into v2 ciphertext; absent on old rows). */
+    secretVersion: v.optional(v.number()),
+    /** The deployment's root salt, read here so decrypting costs no extra call. */
+    rootSalt: v.union(v.string(), v.null()),
     prompt: v.string(),
   }),
   handler: async (ctx, { projectId, userId }) => {
@@ -110,6 +114,8 @@ export const loadInsightInput = internalQuery({
       aiKeyId: aiKey._id,
       provider: aiKey.provider,
       encryptedKey: aiKey.encryptedKey,
+      ...(aiKey.secretVersion !== undefined ? { secretVersion: aiKey.secretVersion } : {}),
+      rootSalt: await readRootSalt(ctx.db),
       prompt,
     };
   },
@@ -149,7 +155,8 @@ export const generateInsight = userAction({
 
     let apiKey: string;
     try {
-      apiKey = (await decryptAiKey(await loadKeyring(), input.userId, input.encryptedKey)).plaintext;
+      const keyring = loadKeyring(input.rootSalt);
+      apiKey = (await decryptAiKey(keyring, input.userId, input.encryptedKey, input.secretVersion)).plaintext;
     } catch (error) {
       const code = appErrorCode(error);
       await ctx.runMutation(internal.audit.record, {

@@ -10,7 +10,7 @@ import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { userMutation, userQuery } from "./functions";
 import { maskSecret } from "./lib/mask";
-import { encryptAiKey, loadKeyring } from "./secrets";
+import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
 
 /** Accepted key lengths: real keys are 40–200 characters. */
@@ -46,9 +46,11 @@ export const set = userMutation({
   handler: async (ctx, args) => {
     const apiKey = cleanAiKey(args.provider, args.apiKey);
     const userId = ctx.user._id;
-    const encryptedKey = await encryptAiKey(await loadKeyring(), userId, apiKey);
-    const fields = { provider: args.provider, encryptedKey, hint: maskSecret(apiKey), updatedAt: Date.now() };
     const existing = await findAiKey(ctx, userId);
+    // A new version: the ciphertext the row held before no longer decrypts, even if restored.
+    const secretVersion = nextSecretVersion(existing?.secretVersion);
+    const encryptedKey = await encryptAiKey(await loadKeyringForWrite(ctx), userId, apiKey, secretVersion);
+    const fields = { provider: args.provider, encryptedKey, secretVersion, hint: maskSecret(apiKey), updatedAt: Date.now() };
     let aiKeyId: Id<"aiKeys">;
     if (existing) {
       // Also drops a legacy plaintext key, if the row still has one.

@@ -14,7 +14,7 @@ import { connectionMutation, connectionQuery, projectMutation, projectQuery, use
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
 import { syncConnectionNow } from "./metricsSync";
-import { encryptCredentials, loadKeyring } from "./secrets";
+import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import {
   connectionSummaryValidator,
   credentialsValidator,
@@ -76,7 +76,7 @@ export const create = projectMutation({
     if (existing.length >= MAX_CONNECTIONS) {
       throw appError("CONFLICT", `A project can have at most ${MAX_CONNECTIONS} connections: remove one first`);
     }
-    const keyring = await loadKeyring();
+    const keyring = await loadKeyringForWrite(ctx);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
       projectId: args.projectId,
@@ -89,8 +89,9 @@ export const create = projectMutation({
       createdAt: now,
       updatedAt: now,
     });
-    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials);
-    await ctx.db.patch("connections", connectionId, { encryptedCredentials });
+    const secretVersion = nextSecretVersion(undefined);
+    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials, secretVersion);
+    await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion });
     await recordAudit(ctx, {
       action: "connection.created",
       actorId: ctx.user._id,
@@ -135,10 +136,13 @@ export const updateCredentials = connectionMutation({
   handler: async (ctx, args) => {
     const { connection } = ctx;
     const { integration, credentials } = validateCredentials(connection.service, args.credentials);
-    const keyring = await loadKeyring();
-    const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials);
+    const keyring = await loadKeyringForWrite(ctx);
+    // A new version: the ciphertext this row held before no longer decrypts, even if restored.
+    const secretVersion = nextSecretVersion(connection.secretVersion);
+    const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials, secretVersion);
     await ctx.db.patch("connections", connection._id, {
       encryptedCredentials,
+      secretVersion,
       credentials: undefined,
       credentialHints: credentialHints(integration.id, credentials),
       status: "pending",

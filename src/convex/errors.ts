@@ -30,7 +30,9 @@ export function appError(code: ErrorCode, message: string): ConvexError<{ code: 
 
 /**
  * Maps a failure of the encryption core to a client-facing error: a missing
- * or weak master key is an operator problem (ENCRYPTION_UNAVAILABLE), a bad
+ * or weak master key, or a bad root salt, is an operator problem
+ * (ENCRYPTION_UNAVAILABLE; so is a value only an unusable OLD_MASTER_KEY
+ * entry could open: its code is that entry's, MASTER_KEY_TOO_SHORT), a bad
  * argument is INVALID_ARGUMENT, and any other crypto failure is
  * DECRYPTION_FAILED naming only the core's code. The core's own message
  * (which may name a master key's id, a fingerprint worth nothing to a
@@ -39,7 +41,12 @@ export function appError(code: ErrorCode, message: string): ConvexError<{ code: 
  */
 export function toAppError(error: unknown): never {
   if (isCryptoError(error)) {
-    if (error.code === "MASTER_KEY_MISSING" || error.code === "MASTER_KEY_TOO_SHORT" || error.code === "MASTER_KEY_INVALID") {
+    if (
+      error.code === "MASTER_KEY_MISSING" ||
+      error.code === "MASTER_KEY_TOO_SHORT" ||
+      error.code === "MASTER_KEY_INVALID" ||
+      error.code === "ROOT_SALT_INVALID"
+    ) {
       throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${error.code})`);
     }
     if (error.code === "INVALID_ARGUMENT") throw appError("INVALID_ARGUMENT", error.message);

@@ -1,36 +1,45 @@
 /**
- * Master-key rotation and legacy migration, run by an operator with
+ * Master-key rotation and format migration, run by an operator with
  * `npx convex run keyRotation:rotate` (runbook: docs/key-rotation.md).
  *
- * A job walks every table holding a secret in three phases, one small
- * self-scheduling mutation (batch) at a time:
- * 1. scan: counts secrets by the key id in their header (no crypto, no
- *    writes) and refuses to go on when rows are under an unknown key while
- *    no OLD_MASTER_KEY is configured;
- * 2. rotate: re-encrypts rows under a previous key, migrates legacy
- *    ciphertext and plaintext, hashes plaintext API keys; rows already under
- *    the current key are skipped without decrypting; a row no key decrypts
- *    is recorded in keyRotationFailures and left untouched;
+ * `rotate` computes, once, the v2 and v1 ids of every configured master key
+ * (two PBKDF2 runs per key) and stores them in the job. The job then walks
+ * every table holding a secret in three phases, one self-scheduling
+ * mutation (batch) at a time:
+ * 1. scan: counts secrets by the key id in their header against the job's
+ *    ids (no crypto, no writes) and refuses to go on when rows are under an
+ *    unknown key while no OLD_MASTER_KEY is configured;
+ * 2. rotate: brings every row to format v2 under the current key: v2 under
+ *    a previous key is re-encrypted, v1 (under any key), legacy ciphertext
+ *    and plaintext are migrated, plaintext API keys hashed; rows already v2
+ *    under the current key are skipped without decrypting; a row no key
+ *    decrypts is recorded in keyRotationFailures and left untouched;
  * 3. verify: scans headers again and counts anything left behind.
  *
- * Each batch handles at most MAX_ROWS_PER_BATCH rows and performs at most
- * the job's derivation budget of PBKDF2 derivations (~30 ms each, the real
- * cost of a batch, counting the keyring's key ids when it loads cold), and
- * stops early at whichever comes first; the job's cursor is the index
- * position of the last row handled, so the next batch resumes exactly there.
- * A batch that throws (or exceeds Convex's time limit) rolls back as a
- * whole; running `rotate` again halves the budget and resumes the job from
- * its cursor, so a chain that died from the time limit converges.
+ * Every batch is bounded by Convex's per-transaction limits, not by a fixed
+ * row count: it reads rows in small pages until its row budget (up to
+ * 1,000) or its byte budget (8 MiB of the 16 MiB a transaction may read,
+ * counting a rewritten row twice: a patch reads the document again) is
+ * spent, and a rotate batch also stops before exceeding its derivation
+ * budget (PBKDF2 runs, ~30-37 ms each of the 1 s a mutation may compute,
+ * counted by its keyring). A rotate batch derives the current key's root
+ * (one run, also used to check that MASTER_ENCRYPTION_KEY did not change),
+ * one root per previous key whose v2 values it meets, and one run per
+ * (salt, key tried) for v1 and legacy values. The job's cursor is the index
+ * position of the last row handled, so the next batch resumes exactly
+ * there. A batch that throws (or exceeds a limit) rolls back as a whole;
+ * running `rotate` again halves the derivation, row and byte budgets and
+ * resumes the job from its cursor, so a chain that died from a limit
+ * converges.
  */
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
-import { v } from "convex/values";
+import { getDocumentSize, v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
-import { sharedKeyCache } from "./lib/kdf";
-import { keyIdDerivationCount, type Keyring } from "./lib/keyring";
+import type { Keyring } from "./lib/keyring";
 import {
   countShape,
   derivationsNeeded,
@@ -39,8 +48,11 @@ import {
   processRow,
   readRowsAfter,
   shapeOf,
+  writesRow,
+  type JobKeyIds,
+  type RotationRow,
 } from "./rotation/rows";
-import { loadKeyring } from "./secrets";
+import { loadKeyring, loadKeyringForWrite, readRootSalt } from "./secrets";
 import {
   rotationFailureFields,
   rotationJobStatusValidator,
@@ -53,18 +65,31 @@ import {
   type SecretShapeCounts,
 } from "./validators";
 
-/** Most rows one batch reads and handles (bounded reads and writes per mutation). */
-export const MAX_ROWS_PER_BATCH = 100;
+/** A new job's row budget: the most rows one batch handles (each costs AES-GCM and a write, ≤ 16,000 writes). */
+export const MAX_ROWS_PER_BATCH = 1000;
 
 /**
- * A new job's derivation budget: the most PBKDF2 derivations one batch
- * performs, counting the key ids a cold keyring load derives (one per
- * configured master key) and the AES keys its rows need. PBKDF2 runs
- * synchronously and counts toward Convex's 1 s of user code per mutation;
- * at ~30 ms each, 8 leave a 3x margin. A batch always handles at least one
- * row, so a row needing more than what is left still progresses.
+ * A new job's byte budget: the most bytes one batch reads, half of Convex's
+ * 16 MiB per transaction, leaving room for a page read past the budget and
+ * for the job's own documents. Sizes are Convex's own (getDocumentSize).
+ */
+export const MAX_BYTES_PER_BATCH = 8 * 1024 * 1024;
+
+/**
+ * A new job's derivation budget: the most PBKDF2 runs one rotate batch
+ * performs. PBKDF2 runs synchronously and counts toward Convex's 1 s of
+ * code per mutation; at ~30-37 ms each, 8 leave a 3x margin. A batch always
+ * handles at least one row, so a row needing more than what is left still
+ * progresses.
  */
 export const MAX_DERIVATIONS_PER_BATCH = 8;
+
+/** Rows read by a batch's first page, before it knows how large this table's rows are. */
+const FIRST_PAGE_ROWS = 16;
+/** Most rows read by one page (one index range read). */
+const MAX_PAGE_ROWS = 256;
+/** Smallest byte budget a resume halves to. */
+const MIN_BYTE_BUDGET = 256 * 1024;
 
 /** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
@@ -83,20 +108,19 @@ function nextStage(job: Job): Stage | null {
   return null;
 }
 
-/** The job's derivation budget per batch (jobs created before the budget was stored use the default). */
-function derivationBudgetOf(job: Job): number {
-  return job.derivationBudget ?? MAX_DERIVATIONS_PER_BATCH;
+/** The job's per-batch budgets (jobs created before a budget was stored use the default). */
+function budgetsOf(job: Job): { derivations: number; rows: number; bytes: number } {
+  return {
+    derivations: job.derivationBudget ?? MAX_DERIVATIONS_PER_BATCH,
+    rows: job.rowBudget ?? MAX_ROWS_PER_BATCH,
+    bytes: job.byteBudget ?? MAX_BYTES_PER_BATCH,
+  };
 }
 
-/**
- * PBKDF2 derivations performed since the call: AES keys (the shared cache)
- * and master-key ids (keyring loads). A batch starts one before loading the
- * keyring, so a cold load counts toward its budget.
- */
-function startDerivationMeter(): () => number {
-  const keysBefore = sharedKeyCache.derivations;
-  const keyIdsBefore = keyIdDerivationCount();
-  return () => sharedKeyCache.derivations - keysBefore + (keyIdDerivationCount() - keyIdsBefore);
+/** The job's key ids (index 0: current key), or null for a job started before v1 ids were stored. */
+function jobKeyIds(job: Job): JobKeyIds | null {
+  if (job.currentV1KeyId === undefined || job.previousV1KeyIds === undefined) return null;
+  return { v2: [job.currentKeyId, ...job.previousKeyIds], v1: [job.currentV1KeyId, ...job.previousV1KeyIds] };
 }
 
 function emptyCounts(): RotationCounts {
@@ -151,6 +175,7 @@ async function endJob(ctx: MutationCtx, job: Job, stopReason?: RotationStopReaso
 interface BatchResult {
   handled: number;
   derivations: number;
+  bytes: number;
   /** Position of the last row handled (unchanged when none was). */
   cursor: RotationCursor | undefined;
   /** True when the table has no rows after `cursor`. */
@@ -159,39 +184,113 @@ interface BatchResult {
   counts: RotationCounts;
 }
 
-/** Scan or verify: classify up to a batch of rows by header (no crypto, no writes). */
-async function countBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
-  const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
-  const shapes = rows.reduce((counts, row) => countShape(counts, shapeOf(row, keyring)), emptyShapeCounts());
-  const last = rows.at(-1);
+/**
+ * Reads a batch's rows page by page, in index order after the job's cursor,
+ * within its row and byte budgets. Pages are sized from the largest row
+ * seen so far (`bytesPerRow` times its size: 2 when rows are rewritten), so
+ * a page of rows like the ones before it stays within the byte budget.
+ */
+class RowReader {
+  bytes = 0;
+  handled = 0;
+  /** True once a page came back short: nothing after the last row read. */
+  exhausted = false;
+  #largestRow = 0;
+  #cursor: RotationCursor | undefined;
+  #pending: RotationRow[] = [];
+
+  constructor(
+    private readonly ctx: MutationCtx,
+    private readonly job: Job,
+    private readonly budget: { rows: number; bytes: number },
+    private readonly bytesPerRow: number,
+  ) {
+    this.#cursor = job.cursor;
+  }
+
+  /** Whether the budgets allow handling another row after `handled` rows. */
+  #hasRoom(): boolean {
+    return this.handled === 0 || (this.handled < this.budget.rows && this.bytes < this.budget.bytes);
+  }
+
+  /** The next row to handle, or null when the table is done or a budget is spent. */
+  async next(): Promise<{ row: RotationRow; size: number } | null> {
+    if (!this.#hasRoom()) return null;
+    if (this.#pending.length === 0) {
+      if (this.exhausted) return null;
+      const rowsLeft = this.budget.rows - this.handled;
+      const bytesLeft = Math.max(0, this.budget.bytes - this.bytes);
+      const bySize = this.#largestRow === 0 ? FIRST_PAGE_ROWS : Math.floor(bytesLeft / (this.bytesPerRow * this.#largestRow));
+      const pageRows = Math.max(1, Math.min(MAX_PAGE_ROWS, rowsLeft, bySize));
+      this.#pending = await readRowsAfter(this.ctx.db, this.job.table, this.#cursor, pageRows);
+      if (this.#pending.length < pageRows) this.exhausted = true;
+      for (const row of this.#pending) {
+        const size = getDocumentSize(row.doc);
+        this.bytes += size;
+        this.#largestRow = Math.max(this.#largestRow, size);
+      }
+      const last = this.#pending.at(-1);
+      if (last) this.#cursor = positionOf(last);
+    }
+    const row = this.#pending.shift();
+    return row ? { row, size: getDocumentSize(row.doc) } : null;
+  }
+
+  /** Whether a row would fit the byte budget after it costs `extraBytes` more (a rewrite). */
+  fits(extraBytes: number): boolean {
+    return this.handled === 0 || this.bytes + extraBytes <= this.budget.bytes;
+  }
+
+  /** True when every row of the table after the cursor was handled. */
+  get tableDone(): boolean {
+    return this.exhausted && this.#pending.length === 0;
+  }
+}
+
+/** Scan or verify: classify rows by header against the job's key ids (no crypto, no writes). */
+async function countBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<BatchResult> {
+  const reader = new RowReader(ctx, job, budgetsOf(job), 1);
+  let shapes = emptyShapeCounts();
+  let cursor = job.cursor;
+  for (let next = await reader.next(); next; next = await reader.next()) {
+    shapes = countShape(shapes, shapeOf(next.row, keys));
+    reader.handled++;
+    cursor = positionOf(next.row);
+  }
   return {
-    handled: rows.length,
-    derivations: derivationsSoFar(),
-    cursor: last ? positionOf(last) : job.cursor,
-    tableDone: rows.length < MAX_ROWS_PER_BATCH,
+    handled: reader.handled,
+    derivations: 0,
+    bytes: reader.bytes,
+    cursor,
+    tableDone: reader.tableDone,
     shapes,
     counts: emptyCounts(),
   };
 }
 
-/** Rotate: process rows until the row or derivation budget is spent (`derivationsSoFar` counts this batch's). */
-async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivationsSoFar: () => number): Promise<BatchResult> {
-  const rows = await readRowsAfter(ctx.db, job.table, job.cursor, MAX_ROWS_PER_BATCH);
-  const budget = derivationBudgetOf(job);
-  const derivedThisBatch = new Set<string>();
+/** Rotate: process rows until a budget is spent (rows, bytes, or the keyring's PBKDF2 runs). */
+async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring: Keyring): Promise<BatchResult> {
+  const budget = budgetsOf(job);
+  const reader = new RowReader(ctx, job, budget, job.dryRun ? 1 : 2);
   const counts = emptyCounts();
   let cursor = job.cursor;
-  let handled = 0;
-  for (const row of rows) {
-    const shape = shapeOf(row, keyring);
-    const needed = derivationsNeeded(row, shape, keyring, job.dryRun).filter((label) => !derivedThisBatch.has(label));
-    if (handled > 0 && derivationsSoFar() + needed.length > budget) break;
+  let stoppedEarly = false;
+  for (let next = await reader.next(); next; next = await reader.next()) {
+    const { row, size } = next;
+    const shape = shapeOf(row, keys);
+    const rewrite = writesRow(shape, job.dryRun);
+    const overDerivations = keyring.pbkdf2Runs + derivationsNeeded(row, shape, keyring) > budget.derivations;
+    if (reader.handled > 0 && (overDerivations || !reader.fits(rewrite ? size : 0))) {
+      stoppedEarly = true;
+      break;
+    }
 
     const outcome = await processRow(ctx, row, shape, keyring, job.dryRun);
-    for (const label of needed) derivedThisBatch.add(label);
     counts.scanned++;
     if (typeof outcome === "string") {
       counts[outcome]++;
+      // The patch read the document again.
+      if (rewrite && outcome !== "alreadyCurrent") reader.bytes += size;
     } else {
       counts.failed++;
       const keyId = "keyId" in shape ? shape.keyId : undefined;
@@ -207,14 +306,15 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keyring: Keyring, derivat
         at: Date.now(),
       });
     }
-    handled++;
+    reader.handled++;
     cursor = positionOf(row);
   }
   return {
-    handled,
-    derivations: derivationsSoFar(),
+    handled: reader.handled,
+    derivations: keyring.pbkdf2Runs,
+    bytes: reader.bytes,
     cursor,
-    tableDone: handled === rows.length && rows.length < MAX_ROWS_PER_BATCH,
+    tableDone: !stoppedEarly && reader.tableDone,
     shapes: emptyShapeCounts(),
     counts,
   };
@@ -228,7 +328,7 @@ function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
 }
 
 /** Records a batch in the job, then schedules the next batch, moves to the next stage, or ends the job. */
-async function advance(ctx: MutationCtx, job: Job, keyring: Keyring, batch: BatchResult): Promise<void> {
+async function advance(ctx: MutationCtx, job: Job, batch: BatchResult): Promise<void> {
   const updated: Job = {
     ...job,
     preflight: job.phase === "scan" ? sumCounts(job.preflight, batch.shapes) : job.preflight,
@@ -237,6 +337,7 @@ async function advance(ctx: MutationCtx, job: Job, keyring: Keyring, batch: Batc
     batches: job.batches + 1,
     maxBatchRows: Math.max(job.maxBatchRows, batch.handled),
     maxBatchDerivations: Math.max(job.maxBatchDerivations, batch.derivations),
+    maxBatchBytes: Math.max(job.maxBatchBytes ?? 0, batch.bytes),
     cursor: batch.cursor,
     updatedAt: Date.now(),
   };
@@ -250,7 +351,7 @@ async function advance(ctx: MutationCtx, job: Job, keyring: Keyring, batch: Batc
   await ctx.db.replace("keyRotationJobs", _id, fields);
 
   if (next === null) return endJob(ctx, updated);
-  if (job.phase === "scan" && next.phase === "rotate" && updated.preflight.unknownKey > 0 && keyring.previous.length === 0) {
+  if (job.phase === "scan" && next.phase === "rotate" && updated.preflight.unknownKey > 0 && job.previousKeyIds.length === 0) {
     return endJob(ctx, updated, {
       code: "UNKNOWN_KEYS_WITHOUT_OLD_KEY",
       message:
@@ -270,23 +371,35 @@ export const runBatch = internalMutation({
     const job = await ctx.db.get("keyRotationJobs", jobId);
     // A chain replaced by a resume, or a finished job: nothing to do.
     if (!job || job.status !== "running" || job.sequence !== sequence) return null;
-    const derivationsSoFar = startDerivationMeter();
-    const keyring = await loadKeyring();
-    if (keyring.current.id !== job.currentKeyId) {
+    const keys = jobKeyIds(job);
+    if (keys === null) {
       await endJob(ctx, job, {
         code: "KEYRING_CHANGED",
-        message: "MASTER_ENCRYPTION_KEY changed while the job ran: run keyRotation:rotate again to start a new job",
+        message: "this job was started by an older version (no v1 key ids): run keyRotation:rotate again to start a new job",
       });
       return null;
     }
-    const batch =
-      job.phase === "rotate"
-        ? await rotateBatch(ctx, job, keyring, derivationsSoFar)
-        : await countBatch(ctx, job, keyring, derivationsSoFar);
+    let batch: BatchResult;
+    if (job.phase === "rotate") {
+      // The keyring is loaded (deriving nothing) only where crypto runs; scan and verify need none.
+      const keyring = loadKeyring(await readRootSalt(ctx.db));
+      // The current root (one PBKDF2) is needed to encrypt anyway; its id tells whether the key changed.
+      if ((await keyring.current.keyId()) !== job.currentKeyId) {
+        await endJob(ctx, job, {
+          code: "KEYRING_CHANGED",
+          message: "MASTER_ENCRYPTION_KEY changed while the job ran: run keyRotation:rotate again to start a new job",
+        });
+        return null;
+      }
+      batch = await rotateBatch(ctx, job, keys, keyring);
+    } else {
+      batch = await countBatch(ctx, job, keys);
+    }
     console.info(
-      `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ${batch.derivations} key derivations`,
+      `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ` +
+        `${batch.bytes} bytes read, ${batch.derivations} key derivations`,
     );
-    await advance(ctx, job, keyring, batch);
+    await advance(ctx, job, batch);
     return null;
   },
 });
@@ -294,12 +407,14 @@ export const runBatch = internalMutation({
 /**
  * Starts a rotation job, or returns the running one: a second call joins the
  * job whose batch chain is alive, and resumes (from its cursor) a job whose
- * chain died because a batch threw, halving its derivation budget first: a
- * batch that hit the time limit is retried smaller. A running job of the
- * other mode (dry run vs real) is CONFLICT while its chain is alive, and is
- * ended (REPLACED) if its chain died. `dryRun` decrypts to find failures and
- * counts what would change, but writes nothing outside the job's own tables.
- * Refuses when OLD_MASTER_KEY contains the current key.
+ * chain died because a batch threw, halving its derivation, row and byte
+ * budgets first: a batch that hit a limit is retried smaller. A running job
+ * of the other mode (dry run vs real) is CONFLICT while its chain is alive,
+ * and is ended (REPLACED) if its chain died. `dryRun` decrypts to find
+ * failures and counts what would change, but writes nothing outside the
+ * job's own tables (and the deployment's root salt, if it had none yet).
+ * Refuses when OLD_MASTER_KEY contains the current key. Starting a job
+ * computes the v2 and v1 ids of every configured key: two PBKDF2 runs per key.
  */
 export const rotate = internalMutation({
   args: { dryRun: v.optional(v.boolean()) },
@@ -309,18 +424,19 @@ export const rotate = internalMutation({
     dryRun: v.boolean(),
   }),
   handler: async (ctx, { dryRun = false }) => {
-    const keyring = await loadKeyring();
+    const keyring = await loadKeyringForWrite(ctx);
     if (keyring.previousIncludesCurrent) {
       throw appError(
         "INVALID_ARGUMENT",
         "OLD_MASTER_KEY contains the current MASTER_ENCRYPTION_KEY: set MASTER_ENCRYPTION_KEY to the new key and OLD_MASTER_KEY to the old one",
       );
     }
+    const currentKeyId = await keyring.current.keyId();
     const latest = await latestJob(ctx);
     if (latest?.status === "running") {
       const batchState = await batchStateOf(ctx, latest);
       const alive = batchState === "pending" || batchState === "inProgress";
-      if (latest.currentKeyId !== keyring.current.id) {
+      if (latest.currentKeyId !== currentKeyId) {
         await endJob(ctx, latest, {
           code: "KEYRING_CHANGED",
           message: "MASTER_ENCRYPTION_KEY changed while the job ran; a new job replaced it",
@@ -341,28 +457,39 @@ export const rotate = internalMutation({
         return { jobId: latest._id, outcome: "joined" as const, dryRun };
       } else {
         const sequence = latest.sequence + 1;
-        const derivationBudget = Math.max(1, Math.floor(derivationBudgetOf(latest) / 2));
+        const before = budgetsOf(latest);
+        const derivationBudget = Math.max(1, Math.floor(before.derivations / 2));
+        const rowBudget = Math.max(1, Math.floor(before.rows / 2));
+        const byteBudget = Math.max(MIN_BYTE_BUDGET, Math.floor(before.bytes / 2));
         const nextBatchId = await scheduleBatch(ctx, latest._id, sequence);
         await ctx.db.patch("keyRotationJobs", latest._id, {
           sequence,
           nextBatchId,
           derivationBudget,
+          rowBudget,
+          byteBudget,
           resumes: latest.resumes + 1,
           updatedAt: Date.now(),
         });
         console.info(
-          `keyRotation ${latest._id} resumed (its batch was ${batchState}): derivation budget ${derivationBudgetOf(latest)} -> ${derivationBudget}`,
+          `keyRotation ${latest._id} resumed (its batch was ${batchState}): budgets per batch ` +
+            `${before.derivations} -> ${derivationBudget} derivations, ${before.rows} -> ${rowBudget} rows, ${before.bytes} -> ${byteBudget} bytes`,
         );
         return { jobId: latest._id, outcome: "resumed" as const, dryRun };
       }
     }
 
+    // Once per job: batches classify values by header against these ids, with no crypto.
+    const previousKeyIds = await Promise.all(keyring.previous.map((key) => key.keyId()));
+    const [currentV1KeyId, ...previousV1KeyIds] = await Promise.all(keyring.all.map((key) => key.v1KeyId()));
     const now = Date.now();
     const jobId = await ctx.db.insert("keyRotationJobs", {
       status: "running",
       dryRun,
-      currentKeyId: keyring.current.id,
-      previousKeyIds: keyring.previous.map((key) => key.id),
+      currentKeyId,
+      previousKeyIds,
+      ...(currentV1KeyId !== undefined ? { currentV1KeyId } : {}),
+      previousV1KeyIds,
       phase: "scan",
       table: TABLES[0],
       sequence: 0,
@@ -372,7 +499,10 @@ export const rotate = internalMutation({
       batches: 0,
       maxBatchRows: 0,
       maxBatchDerivations: 0,
+      maxBatchBytes: 0,
       derivationBudget: MAX_DERIVATIONS_PER_BATCH,
+      rowBudget: MAX_ROWS_PER_BATCH,
+      byteBudget: MAX_BYTES_PER_BATCH,
       resumes: 0,
       startedAt: now,
       updatedAt: now,
@@ -383,7 +513,7 @@ export const rotate = internalMutation({
         action: "keyRotation.started",
         targetTable: "keyRotationJobs",
         targetId: jobId,
-        detail: `current key ${keyring.current.id}; previous keys ${keyring.previous.map((key) => key.id).join(", ") || "none"}`,
+        detail: `current key ${currentKeyId}; previous keys ${previousKeyIds.join(", ") || "none"}`,
       });
     }
     return { jobId, outcome: "started" as const, dryRun };
@@ -395,14 +525,16 @@ export const rotate = internalMutation({
  * from: otherwise its result says nothing about the data under today's
  * keys (e.g. the next rotation was configured but not yet started).
  */
-async function jobMatchesKeysNow(job: Job): Promise<boolean> {
+async function jobMatchesKeysNow(ctx: QueryCtx, job: Job): Promise<boolean> {
   let keyring: Keyring;
   try {
-    keyring = await loadKeyring();
+    keyring = loadKeyring(await readRootSalt(ctx.db));
+    // One PBKDF2 per configured key: only asked once a job looks complete.
+    const [currentKeyId, ...previousKeyIds] = await Promise.all(keyring.all.map((key) => key.keyId()));
+    return currentKeyId === job.currentKeyId && previousKeyIds.every((id) => job.previousKeyIds.includes(id));
   } catch {
     return false;
   }
-  return keyring.current.id === job.currentKeyId && keyring.previous.every((key) => job.previousKeyIds.includes(key.id));
 }
 
 /** The latest job (or `jobId`): phase, counts, per-batch maxima and budget, state of its next batch, first failures. */
@@ -418,14 +550,16 @@ export const status = internalQuery({
       .take(FAILURE_SAMPLE_SIZE);
     return {
       ...job,
-      derivationBudget: derivationBudgetOf(job),
+      derivationBudget: budgetsOf(job).derivations,
+      rowBudget: budgetsOf(job).rows,
+      byteBudget: budgetsOf(job).bytes,
       batchState: await batchStateOf(ctx, job),
       safeToRemoveOldKey:
         job.status === "done" &&
         !job.dryRun &&
         job.counts.failed === 0 &&
         outstanding(job.verification) === 0 &&
-        (await jobMatchesKeysNow(job)),
+        (await jobMatchesKeysNow(ctx, job)),
       failureSample: failures.map(({ table, rowId, code, keyId }) => ({ table, rowId, code, ...(keyId ? { keyId } : {}) })),
     };
   },

@@ -18,7 +18,7 @@ import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
 import type { MetricPoint } from "./integrations/types";
-import { decryptCredentials, loadKeyring } from "./secrets";
+import { decryptCredentials, loadKeyring, readRootSalt } from "./secrets";
 import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
@@ -48,6 +48,10 @@ const syncTargetValidator = v.object({
   service: v.string(),
   status: connectionStatusValidator,
   encryptedCredentials: v.union(v.string(), v.null()),
+  /** The row's secret version (bound into v2 ciphertext; absent on old rows). */
+  secretVersion: v.optional(v.number()),
+  /** The deployment's root salt (null before anything was encrypted in format v2), read here so decrypting costs no extra call. */
+  rootSalt: v.union(v.string(), v.null()),
   lastSyncedAt: v.union(v.number(), v.null()),
   /** When the credentials were last written: a sync's outcome only applies to the credentials it used. */
   updatedAt: v.number(),
@@ -97,6 +101,8 @@ export const loadForSync = internalQuery({
       service: connection.service,
       status: connection.status,
       encryptedCredentials: connection.encryptedCredentials ?? null,
+      ...(connection.secretVersion !== undefined ? { secretVersion: connection.secretVersion } : {}),
+      rootSalt: await readRootSalt(ctx.db),
       lastSyncedAt: connection.lastSyncedAt ?? null,
       updatedAt: connection.updatedAt,
     };
@@ -223,8 +229,14 @@ export async function syncConnectionNow(
 
   let credentials: Credentials;
   try {
-    const keyring = await loadKeyring();
-    ({ credentials } = await decryptCredentials(keyring, target.projectId, connectionId, target.encryptedCredentials));
+    const keyring = loadKeyring(target.rootSalt);
+    ({ credentials } = await decryptCredentials(
+      keyring,
+      target.projectId,
+      connectionId,
+      target.encryptedCredentials,
+      target.secretVersion,
+    ));
   } catch (error) {
     await record({ kind: "decryption_failed", code: appErrorCode(error) ?? "DECRYPTION_FAILED" });
     throw appErrorCode(error) ? error : appError("DECRYPTION_FAILED", "Stored credentials could not be decrypted");

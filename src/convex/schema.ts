@@ -53,6 +53,8 @@ export default defineSchema({
     name: v.string(),
     /** Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials. */
     encryptedCredentials: v.optional(v.string()),
+    /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
+    secretVersion: v.optional(v.number()),
     /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
     credentials: v.optional(v.record(v.string(), v.string())),
     /** Masked hint per credential field, computed when the credentials are written. */
@@ -75,6 +77,8 @@ export default defineSchema({
     provider: aiProviderValidator,
     /** Ciphertext of the provider key; salt: user id; purpose: aiKeys/<userId>/apiKey. */
     encryptedKey: v.optional(v.string()),
+    /** Bumped each time the key is replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
+    secretVersion: v.optional(v.number()),
     /** Legacy: plaintext key written by older versions; the rotation job encrypts and removes it. */
     apiKey: v.optional(v.string()),
     hint: v.string(),
@@ -127,6 +131,17 @@ export default defineSchema({
   })
     .index("by_projectId_and_at", ["projectId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
+
+  /**
+   * Deployment-wide encryption settings: one row, created by the first
+   * mutation that encrypts (secrets.ts). rootSalt salts every master key's
+   * PBKDF2 root (docs/encryption.md); it is not secret, and travels with the data.
+   */
+  encryptionSettings: defineTable({
+    /** base64url of 32 random bytes. */
+    rootSalt: v.string(),
+    createdAt: v.number(),
+  }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
   keyRotationJobs: defineTable(rotationJobFields),

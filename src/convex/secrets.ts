@@ -1,16 +1,21 @@
 /**
- * Where each secret's salt and purpose come from, in one place, so that
- * writers, decrypting actions and the rotation job always agree:
- * - connection credentials: salt = project id, purpose = "connections/<id>/credentials"
- * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey"
- * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY.
- * Crypto failures leave here as client-safe ConvexErrors (see errors.ts).
+ * Where each secret's salt, purpose and version come from, in one place, so
+ * that writers, decrypting actions and the rotation job always agree:
+ * - connection credentials: salt = project id, purpose = "connections/<id>/credentials",
+ *   version = connections.secretVersion
+ * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey", version = aiKeys.secretVersion
+ * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY; the
+ * deployment's root salt from the encryptionSettings table (created by the
+ * first mutation that encrypts). Crypto failures leave here as client-safe
+ * ConvexErrors (see errors.ts).
  */
-import { env } from "./_generated/server";
+import { env, type MutationCtx, type QueryCtx } from "./_generated/server";
 import type { Id } from "./_generated/dataModel";
 import { appError, toAppError } from "./errors";
-import { decryptSecret, encryptSecret, type DecryptedSecret, type SecretContext } from "./lib/cipher";
-import { Keyring } from "./lib/keyring";
+import { decryptSecret, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret, type SecretContext } from "./lib/cipher";
+import { isCryptoError } from "./lib/errors";
+import { randomToken } from "./lib/hash";
+import { Keyring, ROOT_SALT_BYTES } from "./lib/keyring";
 import type { Credentials } from "./validators";
 
 async function mapCryptoErrors<T>(work: () => Promise<T>): Promise<T> {
@@ -21,42 +26,99 @@ async function mapCryptoErrors<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The deployment's keyring; a missing or short master key is ENCRYPTION_UNAVAILABLE. */
-export function loadKeyring(): Promise<Keyring> {
-  return mapCryptoErrors(() =>
-    Keyring.fromEnv({ MASTER_ENCRYPTION_KEY: env.MASTER_ENCRYPTION_KEY, OLD_MASTER_KEY: env.OLD_MASTER_KEY }),
-  );
+/** Encryption errors for clients: a plaintext over the size limit is the caller's INVALID_ARGUMENT. */
+async function mapEncryptionErrors<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isCryptoError(error, "VALUE_TOO_LARGE")) {
+      throw appError("INVALID_ARGUMENT", `This secret is too large (at most ${MAX_PLAINTEXT_BYTES} bytes)`);
+    }
+    return toAppError(error);
+  }
 }
 
-/** Salt and purpose of a connection's credentials. */
-export function connectionSecretContext(projectId: Id<"projects">, connectionId: Id<"connections">): SecretContext {
-  return { salt: projectId, purpose: `connections/${connectionId}/credentials` };
+/**
+ * The deployment's root salt, or null if nothing was ever encrypted in
+ * format v2. Should two rows ever exist, the oldest one is the salt.
+ */
+export async function readRootSalt(db: QueryCtx["db"]): Promise<string | null> {
+  const settings = await db.query("encryptionSettings").order("asc").first();
+  return settings?.rootSalt ?? null;
 }
 
-/** Salt and purpose of a user's AI provider key. */
-export function aiKeySecretContext(userId: Id<"users">): SecretContext {
-  return { salt: userId, purpose: `aiKeys/${userId}/apiKey` };
+/**
+ * The root salt, created (32 random bytes) if the deployment has none yet.
+ * Two mutations creating it at once both read the empty table, so Convex's
+ * optimistic concurrency retries one of them, which then finds the other's row.
+ */
+export async function ensureRootSalt(db: MutationCtx["db"]): Promise<string> {
+  const existing = await readRootSalt(db);
+  if (existing !== null) return existing;
+  const rootSalt = randomToken(ROOT_SALT_BYTES);
+  await db.insert("encryptionSettings", { rootSalt, createdAt: Date.now() });
+  return rootSalt;
 }
 
-/** Ciphertext of a connection's credentials under the current master key. */
+/**
+ * The deployment's keyring with `rootSalt` (from readRootSalt, loaded by the
+ * same query that loads the ciphertext). Derives nothing. A missing or short
+ * master key, or a bad root salt, is ENCRYPTION_UNAVAILABLE.
+ */
+export function loadKeyring(rootSalt: string | null): Keyring {
+  try {
+    return Keyring.fromEnv({ MASTER_ENCRYPTION_KEY: env.MASTER_ENCRYPTION_KEY, OLD_MASTER_KEY: env.OLD_MASTER_KEY }, rootSalt);
+  } catch (error) {
+    return toAppError(error);
+  }
+}
+
+/** The keyring for a mutation that encrypts: checks the master key first, then reads or creates the root salt. */
+export async function loadKeyringForWrite(ctx: Pick<MutationCtx, "db">): Promise<Keyring> {
+  loadKeyring(null);
+  return loadKeyring(await ensureRootSalt(ctx.db));
+}
+
+/** The version a row's secret gets when it is replaced (rows written before versions existed are at 0). */
+export function nextSecretVersion(current: number | undefined): number {
+  return (current ?? 0) + 1;
+}
+
+/** Salt, purpose and version of a connection's credentials. */
+export function connectionSecretContext(
+  projectId: Id<"projects">,
+  connectionId: Id<"connections">,
+  secretVersion: number | undefined,
+): SecretContext {
+  return { salt: projectId, purpose: `connections/${connectionId}/credentials`, version: secretVersion ?? 0 };
+}
+
+/** Salt, purpose and version of a user's AI provider key. */
+export function aiKeySecretContext(userId: Id<"users">, secretVersion: number | undefined): SecretContext {
+  return { salt: userId, purpose: `aiKeys/${userId}/apiKey`, version: secretVersion ?? 0 };
+}
+
+/** Ciphertext of a connection's credentials under the current master key, bound to the row's `secretVersion`. */
 export function encryptCredentials(
   keyring: Keyring,
   projectId: Id<"projects">,
   connectionId: Id<"connections">,
   credentials: Credentials,
+  secretVersion: number,
 ): Promise<string> {
-  const context = connectionSecretContext(projectId, connectionId);
-  return mapCryptoErrors(() => encryptSecret(keyring, JSON.stringify(credentials), context));
+  const context = connectionSecretContext(projectId, connectionId, secretVersion);
+  return mapEncryptionErrors(() => encryptSecret(keyring, JSON.stringify(credentials), context));
 }
 
-/** The credentials a connection's ciphertext holds (any configured key, current or legacy format). */
+/** The credentials a connection's ciphertext holds (any configured key; v2, v1 or legacy format). */
 export async function decryptCredentials(
   keyring: Keyring,
   projectId: Id<"projects">,
   connectionId: Id<"connections">,
   encryptedCredentials: string,
+  secretVersion: number | undefined,
 ): Promise<{ credentials: Credentials; secret: DecryptedSecret }> {
-  const context = connectionSecretContext(projectId, connectionId);
+  const context = connectionSecretContext(projectId, connectionId, secretVersion);
   const secret = await mapCryptoErrors(() => decryptSecret(keyring, encryptedCredentials, context));
   return { credentials: parseCredentials(secret.plaintext), secret };
 }
@@ -78,12 +140,17 @@ export function parseCredentials(plaintext: string): Credentials {
   return parsed as Credentials;
 }
 
-/** Ciphertext of a user's AI provider key under the current master key. */
-export function encryptAiKey(keyring: Keyring, userId: Id<"users">, apiKey: string): Promise<string> {
-  return mapCryptoErrors(() => encryptSecret(keyring, apiKey, aiKeySecretContext(userId)));
+/** Ciphertext of a user's AI provider key under the current master key, bound to the row's `secretVersion`. */
+export function encryptAiKey(keyring: Keyring, userId: Id<"users">, apiKey: string, secretVersion: number): Promise<string> {
+  return mapEncryptionErrors(() => encryptSecret(keyring, apiKey, aiKeySecretContext(userId, secretVersion)));
 }
 
 /** A user's AI provider key from its ciphertext. */
-export function decryptAiKey(keyring: Keyring, userId: Id<"users">, encryptedKey: string): Promise<DecryptedSecret> {
-  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId)));
+export function decryptAiKey(
+  keyring: Keyring,
+  userId: Id<"users">,
+  encryptedKey: string,
+  secretVersion: number | undefined,
+): Promise<DecryptedSecret> {
+  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId, secretVersion)));
 }

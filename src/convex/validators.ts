@@ -164,13 +164,13 @@ export type RotationCursor = Infer<typeof rotationCursorValidator>;
 /** What the stored secrets look like, counted from headers alone (scan and verify phases). */
 export const secretShapeCountsValidator = v.object({
   rows: v.number(),
-  /** Under the current key, already hashed, or holding no secret: nothing to do. */
+  /** Format v2 under the current key, already hashed, or holding no secret: nothing to do. */
   upToDate: v.number(),
-  /** Current format under a configured previous key. */
+  /** Format v2 under a configured previous key. */
   previousKey: v.number(),
-  /** Current format under a key that is not configured. */
+  /** Format v2 or v1 under a key that is not configured. */
   unknownKey: v.number(),
-  /** Original Dashtray ciphertext format. */
+  /** An older format under a configured key: v1, or the original Dashtray format. */
   legacyFormat: v.number(),
   /** Plaintext left by older versions (credentials, AI key, unhashed API key). */
   plaintext: v.number(),
@@ -183,7 +183,7 @@ export type SecretShapeCounts = Infer<typeof secretShapeCountsValidator>;
 export const rotationCountsValidator = v.object({
   scanned: v.number(),
   reEncrypted: v.number(),
-  /** Legacy ciphertext or plaintext moved to the current format, or API keys hashed. */
+  /** v1, legacy ciphertext or plaintext moved to format v2 under the current key, or API keys hashed. */
   migrated: v.number(),
   alreadyCurrent: v.number(),
   failed: v.number(),
@@ -212,10 +212,17 @@ export type RotationBatchState = Infer<typeof rotationBatchStateValidator>;
 export const rotationJobFields = {
   status: rotationStatusValidator,
   dryRun: v.boolean(),
-  /** Id of MASTER_ENCRYPTION_KEY when the job started; a batch that sees another key stops the job. */
+  /** v2 id of MASTER_ENCRYPTION_KEY when the job started; a rotate batch that sees another key stops the job. */
   currentKeyId: v.string(),
-  /** Ids of the OLD_MASTER_KEY entries when the job started. */
+  /** v2 ids of the OLD_MASTER_KEY entries when the job started. */
   previousKeyIds: v.array(v.string()),
+  /**
+   * v1 ids of the same keys (computed once, when the job started), so batches
+   * classify v1 values with no crypto. Absent on jobs started by older
+   * versions, whose batches stop (KEYRING_CHANGED): start a new job.
+   */
+  currentV1KeyId: v.optional(v.string()),
+  previousV1KeyIds: v.optional(v.array(v.string())),
   phase: rotationPhaseValidator,
   table: rotationTableValidator,
   /** Last row handled in (phase, table); absent at the start of a table. */
@@ -232,13 +239,19 @@ export const rotationJobFields = {
   batches: v.number(),
   /** Most rows any one batch handled. */
   maxBatchRows: v.number(),
-  /** Most PBKDF2 derivations any one batch performed (AES keys, and master-key ids when it loaded the keyring cold). */
+  /** Most PBKDF2 derivations any one batch performed (v2 roots, v1 and legacy keys). */
   maxBatchDerivations: v.number(),
+  /** Most bytes any one batch read (documents read, plus documents read again by the patches that rewrote them). */
+  maxBatchBytes: v.optional(v.number()),
   /**
    * PBKDF2 derivations a rotate batch may perform; each resume halves it (minimum 1).
    * Absent on jobs created before it existed, which use MAX_DERIVATIONS_PER_BATCH.
    */
   derivationBudget: v.optional(v.number()),
+  /** Rows a batch may handle; each resume halves it (minimum 1). Absent on older jobs: MAX_ROWS_PER_BATCH. */
+  rowBudget: v.optional(v.number()),
+  /** Bytes a batch may read; each resume halves it. Absent on older jobs: MAX_BYTES_PER_BATCH. */
+  byteBudget: v.optional(v.number()),
   /** How many times `rotate` restarted a dead batch chain. */
   resumes: v.number(),
   stopReason: v.optional(rotationStopReasonValidator),
@@ -266,6 +279,9 @@ export const rotationJobStatusValidator = v.object({
   ...rotationJobFields,
   /** The job's current derivation budget per rotate batch. */
   derivationBudget: v.number(),
+  /** The job's current row and byte budgets per batch. */
+  rowBudget: v.number(),
+  byteBudget: v.number(),
   batchState: rotationBatchStateValidator,
   /** Done, not a dry run, no failures and nothing left under an old key: OLD_MASTER_KEY can go. */
   safeToRemoveOldKey: v.boolean(),

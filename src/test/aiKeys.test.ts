@@ -1,6 +1,6 @@
 import { beforeEach, expect, test } from "vitest";
 import { api } from "../convex/_generated/api";
-import { decryptAiKey, loadKeyring } from "../convex/secrets";
+import { decryptAiKey, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, userIdOf, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 
@@ -27,7 +27,10 @@ test("set stores only ciphertext salted with the user, get shows provider and hi
   expect(stored?.apiKey).toBeUndefined();
   expect(await everythingStored(t)).not.toContain(OPENAI_KEY);
   const userId = await userIdOf(t, "alice");
-  const decrypted = await t.run(async () => decryptAiKey(await loadKeyring(), userId, stored?.encryptedKey ?? ""));
+  const decrypted = await t.run(async (ctx) =>
+    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, stored?.encryptedKey ?? "", stored?.secretVersion),
+  );
+  expect(stored?.secretVersion).toBe(1);
   expect(decrypted.plaintext).toBe(OPENAI_KEY);
 });
 
@@ -45,6 +48,21 @@ test("one key per user: set replaces the previous key and drops legacy plaintext
   expect(await everythingStored(t)).not.toContain(OPENAI_KEY);
 });
 
+test("set bumps the secret version: the replaced ciphertext, restored into the row, no longer decrypts", async () => {
+  await alice.mutation(api.aiKeys.set, { provider: "openai", apiKey: OPENAI_KEY });
+  const [first] = await storedAiKeys();
+  await alice.mutation(api.aiKeys.set, { provider: "anthropic", apiKey: ANTHROPIC_KEY });
+  const [second] = await storedAiKeys();
+  expect([first?.secretVersion, second?.secretVersion]).toEqual([1, 2]);
+  await t.run((ctx) => ctx.db.patch("aiKeys", second!._id, { encryptedKey: first?.encryptedKey }));
+  const userId = await userIdOf(t, "alice");
+  const call = t.run(async (ctx) => {
+    const row = await ctx.db.get("aiKeys", second!._id);
+    return decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), userId, row?.encryptedKey ?? "", row?.secretVersion);
+  });
+  expect((await errorOf(call)).code).toBe("DECRYPTION_FAILED");
+});
+
 test("each user's key is their own, and encrypted with their own salt", async () => {
   const bob = t.withIdentity(identity("bob"));
   await alice.mutation(api.aiKeys.set, { provider: "openai", apiKey: OPENAI_KEY });
@@ -54,7 +72,9 @@ test("each user's key is their own, and encrypted with their own salt", async ()
   expect(first?.encryptedKey).not.toEqual(second?.encryptedKey);
   const bobId = await userIdOf(t, "bob");
   // Alice's ciphertext does not decrypt as Bob's.
-  const call = t.run(async () => decryptAiKey(await loadKeyring(), bobId, first?.encryptedKey ?? ""));
+  const call = t.run(async (ctx) =>
+    decryptAiKey(loadKeyring(await readRootSalt(ctx.db)), bobId, first?.encryptedKey ?? "", first?.secretVersion),
+  );
   expect((await errorOf(call)).code).toBe("DECRYPTION_FAILED");
 });
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
-import { decryptCredentials, loadKeyring } from "../convex/secrets";
+import { decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
 
@@ -35,10 +35,11 @@ function decryptStored(connectionId: Id<"connections">) {
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection?.encryptedCredentials) throw new Error("no ciphertext stored");
     const { credentials } = await decryptCredentials(
-      await loadKeyring(),
+      loadKeyring(await readRootSalt(ctx.db)),
       connection.projectId,
       connection._id,
       connection.encryptedCredentials,
+      connection.secretVersion,
     );
     return credentials;
   });
@@ -53,7 +54,8 @@ describe("create", () => {
       credentials: { token: ` ${GITHUB.token} `, repository: GITHUB.repository },
     });
     const stored = await storedConnection(connectionId);
-    expect(stored.encryptedCredentials).toMatch(/^dtenc:v1:/);
+    expect(stored.encryptedCredentials).toMatch(/^dtenc:v2:/);
+    expect(stored.secretVersion).toBe(1);
     expect(stored.credentials).toBeUndefined();
     expect(stored).toMatchObject({ projectId: project.projectId, service: "github", name: "Widgets repo", status: "pending" });
     expect(await everythingStored(t)).not.toContain(GITHUB.token);
@@ -199,6 +201,30 @@ describe("updateCredentials", () => {
     const stored = await everythingStored(t);
     expect(stored).not.toContain(newKey);
     expect(stored).not.toContain(STRIPE_KEY);
+  });
+
+  test("bumps the secret version: the replaced ciphertext, restored into the row, no longer decrypts", async () => {
+    const connectionId = await createStripe();
+    const before = await storedConnection(connectionId);
+    expect(before.secretVersion).toBe(1);
+    await project.admin.mutation(api.connections.updateCredentials, {
+      connectionId,
+      credentials: { secretKey: "rk_live_ReplacementKey000005555" },
+    });
+    expect((await storedConnection(connectionId)).secretVersion).toBe(2);
+    // Restored from a backup: same row, same purpose and key, but written for version 1.
+    await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials: before.encryptedCredentials }));
+    const error = await errorOf(decryptStored(connectionId));
+    expect(error.code).toBe("DECRYPTION_FAILED");
+    expect(JSON.stringify(error)).not.toContain(STRIPE_KEY);
+  });
+
+  test("rows written before versions existed (no secretVersion) go to version 1", async () => {
+    const connectionId = await createStripe();
+    await t.run((ctx) => ctx.db.patch("connections", connectionId, { secretVersion: undefined }));
+    await project.admin.mutation(api.connections.updateCredentials, { connectionId, credentials: { secretKey: STRIPE_KEY } });
+    expect((await storedConnection(connectionId)).secretVersion).toBe(1);
+    expect(await decryptStored(connectionId)).toEqual({ secretKey: STRIPE_KEY });
   });
 
   test("validates against the connection's own service", async () => {

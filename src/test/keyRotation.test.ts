@@ -1,13 +1,12 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
-import { MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
+import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
 import { describeCiphertext } from "../convex/lib/cipher";
 import { sha256Hex } from "../convex/lib/hash";
-import { sharedKeyCache } from "../convex/lib/kdf";
 import { Keyring } from "../convex/lib/keyring";
 import { maskSecret } from "../convex/lib/mask";
-import { decryptAiKey, decryptCredentials, encryptCredentials } from "../convex/secrets";
+import { decryptAiKey, decryptCredentials, encryptCredentials, ensureRootSalt } from "../convex/secrets";
 import type { Credentials } from "../convex/validators";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
 import { encryptLegacy } from "./helpers/legacy";
@@ -18,22 +17,17 @@ import {
   runAllBatches,
   runOneBatch,
   seedEncrypted,
-  simulateFreshIsolate,
   snapshotTables,
   type LimitedBackend,
   type Seeded,
 } from "./helpers/rotation";
+import { v1KeyId } from "./helpers/v1";
 
 const OLD_KEY = TEST_MASTER_KEY;
 const NEW_KEY = SECOND_MASTER_KEY;
 
-let newOnly: Keyring;
-let oldOnly: Keyring;
-
-beforeEach(async () => {
+beforeEach(() => {
   vi.useFakeTimers();
-  newOnly = await Keyring.fromSecrets(NEW_KEY);
-  oldOnly = await Keyring.fromSecrets(OLD_KEY);
 });
 
 afterEach(() => {
@@ -47,14 +41,26 @@ function rotatingEnv() {
   vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
 }
 
+/** A keyring with only `masterKey`, under the backend's root salt (created if it has none). */
+async function onlyKey(t: LimitedBackend, masterKey: string): Promise<Keyring> {
+  return Keyring.fromSecrets(masterKey, [], await t.run((ctx) => ensureRootSalt(ctx.db)));
+}
+
+/** The v2 key id of `masterKey` in this backend. */
+async function keyIdOf(t: LimitedBackend, masterKey: string): Promise<string> {
+  return (await onlyKey(t, masterKey)).current.keyId();
+}
+
 async function jobStatus(t: LimitedBackend) {
   const status = await t.query(internal.keyRotation.status, {});
   if (!status) throw new Error("no rotation job");
   return status;
 }
 
-/** Decrypts every seeded row with `keyring` and compares it to the plaintext it was seeded with. */
-async function expectSeededIntact(t: LimitedBackend, seeded: Seeded, keyring: Keyring) {
+/** Decrypts every seeded row with `masterKey` alone and compares it to the plaintext it was seeded with (v2 under that key). */
+async function expectSeededIntact(t: LimitedBackend, seeded: Seeded, masterKey: string) {
+  const keyring = await onlyKey(t, masterKey);
+  const keyId = await keyring.current.keyId();
   const rows = await t.run(async (ctx) => ({
     connections: await ctx.db.query("connections").collect(),
     aiKeys: await ctx.db.query("aiKeys").collect(),
@@ -62,18 +68,24 @@ async function expectSeededIntact(t: LimitedBackend, seeded: Seeded, keyring: Ke
   expect(rows.connections).toHaveLength(seeded.credentials.size);
   expect(rows.aiKeys).toHaveLength(seeded.aiKeys.size);
   for (const row of rows.connections) {
-    const { credentials, secret } = await decryptCredentials(keyring, row.projectId, row._id, row.encryptedCredentials ?? "");
+    const { credentials, secret } = await decryptCredentials(
+      keyring,
+      row.projectId,
+      row._id,
+      row.encryptedCredentials ?? "",
+      row.secretVersion,
+    );
     expect(credentials).toEqual(seeded.credentials.get(row._id));
-    expect(secret.keyId).toBe(keyring.current.id);
+    expect(secret).toMatchObject({ format: "v2", keyId });
   }
   for (const row of rows.aiKeys) {
-    const secret = await decryptAiKey(keyring, row.userId, row.encryptedKey ?? "");
+    const secret = await decryptAiKey(keyring, row.userId, row.encryptedKey ?? "", row.secretVersion);
     expect(secret.plaintext).toBe(seeded.aiKeys.get(row._id));
-    expect(secret.keyId).toBe(keyring.current.id);
+    expect(secret).toMatchObject({ format: "v2", keyId });
   }
 }
 
-/** How many connections and AI keys are stored under the key with `keyId`. */
+/** How many connections and AI keys are stored in format v2 under the key with `keyId`. */
 async function countUnderKey(t: LimitedBackend, keyId: string): Promise<number> {
   const values = await t.run(async (ctx) => [
     ...(await ctx.db.query("connections").collect()).map((row) => row.encryptedCredentials),
@@ -81,8 +93,19 @@ async function countUnderKey(t: LimitedBackend, keyId: string): Promise<number> 
   ]);
   return values.filter((value) => {
     const shape = value === undefined ? null : describeCiphertext(value);
-    return shape?.format === "v1" && shape.keyId === keyId;
+    return shape?.format === "v2" && shape.keyId === keyId;
   }).length;
+}
+
+/** Runs the job's batches one at a time, returning each batch's phase and the PBKDF2 runs it performed (at crypto.subtle). */
+async function runBatchesCounting(t: LimitedBackend): Promise<{ phase: string; derivations: number }[]> {
+  const batches: { phase: string; derivations: number }[] = [];
+  for (let job = await jobStatus(t); job.status === "running"; job = await jobStatus(t)) {
+    const before = derivationCount();
+    await runOneBatch(t);
+    batches.push({ phase: job.phase, derivations: derivationCount() - before });
+  }
+  return batches;
 }
 
 describe("keyRotation at scale", () => {
@@ -104,10 +127,11 @@ describe("keyRotation at scale", () => {
       expect(status.verification).toMatchObject({ rows: 2200, upToDate: 2200 });
       expect(status.safeToRemoveOldKey).toBe(true);
       expect(status.maxBatchRows).toBeLessThanOrEqual(MAX_ROWS_PER_BATCH);
-      expect(status.maxBatchDerivations).toBeLessThanOrEqual(MAX_DERIVATIONS_PER_BATCH);
+      // v2 under one old key: the current root and the old key's root, whatever the number of salts.
+      expect(status.maxBatchDerivations).toBe(2);
 
       vi.stubEnv("OLD_MASTER_KEY", "");
-      await expectSeededIntact(t, seeded, newOnly);
+      await expectSeededIntact(t, seeded, NEW_KEY);
 
       const audit = await t.run((ctx) => ctx.db.query("auditLog").collect());
       expect(audit.map((entry) => [entry.action, entry.targetId])).toEqual([
@@ -120,10 +144,10 @@ describe("keyRotation at scale", () => {
 });
 
 describe("keyRotation batches", () => {
-  test("each batch stays within the row and derivation bounds, keyring loading included, in a fresh isolate", async () => {
+  test("cold, per batch: scan and verify derive nothing; a rotate batch costs the current root + 1 per old key met", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 30, connectionsPerProject: 7, users: 25 }, OLD_KEY);
-    // Legacy rows need one derivation per configured key plus one to encrypt.
+    // A legacy row: one PBKDF2 per key tried (current first, then the old key that opens it).
     const legacyUser = seeded.userIds[0] as Id<"users">;
     await t.run(async (ctx) => {
       const id = await ctx.db.insert("aiKeys", {
@@ -137,55 +161,110 @@ describe("keyRotation batches", () => {
       seeded.aiKeys.set(id, "sk-ant-legacy-000000000000");
     });
     rotatingEnv();
+    const beforeStart = derivationCount();
     await t.mutation(internal.keyRotation.rotate, {});
-    expect((await jobStatus(t)).derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
+    // Starting computes each configured key's v2 and v1 id once: 2 keys x 2.
+    expect(derivationCount() - beforeStart).toBe(4);
+    expect(await jobStatus(t)).toMatchObject({
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH,
+      rowBudget: MAX_ROWS_PER_BATCH,
+      byteBudget: MAX_BYTES_PER_BATCH,
+    });
 
-    const derivationsPerBatch: number[] = [];
-    const rowsWrittenPerBatch: number[] = [];
-    let before = await snapshotTables(t, ["connections", "aiKeys"]);
-    while ((await jobStatus(t)).status === "running") {
-      simulateFreshIsolate(); // each batch may run in a fresh isolate: no derived key, no key id cached
-      const derivationsBefore = derivationCount();
-      await runOneBatch(t);
-      derivationsPerBatch.push(derivationCount() - derivationsBefore);
-      const after = await snapshotTables(t, ["connections", "aiKeys"]);
-      const changed = [...(after.connections ?? []), ...(after.aiKeys ?? [])].filter(
-        (row, index) => JSON.stringify(row) !== JSON.stringify([...(before.connections ?? []), ...(before.aiKeys ?? [])][index]),
-      );
-      rowsWrittenPerBatch.push(changed.length);
-      before = after;
-    }
+    const batches = await runBatchesCounting(t);
+    for (const batch of batches.filter(({ phase }) => phase !== "rotate")) expect(batch.derivations).toBe(0);
+    const rotateBatches = batches.filter(({ phase }) => phase === "rotate");
+    // connections (210 rows: current root + old root), aiKeys (26 rows: + 2 legacy keys), apiKeys (current root).
+    expect(rotateBatches.map(({ derivations }) => derivations)).toEqual([2, 4, 1]);
 
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.counts).toMatchObject({ reEncrypted: 235, migrated: 1, failed: 0 });
-    // A cold keyring load (the current and the old key's ids) counts toward every batch, even a scan batch.
-    expect(derivationsPerBatch[0]).toBe(2);
-    expect(Math.min(...derivationsPerBatch)).toBe(2);
-    expect(Math.max(...derivationsPerBatch)).toBeLessThanOrEqual(MAX_DERIVATIONS_PER_BATCH);
-    // The derivation budget, not the row budget, is what cut these batches short.
-    expect(Math.max(...derivationsPerBatch)).toBeGreaterThanOrEqual(MAX_DERIVATIONS_PER_BATCH - 2);
-    expect(Math.max(...rowsWrittenPerBatch)).toBeLessThan(MAX_ROWS_PER_BATCH);
-    expect(status.maxBatchDerivations).toBe(Math.max(...derivationsPerBatch));
-    expect(status.maxBatchRows).toBeLessThanOrEqual(MAX_ROWS_PER_BATCH);
-    expect(status.batches).toBe(derivationsPerBatch.length);
-    await expectSeededIntact(t, seeded, newOnly);
+    expect(status.maxBatchDerivations).toBe(4);
+    expect(status.maxBatchRows).toBe(210);
+    expect(status.batches).toBe(batches.length);
+    await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
-  test("a batch that throws midway rolls back; rotate halves the budget, resumes from the cursor and nothing is lost", async () => {
+  test("v1 values cost one PBKDF2 per salt: the derivation budget cuts rotate batches short", async () => {
     const t = newLimitedBackend();
-    const seeded = await seedEncrypted(t, { projects: 12, connectionsPerProject: 5, users: 10 }, OLD_KEY);
+    const seeded = await seedEncrypted(t, { projects: 12, connectionsPerProject: 2, users: 2 }, OLD_KEY, { format: "v1" });
     rotatingEnv();
-    sharedKeyCache.clear(); // no derived key cached: 2 derivations per project (the keyring stays loaded)
+    await t.mutation(internal.keyRotation.rotate, {});
+    const batches = await runBatchesCounting(t);
+    const rotateConnections = batches.filter(({ phase }) => phase === "rotate").map(({ derivations }) => derivations);
+    // Current root + 7 projects' v1 keys = 8; then the 5 other projects; aiKeys: root + 2 users; apiKeys: root.
+    expect(rotateConnections).toEqual([8, 6, 3, 1]);
+    const status = await jobStatus(t);
+    expect(status.preflight).toMatchObject({ legacyFormat: 26, upToDate: 0 });
+    expect(status.counts).toMatchObject({ migrated: 26, reEncrypted: 0, failed: 0 });
+    expect(status.maxBatchDerivations).toBe(MAX_DERIVATIONS_PER_BATCH);
+    expect(status.verification).toMatchObject({ rows: 26, upToDate: 26 });
+    await expectSeededIntact(t, seeded, NEW_KEY);
+  });
+
+  test("v1 under the current key is not up to date: it is migrated to v2 (keeping the row's version)", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY, { format: "v1" });
+    // No rotation: the only key is the one the v1 values were written under.
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    const status = await jobStatus(t);
+    // The job computed the key's v1 id once, at its start, and classified every v1 value by header with it.
+    expect(status.currentV1KeyId).toBe(await v1KeyId(OLD_KEY));
+    expect(status.preflight).toMatchObject({ rows: 5, legacyFormat: 5, unknownKey: 0 });
+    expect(status.counts).toMatchObject({ migrated: 5, failed: 0 });
+    expect(status.safeToRemoveOldKey).toBe(true);
+    await expectSeededIntact(t, seeded, OLD_KEY);
+    const versions = await t.run(async (ctx) =>
+      (await ctx.db.query("connections").collect()).map((row) => row.secretVersion ?? "none"),
+    );
+    expect(versions).toEqual(["none", "none", "none", "none"]);
+  });
+
+  test("rows of ~200 KB progress under the real transaction limits: batches stop at the byte budget", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 1, connectionsPerProject: 100, users: 1 }, OLD_KEY);
+    const padding = randomText(1024).repeat(200);
+    const ids = [...seeded.credentials.keys()];
+    for (let i = 0; i < ids.length; i += 10) {
+      await t.run(async (ctx) => {
+        for (const id of ids.slice(i, i + 10)) await ctx.db.patch("connections", id, { credentialHints: { secretKey: "sk_live_…", note: padding } });
+      });
+    }
+    rotatingEnv();
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    const status = await jobStatus(t);
+    expect(status.status).toBe("done");
+    expect(status.resumes).toBe(0);
+    expect(status.counts).toMatchObject({ reEncrypted: 101, failed: 0 });
+    // 100 rows of 200 KB are 20 MB: more than one transaction may read, so several batches of well under 16 MiB.
+    expect(status.maxBatchBytes).toBeLessThanOrEqual(MAX_BYTES_PER_BATCH + 2 * 210 * 1024);
+    expect(status.maxBatchRows).toBeLessThan(100);
+    expect(status.batches).toBeGreaterThan(6);
+    // The padding off again (in small transactions), so the check below can read every row at once.
+    for (let i = 0; i < ids.length; i += 10) {
+      await t.run(async (ctx) => {
+        for (const id of ids.slice(i, i + 10)) await ctx.db.patch("connections", id, { credentialHints: { secretKey: "sk_live_…" } });
+      });
+    }
+    await expectSeededIntact(t, seeded, NEW_KEY);
+  });
+
+  test("a batch that throws midway rolls back; rotate halves the budgets, resumes from the cursor and nothing is lost", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 12, connectionsPerProject: 5, users: 10 }, OLD_KEY, { format: "v1" });
+    rotatingEnv();
     await t.mutation(internal.keyRotation.rotate, {});
 
-    // The first rotate batch re-encrypts 20 rows (8 derivations, 2 per project); the 30th
+    // The first rotate batch migrates 35 rows (current root + 7 projects' v1 keys); the 45th
     // encryption is the 10th row of the second batch.
     const encrypt = crypto.subtle.encrypt.bind(crypto.subtle);
     let encryptions = 0;
     const spy = vi.spyOn(crypto.subtle, "encrypt").mockImplementation((...args: Parameters<SubtleCrypto["encrypt"]>) => {
       encryptions++;
-      if (encryptions === 30) return Promise.reject(new Error("injected failure"));
+      if (encryptions === 45) return Promise.reject(new Error("injected failure"));
       return encrypt(...args);
     });
     vi.spyOn(console, "error").mockImplementation(() => {});
@@ -193,56 +272,56 @@ describe("keyRotation batches", () => {
     spy.mockRestore();
 
     const broken = await jobStatus(t);
-    expect(encryptions).toBe(30);
+    expect(encryptions).toBe(45);
     expect(broken.status).toBe("running");
     expect(broken.batchState).toBe("failed");
     expect(broken.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
-    expect(broken.counts.reEncrypted).toBe(20);
+    expect(broken.counts.migrated).toBe(35);
     // The failed batch's 9 writes were rolled back with it.
-    expect(await countUnderKey(t, newOnly.current.id)).toBe(20);
+    expect(await countUnderKey(t, await keyIdOf(t, NEW_KEY))).toBe(35);
 
     const resumed = await t.mutation(internal.keyRotation.rotate, {});
     expect(resumed).toEqual({ jobId: broken._id, outcome: "resumed", dryRun: false });
-    expect((await jobStatus(t)).derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
+    expect(await jobStatus(t)).toMatchObject({
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
+      rowBudget: MAX_ROWS_PER_BATCH / 2,
+      byteBudget: MAX_BYTES_PER_BATCH / 2,
+    });
 
     // Every batch after the resume stays within the halved budget, which is what cuts them short.
-    const derivationsPerBatch: number[] = [];
-    while ((await jobStatus(t)).status === "running") {
-      const derivationsBefore = derivationCount();
-      await runOneBatch(t);
-      derivationsPerBatch.push(derivationCount() - derivationsBefore);
-    }
-    expect(Math.max(...derivationsPerBatch)).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
+    const batches = await runBatchesCounting(t);
+    expect(Math.max(...batches.map(({ derivations }) => derivations))).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
 
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.resumes).toBe(1);
-    expect(status.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
-    expect(status.counts).toEqual({ scanned: 70, reEncrypted: 70, migrated: 0, alreadyCurrent: 0, failed: 0 });
-    await expectSeededIntact(t, seeded, newOnly);
+    expect(status.counts).toEqual({ scanned: 70, reEncrypted: 0, migrated: 70, alreadyCurrent: 0, failed: 0 });
+    await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
   test("a batch chain that keeps exceeding the time limit converges: each resume halves the budget until batches fit", async () => {
     const t = newLimitedBackend();
-    const seeded = await seedEncrypted(t, { projects: 6, connectionsPerProject: 3, users: 3 }, OLD_KEY);
+    const seeded = await seedEncrypted(t, { projects: 6, connectionsPerProject: 3, users: 3 }, OLD_KEY, { format: "v1" });
     rotatingEnv();
 
-    // Simulated 1 s limit: a transaction dies at its 4th PBKDF2 run (deriveKey: AES keys,
-    // deriveBits: key ids), wherever that falls, as Convex kills a mutation that runs too long.
+    // Simulated 1 s limit: a batch dies at its 4th PBKDF2 run, wherever that falls, as Convex
+    // kills a mutation that runs too long.
     const TIME_LIMIT_DERIVATIONS = 3;
     let derivationsThisTransaction = 0;
-    const countOrDie = () => {
+    let enforcing = false;
+    const countOrDie = (algorithm: unknown) => {
+      if (!enforcing || (algorithm as { name?: string }).name !== "PBKDF2") return;
       derivationsThisTransaction++;
       if (derivationsThisTransaction > TIME_LIMIT_DERIVATIONS) throw new Error("simulated: execution time limit exceeded");
     };
     const deriveKey = crypto.subtle.deriveKey.bind(crypto.subtle);
     const deriveBits = crypto.subtle.deriveBits.bind(crypto.subtle);
     vi.spyOn(crypto.subtle, "deriveKey").mockImplementation(async (...args: Parameters<SubtleCrypto["deriveKey"]>) => {
-      countOrDie();
+      countOrDie(args[0]);
       return deriveKey(...args);
     });
     vi.spyOn(crypto.subtle, "deriveBits").mockImplementation(async (...args: Parameters<SubtleCrypto["deriveBits"]>) => {
-      countOrDie();
+      countOrDie(args[0]);
       return deriveBits(...args);
     });
     vi.spyOn(console, "error").mockImplementation(() => {});
@@ -254,28 +333,28 @@ describe("keyRotation batches", () => {
       if (job.status !== "running") break;
       if (job.batchState === "failed") {
         if (budgetsAfterResumes.length === 5) throw new Error("the job did not converge");
-        derivationsThisTransaction = 0;
         expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId: started.jobId, outcome: "resumed" });
         budgetsAfterResumes.push((await jobStatus(t)).derivationBudget);
         continue;
       }
-      sharedKeyCache.clear(); // a fresh isolate's derived keys (the key ids stay cached: the limit is on AES keys here)
       derivationsThisTransaction = 0;
+      enforcing = true;
       await runOneBatch(t);
+      enforcing = false;
     }
 
-    // 8 derivations (4 projects) died, 4 (2 projects) died, 2 (1 project) fit.
+    // 8 derivations (root + 7 salts) died, 4 (root + 3) died, 2 (root + 1) fit.
     expect(budgetsAfterResumes).toEqual([4, 2]);
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.resumes).toBe(2);
     expect(status.maxBatchDerivations).toBeLessThanOrEqual(TIME_LIMIT_DERIVATIONS);
-    expect(status.counts).toEqual({ scanned: 21, reEncrypted: 21, migrated: 0, alreadyCurrent: 0, failed: 0 });
+    expect(status.counts).toEqual({ scanned: 21, reEncrypted: 0, migrated: 21, alreadyCurrent: 0, failed: 0 });
     vi.restoreAllMocks();
-    await expectSeededIntact(t, seeded, newOnly);
+    await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
-  test("a canceled batch is resumed with half the budget; a job stored before the budget existed starts from the default", async () => {
+  test("a canceled batch is resumed with half the budgets; a job stored before the budgets existed starts from the defaults", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
     rotatingEnv();
@@ -283,17 +362,35 @@ describe("keyRotation batches", () => {
     await t.run(async (ctx) => {
       const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
       await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
-      await ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: undefined });
+      await ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: undefined, rowBudget: undefined, byteBudget: undefined });
     });
     const canceled = await jobStatus(t);
     expect(canceled.batchState).toBe("canceled");
-    expect(canceled.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
+    expect(canceled).toMatchObject({
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH,
+      rowBudget: MAX_ROWS_PER_BATCH,
+      byteBudget: MAX_BYTES_PER_BATCH,
+    });
 
     expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId, outcome: "resumed" });
-    expect((await t.run((ctx) => ctx.db.get("keyRotationJobs", jobId)))?.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH / 2);
+    expect(await t.run((ctx) => ctx.db.get("keyRotationJobs", jobId))).toMatchObject({
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
+      rowBudget: MAX_ROWS_PER_BATCH / 2,
+      byteBudget: MAX_BYTES_PER_BATCH / 2,
+    });
     await runAllBatches(t);
     expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
-    await expectSeededIntact(t, seeded, newOnly);
+    await expectSeededIntact(t, seeded, NEW_KEY);
+  });
+
+  test("a job started by an older version (no v1 key ids) stops instead of misreading v1 values", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 1, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { currentV1KeyId: undefined, previousV1KeyIds: undefined }));
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "stopped", stopReason: { code: "KEYRING_CHANGED" }, counts: { scanned: 0 } });
   });
 });
 
@@ -302,20 +399,23 @@ describe("keyRotation during live traffic", () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 10, connectionsPerProject: 6, users: 3 }, OLD_KEY);
     rotatingEnv();
-    sharedKeyCache.clear(); // cold, so the first rotate batch stops after 4 of the 10 projects
-    await t.mutation(internal.keyRotation.rotate, {});
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    // Small batches, so the job is still running when the row is written.
+    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { rowBudget: 20 }));
     while ((await jobStatus(t)).counts.scanned === 0) await runOneBatch(t);
 
+    const oldKeyId = await keyIdOf(t, OLD_KEY);
     const pending = await t.run(async (ctx) =>
       (await ctx.db.query("connections").collect()).find((row) => {
         const shape = describeCiphertext(row.encryptedCredentials ?? "");
-        return shape.format === "v1" && shape.keyId === oldOnly.current.id;
+        return shape.format === "v2" && shape.keyId === oldKeyId;
       }),
     );
     if (!pending) throw new Error("every row was already rotated");
     const updated: Credentials = { secretKey: `sk_live_${randomText(24)}` };
-    const ciphertext = await encryptCredentials(newOnly, pending.projectId, pending._id, updated);
-    await t.run((ctx) => ctx.db.patch("connections", pending._id, { encryptedCredentials: ciphertext }));
+    // As connections.updateCredentials writes it: the new key, the next version.
+    const ciphertext = await encryptCredentials(await onlyKey(t, NEW_KEY), pending.projectId, pending._id, updated, 2);
+    await t.run((ctx) => ctx.db.patch("connections", pending._id, { encryptedCredentials: ciphertext, secretVersion: 2 }));
     seeded.credentials.set(pending._id, updated);
 
     await runAllBatches(t);
@@ -323,7 +423,7 @@ describe("keyRotation during live traffic", () => {
     expect(status.counts).toEqual({ scanned: 63, reEncrypted: 62, migrated: 0, alreadyCurrent: 1, failed: 0 });
     const stored = await t.run((ctx) => ctx.db.get("connections", pending._id));
     expect(stored?.encryptedCredentials).toBe(ciphertext);
-    await expectSeededIntact(t, seeded, newOnly);
+    await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
   test("a second rotate joins the running job; one started after it finished finds nothing to do", async () => {
@@ -363,7 +463,7 @@ describe("keyRotation during live traffic", () => {
     expect(replaced).toMatchObject({ status: "stopped", stopReason: { code: "REPLACED" } });
     await runAllBatches(t);
     expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
-    await expectSeededIntact(t, seeded, newOnly);
+    await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
   test("a job stops when MASTER_ENCRYPTION_KEY changes under it", async () => {
@@ -376,7 +476,7 @@ describe("keyRotation during live traffic", () => {
     const status = await jobStatus(t);
     expect(status.status).toBe("stopped");
     expect(status.stopReason?.code).toBe("KEYRING_CHANGED");
-    expect(await countUnderKey(t, oldOnly.current.id)).toBe(5);
+    expect(await countUnderKey(t, await keyIdOf(t, OLD_KEY))).toBe(5);
   });
 });
 
@@ -384,12 +484,12 @@ describe("keyRotation failures and refusals", () => {
   test("rows no configured key decrypts are listed as failures and left byte for byte; the job goes on", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 4, connectionsPerProject: 3, users: 2 }, OLD_KEY);
-    const third = await Keyring.fromSecrets(THIRD_MASTER_KEY);
+    const third = await onlyKey(t, THIRD_MASTER_KEY);
     const [unknownId, tamperedId] = [...seeded.credentials.keys()] as [Id<"connections">, Id<"connections">];
     await t.run(async (ctx) => {
       const unknown = (await ctx.db.get("connections", unknownId)) as Doc<"connections">;
       await ctx.db.patch("connections", unknownId, {
-        encryptedCredentials: await encryptCredentials(third, unknown.projectId, unknownId, { secretKey: "sk_live_unknownkey0000" }),
+        encryptedCredentials: await encryptCredentials(third, unknown.projectId, unknownId, { secretKey: "sk_live_unknownkey0000" }, 1),
       });
       const tampered = (await ctx.db.get("connections", tamperedId)) as Doc<"connections">;
       const value = tampered.encryptedCredentials ?? "";
@@ -410,8 +510,8 @@ describe("keyRotation failures and refusals", () => {
     expect(status.failureSample).toEqual(
       expect.arrayContaining([
         // The key id tells the operator which master key to find.
-        { table: "connections", rowId: unknownId, code: "UNKNOWN_KEY_ID", keyId: third.current.id },
-        { table: "connections", rowId: tamperedId, code: "DECRYPTION_FAILED", keyId: oldOnly.current.id },
+        { table: "connections", rowId: unknownId, code: "UNKNOWN_KEY_ID", keyId: await third.current.keyId() },
+        { table: "connections", rowId: tamperedId, code: "DECRYPTION_FAILED", keyId: await keyIdOf(t, OLD_KEY) },
       ]),
     );
     const page = await t.query(internal.keyRotation.failures, {
@@ -426,21 +526,27 @@ describe("keyRotation failures and refusals", () => {
     expect(JSON.stringify([status, page, audit])).not.toMatch(/sk_live_/);
   });
 
-  test("values that only look like the current format (another version, malformed) are failures, never current", async () => {
+  test("values that only look like the current format (another version, malformed, oversized) are failures, never current", async () => {
     const t = newLimitedBackend();
-    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 3, users: 1 }, OLD_KEY);
     rotatingEnv();
-    const [otherVersionId, truncatedId] = [...seeded.credentials.keys()] as [Id<"connections">, Id<"connections">];
+    const [otherVersionId, truncatedId, oversizedId] = [...seeded.credentials.keys()] as Id<"connections">[];
+    const newKeyId = await keyIdOf(t, NEW_KEY);
     await t.run(async (ctx) => {
-      // Both name the current key in their header.
-      await ctx.db.patch("connections", otherVersionId, { encryptedCredentials: `dtenc:v2:${newOnly.current.id}:AAAA:BBBB` });
-      await ctx.db.patch("connections", truncatedId, { encryptedCredentials: `dtenc:v1:${newOnly.current.id}:x` });
+      // All name the current key in their header.
+      await ctx.db.patch("connections", otherVersionId!, { encryptedCredentials: `dtenc:v3:${newKeyId}:AAAA:BBBB` });
+      await ctx.db.patch("connections", truncatedId!, { encryptedCredentials: `dtenc:v2:${newKeyId}:x` });
+      await ctx.db.patch("connections", oversizedId!, { encryptedCredentials: `dtenc:v2:${newKeyId}:${"A".repeat(16)}:${"A".repeat(100_000)}` });
     });
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
     const status = await jobStatus(t);
-    expect(status.counts).toMatchObject({ failed: 2, reEncrypted: 3 });
-    expect(status.failureSample.map((failure) => failure.code).sort()).toEqual(["MALFORMED_CIPHERTEXT", "UNSUPPORTED_VERSION"]);
+    expect(status.counts).toMatchObject({ failed: 3, reEncrypted: 4 });
+    expect(status.failureSample.map((failure) => failure.code).sort()).toEqual([
+      "MALFORMED_CIPHERTEXT",
+      "UNSUPPORTED_VERSION",
+      "VALUE_TOO_LARGE",
+    ]);
     expect(status.safeToRemoveOldKey).toBe(false);
   });
 
@@ -625,9 +731,17 @@ describe("legacy migration", () => {
       plainApiKey: await ctx.db.get("apiKeys", ids.plainApiKey),
       hashedApiKey: await ctx.db.get("apiKeys", ids.hashedApiKey),
     }));
+    const newOnly = await onlyKey(t, NEW_KEY);
+    const newKeyId = await newOnly.current.keyId();
     const readConnection = async (row: Doc<"connections"> | null) => {
-      const { credentials, secret } = await decryptCredentials(newOnly, ids.projectId, row?._id as Id<"connections">, row?.encryptedCredentials ?? "");
-      expect(secret).toMatchObject({ format: "v1", keyId: newOnly.current.id });
+      const { credentials, secret } = await decryptCredentials(
+        newOnly,
+        ids.projectId,
+        row?._id as Id<"connections">,
+        row?.encryptedCredentials ?? "",
+        row?.secretVersion,
+      );
+      expect(secret).toMatchObject({ format: "v2", keyId: newKeyId });
       return credentials;
     };
     expect(await readConnection(rows.legacyOld)).toEqual(legacyOld);
@@ -640,10 +754,10 @@ describe("legacy migration", () => {
     expect(rows.plain?.credentialHints).toEqual({ apiKey: maskSecret(plainCredentials.apiKey), siteId: plainCredentials.siteId });
     expect(rows.conflicting).toEqual(conflictingBefore);
 
-    expect((await decryptAiKey(newOnly, ids.userId, rows.plainAiKey?.encryptedKey ?? "")).plaintext).toBe(plainAiKey);
+    expect((await decryptAiKey(newOnly, ids.userId, rows.plainAiKey?.encryptedKey ?? "", rows.plainAiKey?.secretVersion)).plaintext).toBe(plainAiKey);
     expect(rows.plainAiKey?.apiKey).toBeUndefined();
     expect(rows.plainAiKey?.hint).toBe(maskSecret(plainAiKey));
-    expect((await decryptAiKey(newOnly, ids.otherUserId, rows.legacyAiKey?.encryptedKey ?? "")).plaintext).toBe(legacyAiKey);
+    expect((await decryptAiKey(newOnly, ids.otherUserId, rows.legacyAiKey?.encryptedKey ?? "", rows.legacyAiKey?.secretVersion)).plaintext).toBe(legacyAiKey);
     expect(rows.plainApiKey?.keyHash).toBe(await sha256Hex(plainApiKey));
     expect(rows.hashedApiKey?.keyHash).toBe(hashedApiKey);
     expect(JSON.stringify(Object.values(rows).filter((row) => row?._id !== ids.conflicting))).not.toContain(plainApiKey);
@@ -674,7 +788,8 @@ describe("legacy migration", () => {
     await runAllBatches(t);
     expect((await jobStatus(t)).counts).toMatchObject({ migrated: 1, failed: 0 });
     const row = await t.run((ctx) => ctx.db.get("aiKeys", aiKeyId));
-    expect((await decryptAiKey(oldOnly, row?.userId as Id<"users">, row?.encryptedKey ?? "")).plaintext).toBe(secret);
+    const oldOnly = await onlyKey(t, OLD_KEY);
+    expect((await decryptAiKey(oldOnly, row?.userId as Id<"users">, row?.encryptedKey ?? "", row?.secretVersion)).plaintext).toBe(secret);
     expect(row?.hint).toBe("sk-…");
   });
 });

@@ -40,7 +40,6 @@ import type * as lib_errors from "../lib/errors.js";
 import type * as lib_hash from "../lib/hash.js";
 import type * as lib_kdf from "../lib/kdf.js";
 import type * as lib_keyring from "../lib/keyring.js";
-import type * as lib_lru from "../lib/lru.js";
 import type * as lib_mask from "../lib/mask.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
@@ -86,7 +85,6 @@ declare const fullApi: ApiFromModules<{
   "lib/hash": typeof lib_hash;
   "lib/kdf": typeof lib_kdf;
   "lib/keyring": typeof lib_keyring;
-  "lib/lru": typeof lib_lru;
   "lib/mask": typeof lib_mask;
   metricsSync: typeof metricsSync;
   projects: typeof projects;

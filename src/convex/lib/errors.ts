@@ -20,8 +20,12 @@ export type CryptoErrorCode =
   | "DECRYPTION_FAILED"
   /** The value is not ciphertext and the caller did not allow legacy plaintext. */
   | "NOT_CIPHERTEXT"
-  /** A caller passed an unusable argument (empty salt or purpose, bad iterations). */
-  | "INVALID_ARGUMENT";
+  /** A caller passed an unusable argument (empty salt or purpose, bad secret version, bad iterations). */
+  | "INVALID_ARGUMENT"
+  /** A plaintext to encrypt, or a stored value to read, is larger than the format allows (MAX_PLAINTEXT_BYTES). */
+  | "VALUE_TOO_LARGE"
+  /** The deployment's root salt (encryptionSettings.rootSalt) is missing or not base64url of 32 bytes. */
+  | "ROOT_SALT_INVALID";
 
 /** An encryption-core failure with a stable code and a secret-free message. */
 export class CryptoError extends Error {

@@ -1,17 +1,16 @@
 /**
- * PBKDF2-HMAC-SHA256 key derivation (WebCrypto) and the bounded cache of
- * derived AES keys. Deriving costs ~30 ms at 100,000 iterations while an
- * AES-GCM operation on a small secret costs microseconds, so derived keys
- * are cached per (scheme, master key id, iterations, salt).
+ * Key derivation on WebCrypto: PBKDF2-HMAC-SHA256 (the expensive step, run
+ * at most once per master key per call for format v2) and HKDF-SHA256 (per-salt
+ * keys and key ids from a v2 root, microseconds each). No caching here: a
+ * keyring memoises what one call derived (lib/keyring.ts), since nothing at
+ * module level survives a Convex function call.
  */
 import { CryptoError } from "./errors";
-import { LruMap } from "./lru";
 
-/** Iterations used by the current format and by the legacy Dashtray format. */
+/** Iterations of every PBKDF2 this code runs: v2 roots, v1 keys and ids, legacy keys. */
 export const DEFAULT_PBKDF2_ITERATIONS = 100_000;
 
-/** How many derived keys the shared cache keeps (about 1 KB each with the entry; see `npm run bench`). */
-export const DEFAULT_KEY_CACHE_CAPACITY = 1024;
+const EMPTY_SALT = new Uint8Array(0);
 
 function checkIterations(iterations: number): void {
   if (!Number.isInteger(iterations) || iterations < 1) {
@@ -19,7 +18,7 @@ function checkIterations(iterations: number): void {
   }
 }
 
-/** Raw PBKDF2-HMAC-SHA256 output bytes (used for key ids and test vectors). */
+/** Raw PBKDF2-HMAC-SHA256 output bytes (v2 roots, v1 key ids, test vectors). */
 export async function pbkdf2Sha256(
   password: Uint8Array<ArrayBuffer>,
   salt: Uint8Array<ArrayBuffer>,
@@ -36,7 +35,7 @@ export async function pbkdf2Sha256(
   return new Uint8Array(bits);
 }
 
-/** A non-extractable AES-256-GCM key derived with PBKDF2-HMAC-SHA256. */
+/** A non-extractable AES-256-GCM key derived with PBKDF2-HMAC-SHA256 (v1 and legacy formats). */
 export async function deriveAesGcmKey(
   password: Uint8Array<ArrayBuffer>,
   salt: Uint8Array<ArrayBuffer>,
@@ -53,58 +52,24 @@ export async function deriveAesGcmKey(
   );
 }
 
-/**
- * Bounded LRU cache of derived keys. Concurrent requests for the same key
- * share one derivation; a failed derivation is not cached. `derivations`
- * counts real PBKDF2 runs, so batch jobs and tests can bound them.
- */
-export class DerivedKeyCache {
-  private readonly keys: LruMap<string, CryptoKey>;
-  private readonly inFlight = new Map<string, Promise<CryptoKey>>();
-  derivations = 0;
-  hits = 0;
-
-  constructor(capacity: number = DEFAULT_KEY_CACHE_CAPACITY) {
-    this.keys = new LruMap(capacity);
-  }
-
-  get size(): number {
-    return this.keys.size;
-  }
-
-  /** The cached key for `cacheKey`, deriving it with `derive` on a miss. */
-  async getOrDerive(cacheKey: string, derive: () => Promise<CryptoKey>): Promise<CryptoKey> {
-    const cached = this.keys.get(cacheKey);
-    if (cached) {
-      this.hits++;
-      return cached;
-    }
-    const pending = this.inFlight.get(cacheKey);
-    if (pending) {
-      this.hits++;
-      return pending;
-    }
-    this.derivations++;
-    const derivation = derive().then(
-      (key) => {
-        this.keys.set(cacheKey, key);
-        this.inFlight.delete(cacheKey);
-        return key;
-      },
-      (error: unknown) => {
-        this.inFlight.delete(cacheKey);
-        throw error;
-      },
-    );
-    this.inFlight.set(cacheKey, derivation);
-    return derivation;
-  }
-
-  /** Drops every cached key (tests and benchmarks use it to measure cold paths). */
-  clear(): void {
-    this.keys.clear();
-  }
+/** Imports key material (a v2 root) as a non-extractable HKDF key. */
+export function importHkdfKey(material: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", material, "HKDF", false, ["deriveBits", "deriveKey"]);
 }
 
-/** The process-wide cache used unless a caller passes its own. */
-export const sharedKeyCache = new DerivedKeyCache();
+/** HKDF-SHA256(IKM = `key`, salt = empty, info) as raw bytes. */
+export async function hkdfBytes(key: CryptoKey, info: Uint8Array<ArrayBuffer>, lengthBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const bits = await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: EMPTY_SALT, info }, key, lengthBytes * 8);
+  return new Uint8Array(bits);
+}
+
+/** HKDF-SHA256(IKM = `key`, salt = empty, info) as a non-extractable AES-256-GCM key. */
+export function hkdfAesGcmKey(key: CryptoKey, info: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: EMPTY_SALT, info },
+    key,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}

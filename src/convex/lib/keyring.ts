@@ -1,95 +1,171 @@
 /**
- * Master keys and the keyring used during rotation. A master key is known
- * by a short id derived from it (PBKDF2, so the id is as hard to brute-force
- * as the ciphertext itself); the secret is held in a private field so that
- * logging or serialising a key shows only its id.
+ * Master keys and the keyring (the current key and the previous ones during
+ * a rotation). Loading a keyring derives nothing: each derivation (a master
+ * key's v2 root, its key ids, per-salt AES keys) runs the first time a call
+ * needs it and is memoised in the keyring object, which lives for one call.
+ * Nothing is kept at module level: Convex runs every call in a fresh V8
+ * context, so a module-level cache would never be warm in production.
+ *
+ * The secret is held in a private field, so logging or serialising a key or
+ * a keyring shows only where the key came from ("OLD_MASTER_KEY (entry 2)").
  */
-import { base64UrlEncode, utf8Encode } from "./encoding";
-import { CryptoError } from "./errors";
-import { DEFAULT_PBKDF2_ITERATIONS, DerivedKeyCache, deriveAesGcmKey, pbkdf2Sha256 } from "./kdf";
-import { LruMap } from "./lru";
+import { base64UrlDecode, base64UrlEncode, utf8Encode } from "./encoding";
+import { CryptoError, type CryptoErrorCode } from "./errors";
+import { DEFAULT_PBKDF2_ITERATIONS, deriveAesGcmKey, hkdfAesGcmKey, hkdfBytes, importHkdfKey, pbkdf2Sha256 } from "./kdf";
 
 /** Shortest accepted master key, in characters (`openssl rand -hex 32` gives 64). */
 export const MIN_MASTER_KEY_LENGTH = 32;
 
-/** Bytes of the key id (encoded as 11 base64url characters). */
+/** Bytes of a key id, v1 or v2 (encoded as 11 base64url characters). */
 export const KEY_ID_BYTES = 8;
 
-const KEY_ID_SALT = utf8Encode("dashtray/master-key-id/v1");
-const keyIdCache = new LruMap<string, string>(32);
-let keyIdDerivations = 0;
+/** Bytes of the deployment's root salt (stored as 43 base64url characters). */
+export const ROOT_SALT_BYTES = 32;
+
+/** Bytes of a v2 root (the PBKDF2 output HKDF expands). */
+const ROOT_BYTES = 32;
+
+const V1_KEY_ID_SALT = utf8Encode("dashtray/master-key-id/v1");
+const V2_KEY_ID_INFO = utf8Encode("dashtray/v2/key-id");
+const V2_AES_INFO_PREFIX = "dashtray/v2/aes-256-gcm/";
+
+/** Which derivation an AES key comes from: "v2" (HKDF from the root), "v1" or "legacy" (PBKDF2 per salt). */
+export type DerivationScheme = "v2" | "v1" | "legacy";
 
 /**
- * How many key ids this isolate computed with PBKDF2 (a cached id costs
- * none). Loading a keyring in a fresh isolate costs one per key, so batch
- * jobs count these toward their per-transaction derivation budget.
+ * The root salt's bytes, refusing anything but base64url of ROOT_SALT_BYTES
+ * bytes (ROOT_SALT_INVALID). Null stays null: a deployment that never
+ * encrypted anything in format v2 has no root salt yet.
  */
-export function keyIdDerivationCount(): number {
-  return keyIdDerivations;
+export function parseRootSalt(rootSalt: string | null): Uint8Array<ArrayBuffer> | null {
+  if (rootSalt === null) return null;
+  const bytes = base64UrlDecode(rootSalt);
+  if (bytes === null || bytes.length !== ROOT_SALT_BYTES) {
+    throw new CryptoError("ROOT_SALT_INVALID", `the deployment's root salt must be base64url of ${ROOT_SALT_BYTES} bytes`);
+  }
+  return bytes;
 }
 
-/** Forgets every cached key id, as a fresh isolate would (tests and benchmarks measure cold paths). */
-export function clearKeyIdCache(): void {
-  keyIdCache.clear();
+/** Counts the PBKDF2 runs of one keyring (shared by its keys). */
+interface Pbkdf2Meter {
+  runs: number;
 }
 
-async function computeKeyId(secret: string): Promise<string> {
-  keyIdDerivations++;
-  const bytes = await pbkdf2Sha256(utf8Encode(secret), KEY_ID_SALT, DEFAULT_PBKDF2_ITERATIONS, KEY_ID_BYTES);
-  return base64UrlEncode(bytes);
-}
-
-/** Which derivation a cached AES key belongs to. */
-export type DerivationScheme = "v1" | "legacy";
-
-/** One master key: its public id, and derivations from its private secret. */
+/** One master key: where it came from, and memoised derivations from its private secret. */
 export class MasterKey {
-  readonly id: string;
+  /** Where the key was configured, for messages: "MASTER_ENCRYPTION_KEY" or "OLD_MASTER_KEY (entry i)". */
+  readonly source: string;
   readonly #secret: string;
+  readonly #rootSalt: Uint8Array<ArrayBuffer> | null;
+  readonly #meter: Pbkdf2Meter;
+  /** Derivations of this call, by label; a pending promise is shared by concurrent callers. */
+  readonly #derived = new Map<string, Promise<unknown>>();
 
-  private constructor(id: string, secret: string) {
-    this.id = id;
+  private constructor(secret: string, source: string, rootSalt: Uint8Array<ArrayBuffer> | null, meter: Pbkdf2Meter) {
     this.#secret = secret;
+    this.source = source;
+    this.#rootSalt = rootSalt;
+    this.#meter = meter;
   }
 
-  /** Validates `secret` and computes its id; `source` names it in errors (never the value). */
-  static async create(secret: string, source = "MASTER_ENCRYPTION_KEY"): Promise<MasterKey> {
+  /** @internal Validates `secret` (no derivation); used by Keyring. */
+  static create(secret: string, source: string, rootSalt: Uint8Array<ArrayBuffer> | null, meter: Pbkdf2Meter): MasterKey {
     if (secret.length < MIN_MASTER_KEY_LENGTH) {
       throw new CryptoError(
         "MASTER_KEY_TOO_SHORT",
         `${source} must be at least ${MIN_MASTER_KEY_LENGTH} characters (generate one with: openssl rand -hex 32)`,
       );
     }
-    let id = keyIdCache.get(secret);
-    if (id === undefined) {
-      id = await computeKeyId(secret);
-      keyIdCache.set(secret, id);
-    }
-    return new MasterKey(id, secret);
+    return new MasterKey(secret, source, rootSalt, meter);
   }
 
   /**
-   * The AES-256-GCM key for `salt`, from `cache` when present.
-   * "v1": PBKDF2(master, salt). "legacy": PBKDF2(master + salt, salt), as the original Dashtray did.
+   * The memoised result of `derive` under `label`. A failed derivation is
+   * forgotten, so the next request retries. `pbkdf2` counts it as a run.
    */
-  aesKey(scheme: DerivationScheme, salt: string, iterations: number, cache: DerivedKeyCache): Promise<CryptoKey> {
-    const cacheKey = `${scheme}\u0000${this.id}\u0000${iterations}\u0000${salt}`;
-    const password = scheme === "v1" ? this.#secret : this.#secret + salt;
-    return cache.getOrDerive(cacheKey, () => deriveAesGcmKey(utf8Encode(password), utf8Encode(salt), iterations));
+  #memo<T>(label: string, pbkdf2: boolean, derive: () => Promise<T>): Promise<T> {
+    const known = this.#derived.get(label);
+    if (known) return known as Promise<T>;
+    if (pbkdf2) this.#meter.runs++;
+    const pending = derive();
+    this.#derived.set(label, pending);
+    pending.catch(() => {
+      if (this.#derived.get(label) === pending) this.#derived.delete(label);
+    });
+    return pending;
   }
 
-  /** Whether two keys are the same secret (compared by id). */
+  /** The v2 root as an HKDF key: PBKDF2(master key, root salt), one run per keyring. */
+  #root(): Promise<CryptoKey> {
+    const rootSalt = this.#rootSalt;
+    if (rootSalt === null && !this.#derived.has("root")) {
+      return Promise.reject(
+        new CryptoError("ROOT_SALT_INVALID", "the deployment has no root salt, so format v2 keys cannot be derived"),
+      );
+    }
+    return this.#memo("root", true, async () => {
+      const root = await pbkdf2Sha256(utf8Encode(this.#secret), rootSalt ?? new Uint8Array(0), DEFAULT_PBKDF2_ITERATIONS, ROOT_BYTES);
+      try {
+        return await importHkdfKey(root);
+      } finally {
+        root.fill(0);
+      }
+    });
+  }
+
+  /** This key's v2 id: base64url(HKDF(root, "dashtray/v2/key-id", 8 bytes)); costs the root if not yet derived. */
+  keyId(): Promise<string> {
+    return this.#memo("keyId", false, async () => base64UrlEncode(await hkdfBytes(await this.#root(), V2_KEY_ID_INFO, KEY_ID_BYTES)));
+  }
+
+  /** This key's v1 id: base64url(PBKDF2(master key, "dashtray/master-key-id/v1", 8 bytes)); one PBKDF2 run. */
+  v1KeyId(): Promise<string> {
+    return this.#memo("v1KeyId", true, async () =>
+      base64UrlEncode(await pbkdf2Sha256(utf8Encode(this.#secret), V1_KEY_ID_SALT, DEFAULT_PBKDF2_ITERATIONS, KEY_ID_BYTES)),
+    );
+  }
+
+  /**
+   * The non-extractable AES-256-GCM key for `salt`:
+   * "v2": HKDF(root, "dashtray/v2/aes-256-gcm/" + salt) (no PBKDF2 once the root exists);
+   * "v1": PBKDF2(master key, salt); "legacy": PBKDF2(master key + salt, salt), as the original Dashtray did.
+   */
+  aesKey(scheme: DerivationScheme, salt: string): Promise<CryptoKey> {
+    const label = `${scheme}\u0000${salt}`;
+    switch (scheme) {
+      case "v2":
+        return this.#memo(label, false, async () => hkdfAesGcmKey(await this.#root(), utf8Encode(V2_AES_INFO_PREFIX + salt)));
+      case "v1":
+        return this.#memo(label, true, () => deriveAesGcmKey(utf8Encode(this.#secret), utf8Encode(salt), DEFAULT_PBKDF2_ITERATIONS));
+      case "legacy":
+        return this.#memo(label, true, () =>
+          deriveAesGcmKey(utf8Encode(this.#secret + salt), utf8Encode(salt), DEFAULT_PBKDF2_ITERATIONS),
+        );
+    }
+  }
+
+  /**
+   * Whether this keyring already derived (or is deriving) the PBKDF2 output
+   * that `kind` needs, so using it costs no further PBKDF2 run: "root" (v2
+   * keys and the v2 id), or the v1 / legacy key of `salt`. Batch jobs use it
+   * to stay within a derivation budget.
+   */
+  hasDerived(kind: "root" | "v1" | "legacy", salt = ""): boolean {
+    return this.#derived.has(kind === "root" ? "root" : `${kind}\u0000${salt}`);
+  }
+
+  /** Whether two keys are the same secret (no derivation). */
   equals(other: MasterKey): boolean {
-    return other.id === this.id;
+    return other.#secret === this.#secret;
   }
 
-  toJSON(): { id: string } {
-    return { id: this.id };
+  toJSON(): { source: string } {
+    return { source: this.source };
   }
 
-  /** "MasterKey(<id>)": string conversion shows the id, never the secret. */
+  /** "MasterKey(<source>)": string conversion never shows the secret. */
   toString(): string {
-    return `MasterKey(${this.id})`;
+    return `MasterKey(${this.source})`;
   }
 }
 
@@ -99,10 +175,23 @@ export interface MasterKeyEnv {
   OLD_MASTER_KEY?: string | undefined;
 }
 
+/** An OLD_MASTER_KEY entry that could not be used (never its value). */
+export interface InvalidKeyEntry {
+  /** 1-based position in OLD_MASTER_KEY (or in `previous` for fromSecrets). */
+  entry: number;
+  code: CryptoErrorCode;
+}
+
+/** Options of Keyring.findByKeyId. */
+export interface FindKeyOptions {
+  /** Index in `keyring.all` of the key most likely to match; tried first. */
+  hint?: number;
+}
+
 /**
  * The current master key (encrypts everything new) and the previous ones
- * (still decrypt during a rotation). Decryption picks a key by the id stored
- * in the ciphertext.
+ * (still decrypt during a rotation), with the deployment's root salt. One
+ * keyring per call: it memoises that call's derivations.
  */
 export class Keyring {
   readonly current: MasterKey;
@@ -110,32 +199,77 @@ export class Keyring {
   readonly previous: readonly MasterKey[];
   /** True when OLD_MASTER_KEY lists the current key (a rotation that would change nothing). */
   readonly previousIncludesCurrent: boolean;
+  /**
+   * OLD_MASTER_KEY entries that are unusable (too short). They do not stop
+   * the keyring from loading; a decryption that finds no key fails naming them.
+   */
+  readonly invalidPrevious: readonly InvalidKeyEntry[];
+  readonly #meter: Pbkdf2Meter;
 
-  private constructor(current: MasterKey, previous: MasterKey[], previousIncludesCurrent: boolean) {
+  private constructor(
+    current: MasterKey,
+    previous: MasterKey[],
+    previousIncludesCurrent: boolean,
+    invalidPrevious: InvalidKeyEntry[],
+    meter: Pbkdf2Meter,
+  ) {
     this.current = current;
     this.previous = previous;
     this.previousIncludesCurrent = previousIncludesCurrent;
+    this.invalidPrevious = invalidPrevious;
+    this.#meter = meter;
   }
 
-  /** A keyring from secrets: `current` first, then previous keys in order. */
-  static async fromSecrets(current: string, previous: readonly string[] = []): Promise<Keyring> {
-    const currentKey = await MasterKey.create(current, "MASTER_ENCRYPTION_KEY");
+  /** PBKDF2 runs this keyring performed so far (roots, v1 and legacy keys, v1 ids). */
+  get pbkdf2Runs(): number {
+    return this.#meter.runs;
+  }
+
+  static #build(current: string, previous: readonly { secret: string; entry: number }[], rootSalt: string | null): Keyring {
+    const salt = parseRootSalt(rootSalt);
+    const meter: Pbkdf2Meter = { runs: 0 };
+    const currentKey = MasterKey.create(current, "MASTER_ENCRYPTION_KEY", salt, meter);
     const previousKeys: MasterKey[] = [];
+    const invalid: InvalidKeyEntry[] = [];
     let previousIncludesCurrent = false;
-    for (const [index, secret] of previous.entries()) {
-      const key = await MasterKey.create(secret, `OLD_MASTER_KEY (entry ${index + 1})`);
+    for (const { secret, entry } of previous) {
+      let key: MasterKey;
+      try {
+        key = MasterKey.create(secret, `OLD_MASTER_KEY (entry ${entry})`, salt, meter);
+      } catch (error) {
+        if (error instanceof CryptoError) {
+          invalid.push({ entry, code: error.code });
+          continue;
+        }
+        throw error;
+      }
       if (key.equals(currentKey)) previousIncludesCurrent = true;
       else if (!previousKeys.some((k) => k.equals(key))) previousKeys.push(key);
     }
-    return new Keyring(currentKey, previousKeys, previousIncludesCurrent);
+    return new Keyring(currentKey, previousKeys, previousIncludesCurrent, invalid, meter);
+  }
+
+  /**
+   * A keyring from secrets: `current` first, then previous keys in order;
+   * `rootSalt` is the deployment's (base64url of 32 bytes, or null if it has
+   * none yet). Derives nothing. A short current key or a bad root salt throws;
+   * a short previous key is recorded in `invalidPrevious`.
+   */
+  static fromSecrets(current: string, previous: readonly string[] = [], rootSalt: string | null): Keyring {
+    return Keyring.#build(
+      current,
+      previous.map((secret, index) => ({ secret, entry: index + 1 })),
+      rootSalt,
+    );
   }
 
   /**
    * A keyring from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY (comma-separated,
-   * surrounding whitespace ignored). Refuses a missing or short key, and a
-   * current key with a comma (it could not be listed in OLD_MASTER_KEY later).
+   * surrounding whitespace and empty entries ignored). Refuses a missing or
+   * short current key, and one with a comma (it could not be listed in
+   * OLD_MASTER_KEY later). Derives nothing.
    */
-  static async fromEnv(env: MasterKeyEnv): Promise<Keyring> {
+  static fromEnv(env: MasterKeyEnv, rootSalt: string | null): Keyring {
     const current = env.MASTER_ENCRYPTION_KEY?.trim();
     if (!current) {
       throw new CryptoError(
@@ -152,9 +286,9 @@ export class Keyring {
     }
     const previous = (env.OLD_MASTER_KEY ?? "")
       .split(",")
-      .map((secret) => secret.trim())
-      .filter((secret) => secret.length > 0);
-    return Keyring.fromSecrets(current, previous);
+      .map((secret, index) => ({ secret: secret.trim(), entry: index + 1 }))
+      .filter(({ secret }) => secret.length > 0);
+    return Keyring.#build(current, previous, rootSalt);
   }
 
   /** Every key, current first. */
@@ -162,17 +296,44 @@ export class Keyring {
     return [this.current, ...this.previous];
   }
 
-  /** The key with this id, if the keyring has it. */
-  get(id: string): MasterKey | undefined {
-    return this.all.find((key) => key.id === id);
+  /**
+   * The key whose v2 id is `keyId`: the hinted key first (if any), then the
+   * current key, then previous keys in order, deriving roots lazily and
+   * stopping at the match. A value under previous key k costs the roots of
+   * the keys tried before it and its own.
+   */
+  async findByKeyId(keyId: string, options: FindKeyOptions = {}): Promise<MasterKey | undefined> {
+    const keys = this.all;
+    const hinted = options.hint === undefined ? undefined : keys[options.hint];
+    const order = hinted ? [hinted, ...keys.filter((key) => key !== hinted)] : keys;
+    for (const key of order) {
+      if ((await key.keyId()) === keyId) return key;
+    }
+    return undefined;
   }
 
-  toJSON(): { current: string; previous: string[] } {
-    return { current: this.current.id, previous: this.previous.map((k) => k.id) };
+  /**
+   * The error for a value no configured key opens: naming the unusable
+   * OLD_MASTER_KEY entries (number and code, never a value) when there are
+   * any, since one of them may be the key it needs; otherwise `fallback`.
+   */
+  keyNotFound(fallback: CryptoError): CryptoError {
+    const [first] = this.invalidPrevious;
+    if (!first) return fallback;
+    const entries = this.invalidPrevious.map(({ entry, code }) => `OLD_MASTER_KEY (entry ${entry}): ${code}`).join(", ");
+    return new CryptoError(first.code, `${fallback.message}; unusable keys that may be the one it needs: ${entries}`);
   }
 
-  /** "Keyring(current=<id>, previous=[<id>, …])": ids only. */
+  toJSON(): { current: string; previous: string[]; invalidPrevious: InvalidKeyEntry[] } {
+    return {
+      current: this.current.source,
+      previous: this.previous.map((k) => k.source),
+      invalidPrevious: [...this.invalidPrevious],
+    };
+  }
+
+  /** "Keyring(current=<source>, previous=[<source>, …])": never a secret. */
   toString(): string {
-    return `Keyring(current=${this.current.id}, previous=[${this.previous.map((k) => k.id).join(", ")}])`;
+    return `Keyring(current=${this.current.source}, previous=[${this.previous.map((k) => k.source).join(", ")}])`;
   }
 }

@@ -1,19 +1,21 @@
 /**
  * Row-level work of the master-key rotation job (keyRotation.ts), for each
  * table that holds a secret: reading rows in index order after a cursor,
- * classifying a stored secret from its header alone (no key, no crypto),
- * and re-encrypting or migrating one row.
+ * classifying a stored secret from its header alone (no key, no crypto:
+ * against the key ids the job computed when it started), and re-encrypting
+ * or migrating one row to format v2 under the current key.
  *
  * Rows are read in the order of the index whose first field is the salt
- * (connections by projectId, aiKeys by userId), so rows sharing a derived
- * key sit next to each other and a batch derives each key once.
+ * (connections by projectId, aiKeys by userId), so rows sharing a v1 or
+ * legacy key (one PBKDF2 per salt and key) sit next to each other and a
+ * batch derives each of those once.
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { decryptSecret, describeCiphertext, encryptSecret, type SecretContext } from "../lib/cipher";
-import { isCryptoError } from "../lib/errors";
+import { CryptoError, isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";
-import type { Keyring } from "../lib/keyring";
+import type { Keyring, MasterKey } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
 import { credentialHints } from "../integrations/registry";
 import { aiKeySecretContext, connectionSecretContext, parseCredentials } from "../secrets";
@@ -25,12 +27,29 @@ export type RotationRow =
   | { table: "aiKeys"; doc: Doc<"aiKeys"> }
   | { table: "apiKeys"; doc: Doc<"apiKeys"> };
 
+/**
+ * The master keys a job works with, as ids computed when it started: index
+ * 0 is the current key, then OLD_MASTER_KEY's keys in order (the same
+ * order as `keyring.all`, which the indexes hint at).
+ */
+export interface JobKeyIds {
+  /** v2 ids (HKDF from each key's root). */
+  v2: readonly string[];
+  /** v1 ids (PBKDF2 of each key). */
+  v1: readonly string[];
+}
+
 /** What a row's stored secret is, read from its shape alone. */
 export type SecretShape =
   | { kind: "empty" }
+  /** v2 under the current key (or hashed, for API keys): nothing to do. */
   | { kind: "current" }
-  | { kind: "previousKey"; keyId: string }
+  /** v2 under a configured previous key (`keyIndex` in JobKeyIds). */
+  | { kind: "previousKey"; keyId: string; keyIndex: number }
+  /** v2 or v1 under a key the job does not know. */
   | { kind: "unknownKey"; keyId: string }
+  /** v1 under a configured key, current or previous: migrated to v2. */
+  | { kind: "olderFormat"; keyId: string; keyIndex: number }
   | { kind: "legacyFormat" }
   | { kind: "plaintext" }
   | { kind: "invalid"; code: string };
@@ -135,33 +154,38 @@ export function positionOf(row: RotationRow): RotationCursor {
   return { group, creationTime: row.doc._creationTime };
 }
 
-function shapeOfCiphertext(value: string, keyring: Keyring): SecretShape {
+function shapeOfCiphertext(value: string, keys: JobKeyIds): SecretShape {
   const described = describeCiphertext(value);
   if (described.format === "legacy") return { kind: "legacyFormat" };
   if (described.format === "plaintext") return { kind: "invalid", code: "NOT_CIPHERTEXT" };
-  // Another version or a malformed value: unreadable under any key, so a failure, never "current".
+  // Another version, a malformed or oversized value: unreadable under any key, so a failure, never "current".
   if (described.format === "invalid") return { kind: "invalid", code: described.code };
-  if (described.keyId === keyring.current.id) return { kind: "current" };
-  return keyring.get(described.keyId)
-    ? { kind: "previousKey", keyId: described.keyId }
-    : { kind: "unknownKey", keyId: described.keyId };
+  const { keyId } = described;
+  if (described.format === "v1") {
+    const keyIndex = keys.v1.indexOf(keyId);
+    // A v1 value is never up to date, even under the current key: it is migrated to v2.
+    return keyIndex >= 0 ? { kind: "olderFormat", keyId, keyIndex } : { kind: "unknownKey", keyId };
+  }
+  const keyIndex = keys.v2.indexOf(keyId);
+  if (keyIndex === 0) return { kind: "current" };
+  return keyIndex > 0 ? { kind: "previousKey", keyId, keyIndex } : { kind: "unknownKey", keyId };
 }
 
-function shapeOfEncryptedField(encrypted: string | undefined, hasPlaintext: boolean, keyring: Keyring): SecretShape {
+function shapeOfEncryptedField(encrypted: string | undefined, hasPlaintext: boolean, keys: JobKeyIds): SecretShape {
   // Both present: which one is right is not ours to guess, and neither may be dropped.
   if (encrypted !== undefined && hasPlaintext) return { kind: "invalid", code: "CONFLICTING_FIELDS" };
   if (hasPlaintext) return { kind: "plaintext" };
   if (encrypted === undefined) return { kind: "empty" };
-  return shapeOfCiphertext(encrypted, keyring);
+  return shapeOfCiphertext(encrypted, keys);
 }
 
-/** Classifies a row's secret without decrypting it (no key derivation). */
-export function shapeOf(row: RotationRow, keyring: Keyring): SecretShape {
+/** Classifies a row's secret by its header against the job's key ids: no key derivation, no crypto. */
+export function shapeOf(row: RotationRow, keys: JobKeyIds): SecretShape {
   switch (row.table) {
     case "connections":
-      return shapeOfEncryptedField(row.doc.encryptedCredentials, row.doc.credentials !== undefined, keyring);
+      return shapeOfEncryptedField(row.doc.encryptedCredentials, row.doc.credentials !== undefined, keys);
     case "aiKeys":
-      return shapeOfEncryptedField(row.doc.encryptedKey, row.doc.apiKey !== undefined, keyring);
+      return shapeOfEncryptedField(row.doc.encryptedKey, row.doc.apiKey !== undefined, keys);
     case "apiKeys":
       // Hashing an empty value would make the empty string a valid key.
       if (row.doc.keyHash === "") return { kind: "invalid", code: "EMPTY_API_KEY" };
@@ -174,19 +198,25 @@ export function emptyShapeCounts(): SecretShapeCounts {
   return { rows: 0, upToDate: 0, previousKey: 0, unknownKey: 0, legacyFormat: 0, plaintext: 0, invalid: 0 };
 }
 
-/** `counts` with one more row of `shape`. */
+/** `counts` with one more row of `shape` (v1 values count as legacyFormat: an older format to migrate). */
 export function countShape(counts: SecretShapeCounts, shape: SecretShape): SecretShapeCounts {
-  const field = shape.kind === "empty" || shape.kind === "current" ? "upToDate" : shape.kind;
+  const field =
+    shape.kind === "empty" || shape.kind === "current"
+      ? "upToDate"
+      : shape.kind === "olderFormat"
+        ? "legacyFormat"
+        : shape.kind;
   return { ...counts, rows: counts.rows + 1, [field]: counts[field] + 1 };
 }
 
 /** A row whose secret is encrypted (API keys are hashed instead). */
 type EncryptedRow = Exclude<RotationRow, { table: "apiKeys" }>;
 
+/** The row's salt, purpose and version (re-encryption keeps the version: the secret is the same). */
 function secretContextOf(row: EncryptedRow): SecretContext {
   return row.table === "connections"
-    ? connectionSecretContext(row.doc.projectId, row.doc._id)
-    : aiKeySecretContext(row.doc.userId);
+    ? connectionSecretContext(row.doc.projectId, row.doc._id, row.doc.secretVersion)
+    : aiKeySecretContext(row.doc.userId, row.doc.secretVersion);
 }
 
 /** The row's ciphertext field and its legacy plaintext field (credentials as the JSON that gets encrypted). */
@@ -197,25 +227,33 @@ function storedSecret(row: EncryptedRow): { encrypted: string | undefined; plain
 }
 
 /**
- * Labels of the PBKDF2 derivations processing this row may need: an upper
- * bound (a warm cache needs fewer). The batch compares them with what it
- * already derived to stay within its derivation budget.
+ * How many PBKDF2 runs processing this row may still cost with `keyring`
+ * (an upper bound: legacy values stop at the first key that opens them).
+ * The current key's root is not counted: a rotate batch derives it before
+ * its first row, to check the key. v2 under a previous key costs that
+ * key's root once per batch; v1 and legacy values cost one run per (salt,
+ * key tried), shared by the rows of that salt.
  */
-export function derivationsNeeded(row: RotationRow, shape: SecretShape, keyring: Keyring, dryRun: boolean): string[] {
-  if (row.table === "apiKeys") return [];
+export function derivationsNeeded(row: RotationRow, shape: SecretShape, keyring: Keyring): number {
+  if (row.table === "apiKeys") return 0;
   const { salt } = secretContextOf(row);
-  const encrypting = dryRun ? [] : [`v1/${keyring.current.id}/${salt}`];
+  const missing = (key: MasterKey | undefined, kind: "root" | "v1" | "legacy") => (key && !key.hasDerived(kind, salt) ? 1 : 0);
   switch (shape.kind) {
     case "previousKey":
-      return [`v1/${shape.keyId}/${salt}`, ...encrypting];
+      return missing(keyring.all[shape.keyIndex], "root");
+    case "olderFormat":
+      return missing(keyring.all[shape.keyIndex], "v1");
     case "legacyFormat":
       // Legacy ciphertext names no key: every configured key may be tried.
-      return [...keyring.all.map((key) => `legacy/${key.id}/${salt}`), ...encrypting];
-    case "plaintext":
-      return encrypting;
+      return keyring.all.reduce((sum, key) => sum + missing(key, "legacy"), 0);
     default:
-      return [];
+      return 0;
   }
+}
+
+/** Whether processing this row writes it (and so reads it again: a patch reads the document it changes). */
+export function writesRow(shape: SecretShape, dryRun: boolean): boolean {
+  return !dryRun && (shape.kind === "previousKey" || shape.kind === "olderFormat" || shape.kind === "legacyFormat" || shape.kind === "plaintext");
 }
 
 function hintsFor(service: string, plaintextCredentials: string): Credentials | null {
@@ -226,11 +264,11 @@ function hintsFor(service: string, plaintextCredentials: string): Credentials | 
   }
 }
 
-/** Encrypts under the current key and checks the result decrypts back before anything is written. */
+/** Encrypts in format v2 under the current key and checks the result decrypts back before anything is written. */
 async function reencrypt(keyring: Keyring, plaintext: string, context: SecretContext): Promise<string> {
   const ciphertext = await encryptSecret(keyring, plaintext, context);
   const check = await decryptSecret(keyring, ciphertext, context);
-  if (check.plaintext !== plaintext || check.keyId !== keyring.current.id) {
+  if (check.plaintext !== plaintext || check.format !== "v2" || check.needsReencryption) {
     throw new Error("re-encrypted value did not decrypt back to the original");
   }
   return ciphertext;
@@ -255,10 +293,11 @@ async function writeAiKey(ctx: MutationCtx, doc: Doc<"aiKeys">, ciphertext: stri
 }
 
 /**
- * Brings one row to the current format under the current key: ciphertext
- * under a previous key or in the legacy format is decrypted and encrypted
- * again, plaintext is encrypted (or, for API keys, hashed) and removed in
- * the same write. A value no configured key decrypts is reported and left
+ * Brings one row to format v2 under the current key: v2 under a previous
+ * key, v1 (under any key) and legacy ciphertext are decrypted and encrypted
+ * again with the row's secret version; plaintext is encrypted (or, for API
+ * keys, hashed) and removed in the same write. A value no configured key
+ * decrypts, or under a key the job does not know, is reported and left
  * untouched. With `dryRun`, decrypts (to find failures) but writes nothing.
  * Errors other than crypto failures of this row propagate, so the batch
  * rolls back as a whole.
@@ -272,6 +311,10 @@ export async function processRow(
 ): Promise<RowOutcome> {
   if (shape.kind === "empty" || shape.kind === "current") return "alreadyCurrent";
   if (shape.kind === "invalid") return { failed: shape.code };
+  if (shape.kind === "unknownKey") {
+    // Known from the header alone; an unusable OLD_MASTER_KEY entry (which may be that key) is named instead.
+    return { failed: keyring.keyNotFound(new CryptoError("UNKNOWN_KEY_ID", "unknown key")).code };
+  }
   const outcome = shape.kind === "previousKey" ? "reEncrypted" : "migrated";
   if (row.table === "apiKeys") {
     if (!dryRun) await ctx.db.patch("apiKeys", row.doc._id, { keyHash: await sha256Hex(row.doc.keyHash) });
@@ -285,7 +328,8 @@ export async function processRow(
     plaintext = stored.plaintext ?? "";
   } else {
     try {
-      plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context)).plaintext;
+      const keyHint = shape.kind === "previousKey" || shape.kind === "olderFormat" ? shape.keyIndex : undefined;
+      plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context, keyHint === undefined ? {} : { keyHint })).plaintext;
     } catch (error) {
       if (isCryptoError(error)) return { failed: error.code };
       throw error;

@@ -7,10 +7,10 @@
 import { convexTest } from "convex-test";
 import { vi } from "vitest";
 import type { Id } from "../../convex/_generated/dataModel";
-import { sharedKeyCache } from "../../convex/lib/kdf";
-import { clearKeyIdCache, Keyring, keyIdDerivationCount } from "../../convex/lib/keyring";
+import { Keyring } from "../../convex/lib/keyring";
 import schema from "../../convex/schema";
-import { encryptAiKey, encryptCredentials } from "../../convex/secrets";
+import { encryptAiKey, encryptCredentials, ensureRootSalt } from "../../convex/secrets";
+import { encryptV1 } from "./v1";
 import type { Credentials } from "../../convex/validators";
 
 const modules = import.meta.glob("../../convex/**/*.ts");
@@ -44,11 +44,17 @@ export interface Seeded {
 
 /**
  * Inserts users (one AI key each), projects and their connections, all
- * encrypted under `masterKey` as the storage API writes them. Connections
- * are inserted round-robin across projects, so creation order is not index
- * order. Encryption runs concurrently, so each salt is derived once.
+ * encrypted under `masterKey` as the storage API writes them (format v2,
+ * secret version 1), or in format v1 as the previous version wrote them
+ * (`format: "v1"`, no version). Connections are inserted round-robin across
+ * projects, so creation order is not index order.
  */
-export async function seedEncrypted(t: LimitedBackend, sizes: Sizes, masterKey: string): Promise<Seeded> {
+export async function seedEncrypted(
+  t: LimitedBackend,
+  sizes: Sizes,
+  masterKey: string,
+  { format = "v2" }: { format?: "v1" | "v2" } = {},
+): Promise<Seeded> {
   const now = Date.now();
   const ids = await t.run(async (ctx) => {
     const userIds: Id<"users">[] = [];
@@ -85,31 +91,35 @@ export async function seedEncrypted(t: LimitedBackend, sizes: Sizes, masterKey: 
     return { userIds, projectIds, connections, aiKeys };
   });
 
-  const keyring = await Keyring.fromSecrets(masterKey);
+  const keyring = Keyring.fromSecrets(masterKey, [], await t.run((ctx) => ensureRootSalt(ctx.db)));
   const credentials = new Map<Id<"connections">, Credentials>();
   const aiKeys = new Map<Id<"aiKeys">, string>();
+  const v1 = format === "v1";
   const [connectionCiphertexts, aiKeyCiphertexts] = await Promise.all([
     Promise.all(
       ids.connections.map(({ id, projectId }) => {
         const value = { secretKey: `sk_live_${randomText(24)}` };
         credentials.set(id, value);
-        return encryptCredentials(keyring, projectId, id, value);
+        return v1
+          ? encryptV1(masterKey, projectId, `connections/${id}/credentials`, JSON.stringify(value))
+          : encryptCredentials(keyring, projectId, id, value, 1);
       }),
     ),
     Promise.all(
       ids.aiKeys.map(({ id, userId }) => {
         const value = `sk-proj-${randomText(40)}`;
         aiKeys.set(id, value);
-        return encryptAiKey(keyring, userId, value);
+        return v1 ? encryptV1(masterKey, userId, `aiKeys/${userId}/apiKey`, value) : encryptAiKey(keyring, userId, value, 1);
       }),
     ),
   ]);
+  const version = v1 ? {} : { secretVersion: 1 };
   await t.run(async (ctx) => {
     for (const [index, { id }] of ids.connections.entries()) {
-      await ctx.db.patch("connections", id, { encryptedCredentials: connectionCiphertexts[index] });
+      await ctx.db.patch("connections", id, { encryptedCredentials: connectionCiphertexts[index], ...version });
     }
     for (const [index, { id }] of ids.aiKeys.entries()) {
-      await ctx.db.patch("aiKeys", id, { encryptedKey: aiKeyCiphertexts[index] });
+      await ctx.db.patch("aiKeys", id, { encryptedKey: aiKeyCiphertexts[index], ...version });
     }
   });
   return { userIds: ids.userIds, projectIds: ids.projectIds, credentials, aiKeys };
@@ -126,16 +136,36 @@ export async function runOneBatch(t: LimitedBackend): Promise<void> {
   await t.finishInProgressScheduledFunctions();
 }
 
-/** PBKDF2 derivations this process performed so far: AES keys and master-key ids, as a batch counts them. */
+let pbkdf2Runs = 0;
+let counting = false;
+
+/**
+ * PBKDF2 runs this process performed so far, counted at crypto.subtle
+ * (deriveBits and deriveKey with PBKDF2) from the first call on, whoever
+ * ran them. Nothing is cached across calls any more, so every batch is cold.
+ */
 export function derivationCount(): number {
-  return sharedKeyCache.derivations + keyIdDerivationCount();
+  if (!counting) {
+    counting = true;
+    const subtle = crypto.subtle;
+    const deriveBits = subtle.deriveBits.bind(subtle);
+    const deriveKey = subtle.deriveKey.bind(subtle);
+    const isPbkdf2 = (algorithm: unknown) =>
+      typeof algorithm === "object" && algorithm !== null && (algorithm as { name?: unknown }).name === "PBKDF2";
+    subtle.deriveBits = (algorithm, key, length) => {
+      if (isPbkdf2(algorithm)) pbkdf2Runs++;
+      return deriveBits(algorithm, key, length);
+    };
+    subtle.deriveKey = (algorithm, key, derived, extractable, usages) => {
+      if (isPbkdf2(algorithm)) pbkdf2Runs++;
+      return deriveKey(algorithm, key, derived, extractable, usages);
+    };
+  }
+  return pbkdf2Runs;
 }
 
-/** Empties the derived-key and key-id caches, as when the next batch lands in a fresh isolate. */
-export function simulateFreshIsolate(): void {
-  sharedKeyCache.clear();
-  clearKeyIdCache();
-}
+/** Kept for the benchmark: nothing is cached across calls any more, so there is nothing to clear. */
+export function simulateFreshIsolate(): void {}
 
 /** Every document of the given tables, for before/after comparisons. */
 export async function snapshotTables(t: LimitedBackend, tables: readonly DataTable[] = DATA_TABLES) {

@@ -4,12 +4,18 @@
  * decrypting actions start from realistic data.
  */
 import type { Id } from "../../convex/_generated/dataModel";
-import { encryptAiKey, encryptCredentials, loadKeyring } from "../../convex/secrets";
+import type { Keyring } from "../../convex/lib/keyring";
+import { encryptAiKey, encryptCredentials, ensureRootSalt, loadKeyring } from "../../convex/secrets";
 import { credentialHints } from "../../convex/integrations/registry";
 import { maskSecret } from "../../convex/lib/mask";
 import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";
 import type { Backend } from "./convex";
 import { identity } from "./convex";
+
+/** The deployment's keyring as a function loads it (creating the deployment's root salt if it has none yet). */
+export async function deploymentKeyring(t: Backend): Promise<Keyring> {
+  return loadKeyring(await t.run((ctx) => ensureRootSalt(ctx.db)));
+}
 
 /** A users row for identity(name), as findOrCreateUser would create it. */
 export async function seedUser(t: Backend, name: string): Promise<Id<"users">> {
@@ -58,19 +64,20 @@ export async function seedConnection(
       updatedAt: Date.now(),
     }),
   );
-  const encryptedCredentials = await encryptCredentials(await loadKeyring(), projectId, connectionId, credentials);
-  await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials }));
+  const encryptedCredentials = await encryptCredentials(await deploymentKeyring(t), projectId, connectionId, credentials, 1);
+  await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion: 1 }));
   return connectionId;
 }
 
 /** A user's AI key, encrypted with the user id as salt. */
 export async function seedAiKey(t: Backend, userId: Id<"users">, provider: AiProvider, apiKey: string): Promise<Id<"aiKeys">> {
-  const encryptedKey = await encryptAiKey(await loadKeyring(), userId, apiKey);
+  const encryptedKey = await encryptAiKey(await deploymentKeyring(t), userId, apiKey, 1);
   return t.run((ctx) =>
     ctx.db.insert("aiKeys", {
       userId,
       provider,
       encryptedKey,
+      secretVersion: 1,
       hint: maskSecret(apiKey),
       createdAt: Date.now(),
       updatedAt: Date.now(),

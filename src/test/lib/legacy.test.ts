@@ -3,18 +3,18 @@ import { decryptSecret, describeCiphertext, encryptSecret, type SecretContext } 
 import { base64Decode, base64Encode } from "../../convex/lib/encoding";
 import { Keyring } from "../../convex/lib/keyring";
 import { expectCryptoError } from "../helpers/cryptoErrors";
-import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "../helpers/keys";
+import { SECOND_MASTER_KEY, TEST_MASTER_KEY, TEST_ROOT_SALT, THIRD_MASTER_KEY } from "../helpers/keys";
 import { encryptLegacy } from "../helpers/legacy";
 
 const SALT = "project_legacy_test";
-const CONTEXT: SecretContext = { salt: SALT, purpose: "connections/conn_legacy/credentials" };
+const CONTEXT: SecretContext = { salt: SALT, purpose: "connections/conn_legacy/credentials", version: 1 };
 const PLAINTEXT = '{"apiKey":"plausible-legacy-secret-9f8e7d"}';
 
 let keyring: Keyring;
 let legacyValue: string;
 
 beforeAll(async () => {
-  keyring = await Keyring.fromSecrets(TEST_MASTER_KEY);
+  keyring = Keyring.fromSecrets(TEST_MASTER_KEY, [], TEST_ROOT_SALT);
   legacyValue = await encryptLegacy(TEST_MASTER_KEY, SALT, PLAINTEXT);
 });
 
@@ -23,23 +23,24 @@ describe("legacy Dashtray ciphertext", () => {
     expect(describeCiphertext(legacyValue)).toEqual({ format: "legacy" });
   });
 
-  test("decrypts under the current key, flagged for re-encryption", async () => {
+  test("decrypts under the current key, flagged for re-encryption (no key id: legacy values carry none)", async () => {
     expect(await decryptSecret(keyring, legacyValue, CONTEXT)).toEqual({
       plaintext: PLAINTEXT,
       format: "legacy",
-      keyId: keyring.current.id,
+      keyId: null,
       needsReencryption: true,
     });
   });
 
-  test("decrypts under an old key after rotation", async () => {
-    const rotated = await Keyring.fromSecrets(THIRD_MASTER_KEY, [SECOND_MASTER_KEY, TEST_MASTER_KEY]);
+  test("decrypts under an old key after rotation, trying each key once (one PBKDF2 per key tried)", async () => {
+    const rotated = Keyring.fromSecrets(THIRD_MASTER_KEY, [SECOND_MASTER_KEY, TEST_MASTER_KEY], TEST_ROOT_SALT);
     expect(await decryptSecret(rotated, legacyValue, CONTEXT)).toEqual({
       plaintext: PLAINTEXT,
       format: "legacy",
-      keyId: keyring.current.id,
+      keyId: null,
       needsReencryption: true,
     });
+    expect(rotated.pbkdf2Runs).toBe(3);
   });
 
   test.each([
@@ -50,14 +51,14 @@ describe("legacy Dashtray ciphertext", () => {
     expect(await decryptSecret(keyring, value, CONTEXT)).toMatchObject({ plaintext, format: "legacy" });
   });
 
-  test("re-encrypting gives current-format ciphertext under the current key", async () => {
-    const rotated = await Keyring.fromSecrets(SECOND_MASTER_KEY, [TEST_MASTER_KEY]);
+  test("re-encrypting gives v2 ciphertext under the current key", async () => {
+    const rotated = Keyring.fromSecrets(SECOND_MASTER_KEY, [TEST_MASTER_KEY], TEST_ROOT_SALT);
     const { plaintext } = await decryptSecret(rotated, legacyValue, CONTEXT);
     const reencrypted = await encryptSecret(rotated, plaintext, CONTEXT);
     expect(await decryptSecret(rotated, reencrypted, CONTEXT)).toEqual({
       plaintext: PLAINTEXT,
-      format: "v1",
-      keyId: rotated.current.id,
+      format: "v2",
+      keyId: await rotated.current.keyId(),
       needsReencryption: false,
     });
   });
@@ -69,7 +70,7 @@ describe("legacy Dashtray ciphertext", () => {
   });
 
   test("master key not in the keyring: DECRYPTION_FAILED", async () => {
-    const other = await Keyring.fromSecrets(SECOND_MASTER_KEY, [THIRD_MASTER_KEY]);
+    const other = Keyring.fromSecrets(SECOND_MASTER_KEY, [THIRD_MASTER_KEY], TEST_ROOT_SALT);
     await expectCryptoError(decryptSecret(other, legacyValue, CONTEXT), "DECRYPTION_FAILED", forbidden());
   });
 
