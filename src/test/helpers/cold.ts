@@ -85,7 +85,10 @@ export class ColdHarness {
     const subtle = crypto.subtle;
     const originalBits = subtle.deriveBits;
     const originalKey = subtle.deriveKey;
+    let active = true;
     const count = <T>(algorithm: unknown, run: () => Promise<T>): Promise<T> => {
+      // A wrapper put back by someone else's restore (e.g. vi.restoreAllMocks) after uninstall counts nothing.
+      if (!active) return run();
       const name = algorithmName(algorithm);
       const execution = this.current.getStore();
       if (name === "HKDF") {
@@ -116,6 +119,7 @@ export class ColdHarness {
     Object.defineProperty(subtle, "deriveBits", { value: deriveBits, configurable: true, writable: true });
     Object.defineProperty(subtle, "deriveKey", { value: deriveKey, configurable: true, writable: true });
     this.restoreSubtle = () => {
+      active = false;
       for (const [name, descriptor] of saved) {
         if (descriptor) Object.defineProperty(subtle, name, descriptor);
         else delete (subtle as unknown as Record<string, unknown>)[name];
