@@ -81,13 +81,13 @@ export function base64UrlEncode(bytes: Uint8Array): string {
   }
   if (bytes.length - whole === 1) {
     const n = bytes[whole]! << 16;
-    out[o++] = BASE64URL_CODES[n >>> 18]!;
-    out[o++] = BASE64URL_CODES[(n >>> 12) & 63]!;
+    out[o] = BASE64URL_CODES[n >>> 18]!;
+    out[o + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
   } else if (bytes.length - whole === 2) {
     const n = (bytes[whole]! << 16) | (bytes[whole + 1]! << 8);
-    out[o++] = BASE64URL_CODES[n >>> 18]!;
-    out[o++] = BASE64URL_CODES[(n >>> 12) & 63]!;
-    out[o++] = BASE64URL_CODES[(n >>> 6) & 63]!;
+    out[o] = BASE64URL_CODES[n >>> 18]!;
+    out[o + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
+    out[o + 2] = BASE64URL_CODES[(n >>> 6) & 63]!;
   }
   return asciiDecoder.decode(out);
 }
@@ -130,8 +130,8 @@ export function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> | null {
     // Canonical means the unused low bits of the last character are zero.
     if (((rest === 3 ? c : b) & UNUSED_LAST_CHARACTER_BITS[rest as 2 | 3]) !== 0) return null;
     const n = (a << 18) | (b << 12) | (c << 6);
-    out[o++] = n >>> 16;
-    if (rest === 3) out[o++] = (n >>> 8) & 0xff;
+    out[o] = n >>> 16;
+    if (rest === 3) out[o + 1] = (n >>> 8) & 0xff;
   }
   return out;
 }
