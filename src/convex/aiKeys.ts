@@ -62,6 +62,7 @@ export const set = userMutation({
     await recordAudit(ctx, {
       action: "aiKey.set",
       actorId: userId,
+      ownerId: userId,
       targetTable: "aiKeys",
       targetId: aiKeyId,
       detail: `provider: ${args.provider}`,
@@ -92,6 +93,7 @@ export const remove = userMutation({
     await recordAudit(ctx, {
       action: "aiKey.removed",
       actorId: ctx.user._id,
+      ownerId: ctx.user._id,
       targetTable: "aiKeys",
       targetId: aiKey._id,
       detail: `provider: ${aiKey.provider}`,

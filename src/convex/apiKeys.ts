@@ -11,6 +11,7 @@ import { appError } from "./errors";
 import { apiKeyMutation, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { randomToken, sha256Hex } from "./lib/hash";
+import { bucketStateValidator, readBucket, recordAuthFailure as recordAuthFailureIn } from "./rateLimits";
 import { apiKeySummaryValidator } from "./validators";
 
 /** Every key starts with this, so leaked keys are easy to recognise and scan for. */
@@ -18,7 +19,7 @@ export const API_KEY_PREFIX = "dt_live_";
 /** CSPRNG bytes after the prefix (256 bits). */
 const API_KEY_RANDOM_BYTES = 32;
 /** Characters of the key kept for display: the prefix and 4 random characters. */
-const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 4;
+export const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 4;
 /** lastUsedAt is only rewritten when older than this, to avoid a write per request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
 /** Most live (not revoked) keys a project can have, so apiKeys.list always shows all of them. */
@@ -147,25 +148,46 @@ export function usageIsStale(lastUsedAt: number | null | undefined, now: number)
 }
 
 /**
- * The live (not revoked) key with this SHA-256 hash, or null. A query, so
- * that a request is served without a write transaction; the caller runs
- * recordUse when `lastUsedAt` is stale (judged by the caller: a query
- * reading the clock could be served from cache). Takes the hash, never the
- * key, so the key is not a function argument anywhere.
+ * What the HTTP API needs to answer a request: the live (not revoked) key
+ * with this SHA-256 hash, or null; and the failed-authentication buckets of
+ * the request's source and key prefix (null: full), which the caller judges
+ * (rateLimits.ts authThrottledUntil) before using the key. A query, so that
+ * a request is served without a write transaction; it reads no clock (a
+ * query reading the clock could be served from cache), so the caller also
+ * judges whether `lastUsedAt` is stale (recordUse). Takes the hash, never
+ * the key, so the key is not a function argument anywhere.
  */
 export const authenticate = internalQuery({
-  args: { keyHash: v.string() },
-  returns: v.union(
-    v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), lastUsedAt: v.union(v.number(), v.null()) }),
-    v.null(),
-  ),
-  handler: async (ctx, { keyHash }) => {
+  args: { keyHash: v.string(), source: v.string(), prefix: v.string() },
+  returns: v.object({
+    key: v.union(
+      v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), lastUsedAt: v.union(v.number(), v.null()) }),
+      v.null(),
+    ),
+    sourceFailures: v.union(bucketStateValidator, v.null()),
+    prefixFailures: v.union(bucketStateValidator, v.null()),
+  }),
+  handler: async (ctx, { keyHash, source, prefix }) => {
     const apiKey = await ctx.db
       .query("apiKeys")
       .withIndex("by_keyHash", (q) => q.eq("keyHash", keyHash))
       .first();
-    if (!apiKey || apiKey.revokedAt !== undefined) return null;
-    return { apiKeyId: apiKey._id, projectId: apiKey.projectId, lastUsedAt: apiKey.lastUsedAt ?? null };
+    const live = apiKey && apiKey.revokedAt === undefined ? apiKey : null;
+    return {
+      key: live && { apiKeyId: live._id, projectId: live.projectId, lastUsedAt: live.lastUsedAt ?? null },
+      sourceFailures: await readBucket(ctx, "apiAuthFailureBySource", source),
+      prefixFailures: await readBucket(ctx, "apiAuthFailureByPrefix", prefix),
+    };
+  },
+});
+
+/** Counts a failed HTTP API authentication against its source and key prefix (rateLimits.ts). */
+export const recordAuthFailure = internalMutation({
+  args: { source: v.string(), prefix: v.string() },
+  returns: v.null(),
+  handler: async (ctx, { source, prefix }) => {
+    await recordAuthFailureIn(ctx, source, prefix);
+    return null;
   },
 });
 

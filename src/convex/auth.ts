@@ -33,8 +33,8 @@ export async function findUser(ctx: QueryCtx, identity: UserIdentity): Promise<D
 
 /**
  * The profile a users row mirrors from the identity's claims: the name, and
- * the email (normalised) only when the identity provider verified it. An
- * unverified email could name anyone, and addMember trusts users.email.
+ * the email (normalised) only when the identity provider verified it: an
+ * unverified email could name anyone, and members see each other's email.
  */
 function profileOf(identity: UserIdentity): { name?: string; email?: string } {
   const email = identity.emailVerified === true && identity.email !== undefined ? normalizeEmail(identity.email) : "";

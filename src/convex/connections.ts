@@ -10,10 +10,11 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
-import { connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
+import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
-import { syncConnectionNow } from "./metricsSync";
+import { syncConnections } from "./metricsSync";
+import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import {
   connectionSummaryValidator,
@@ -88,6 +89,8 @@ export const create = projectMutation({
       createdBy: ctx.user._id,
       createdAt: now,
       updatedAt: now,
+      // Due now: the sync cron's next run (within a minute) tries the new credentials.
+      nextSyncAt: now,
     });
     const secretVersion = nextSecretVersion(undefined);
     const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials, secretVersion);
@@ -127,7 +130,8 @@ export const get = connectionQuery({
 /**
  * Replaces a connection's credentials (owners and admins): validated like on
  * create, re-encrypted, hints recomputed, any legacy plaintext removed. The
- * connection goes back to "pending" until its next sync.
+ * connection goes back to "pending" and is due: the sync cron's next run
+ * (within a minute) tries the new credentials.
  */
 export const updateCredentials = connectionMutation({
   args: { credentials: credentialsValidator },
@@ -140,6 +144,7 @@ export const updateCredentials = connectionMutation({
     // A new version: the ciphertext this row held before no longer decrypts, even if restored.
     const secretVersion = nextSecretVersion(connection.secretVersion);
     const encryptedCredentials = await encryptCredentials(keyring, connection.projectId, connection._id, credentials, secretVersion);
+    const now = Date.now();
     await ctx.db.patch("connections", connection._id, {
       encryptedCredentials,
       secretVersion,
@@ -147,7 +152,8 @@ export const updateCredentials = connectionMutation({
       credentialHints: credentialHints(integration.id, credentials),
       status: "pending",
       lastError: undefined,
-      updatedAt: Date.now(),
+      updatedAt: now,
+      nextSyncAt: now,
     });
     await recordAudit(ctx, {
       action: "connection.credentials_updated",
@@ -199,19 +205,22 @@ export const deleteMetrics = internalMutation({
 });
 
 /**
- * Syncs a connection's metrics now (any member of its project). A provider
- * failure (bad key, rate limit, outage, timeout) is returned as status
- * "error" with a safe message and kept on the connection; earlier metrics
- * stay. Stored credentials that do not decrypt throw DECRYPTION_FAILED.
- * Rate limited per connection (RATE_LIMITED), to spare the provider.
+ * Syncs a connection's metrics now (any member of its project) and moves its
+ * next scheduled sync one interval ahead. A provider failure (bad key, rate
+ * limit, outage, timeout) is returned as status "error" with a safe message
+ * and kept on the connection; earlier metrics stay. Stored credentials that
+ * do not decrypt throw DECRYPTION_FAILED. Rate limited per connection, per
+ * project and per user (RATE_LIMITED), to spare the providers.
  */
-export const syncMetrics = userAction({
-  args: { connectionId: v.id("connections") },
+export const syncMetrics = connectionAction({
+  args: {},
+  minimumRole: "member",
+  rateLimits: MANUAL_SYNC_LIMITS,
   returns: syncResultValidator,
-  handler: async (ctx, { connectionId }): Promise<SyncResult> => {
-    await ctx.runMutation(internal.metricsSync.authorizeManualSync, { connectionId, userId: ctx.user?._id ?? null });
-    const result = await syncConnectionNow(ctx, connectionId, { actorId: ctx.user?._id });
-    if (!result) throw appError("NOT_FOUND", "Connection not found");
-    return result;
+  handler: async (ctx): Promise<SyncResult> => {
+    const [synced] = await syncConnections(ctx, ctx.projectId, [ctx.connectionId], { actorId: ctx.userId });
+    if (synced?.thrown !== undefined) throw synced.thrown;
+    if (!synced?.result) throw appError("NOT_FOUND", "Connection not found");
+    return synced.result;
   },
 });

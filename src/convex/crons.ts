@@ -3,11 +3,11 @@ import { internal } from "./_generated/api";
 
 const crons = cronJobs();
 
-// Every 15 minutes, page through connections and schedule one sync action
-// each (metricsSync.scheduleSyncPage); no single action syncs everything.
-crons.interval("sync connection metrics", { minutes: 15 }, internal.metricsSync.scheduleSyncPage, {
-  statusIndex: 0,
-  cursor: null,
-});
+// Every minute, start a sync for the connections that are due (nextSyncAt passed), one action per
+// project group (metricsSync.scheduleDueSyncs). Each connection is due once per SYNC_INTERVAL_MINUTES.
+crons.interval("sync due connection metrics", { minutes: 1 }, internal.metricsSync.scheduleDueSyncs, {});
+
+// Once a day, delete metric points and audit entries older than their retention (retention.ts).
+crons.daily("delete expired metrics and audit entries", { hourUTC: 3, minuteUTC: 17 }, internal.retention.start, {});
 
 export default crons;

@@ -11,21 +11,35 @@
  *   `args` in the function definition; ctx.project and ctx.membership are set.
  * - connectionQuery / connectionMutation / apiKeyMutation: the same check for
  *   functions that take `connectionId` / `apiKeyId`, via the row's project.
+ * - projectAction / connectionAction: the same check for actions, plus an
+ *   optional `rateLimits` option (buckets to take a token from), all in one
+ *   internal mutation (actionAccess.authorize) before the handler runs.
+ *   ctx.userId, ctx.projectId, ctx.role (and ctx.connectionId) are set.
  */
 import { customAction, customMutation, customQuery } from "convex-helpers/server/customFunctions";
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
+import type { Infer } from "convex/values";
+import type { actionAccessValidator } from "./actionAccess";
 import { action, mutation, query, type ActionCtx, type QueryCtx } from "./_generated/server";
 import type { UserIdentity } from "convex/server";
 import { findOrCreateUser, findUser, requireIdentity, requireProjectRole } from "./auth";
 import { appError } from "./errors";
+import type { RateLimitRule } from "./rateLimits";
 import type { MemberRole } from "./validators";
 
 /** Extra option of project builders: the least role the function needs. */
 interface RoleOption {
   minimumRole?: MemberRole;
 }
+
+/** Extra options of action builders: the least role, and the rate-limit buckets each call takes a token from. */
+interface ActionOptions extends RoleOption {
+  rateLimits?: readonly RateLimitRule[];
+}
+
+type ActionAccess = Infer<typeof actionAccessValidator>;
 
 // Explicit return type: inferring it would be circular through _generated/api.
 async function findUserFromAction(ctx: ActionCtx, identity: UserIdentity): Promise<Doc<"users"> | null> {
@@ -123,5 +137,38 @@ export const apiKeyMutation = customMutation(mutation, {
     if (!apiKey) throw appError("NOT_FOUND", "API key not found");
     const { project, membership } = await requireProjectRole(ctx, user._id, apiKey.projectId, minimumRole);
     return { ctx: { identity, user, apiKey, project, membership }, args: { apiKeyId } };
+  },
+});
+
+/** The caller's identity and the result of actionAccess.authorize for `target`. */
+async function authorizeAction(
+  ctx: ActionCtx,
+  target: { projectId: Id<"projects"> } | { connectionId: Id<"connections"> },
+  { minimumRole = "member", rateLimits = [] }: ActionOptions,
+): Promise<{ identity: UserIdentity } & ActionAccess> {
+  const identity = await requireIdentity(ctx);
+  // Explicit type: inferring it would be circular through _generated/api.
+  const access: ActionAccess = await ctx.runMutation(internal.actionAccess.authorize, {
+    tokenIdentifier: identity.tokenIdentifier,
+    target,
+    minimumRole,
+    rateLimits: [...rateLimits],
+  });
+  return { identity, ...access };
+}
+
+export const projectAction = customAction(action, {
+  args: { projectId: v.id("projects") },
+  input: async (ctx, { projectId }, options: ActionOptions) => {
+    const access = await authorizeAction(ctx, { projectId }, options);
+    return { ctx: access, args: { projectId } };
+  },
+});
+
+export const connectionAction = customAction(action, {
+  args: { connectionId: v.id("connections") },
+  input: async (ctx, { connectionId }, options: ActionOptions) => {
+    const access = await authorizeAction(ctx, { connectionId }, options);
+    return { ctx: { ...access, connectionId }, args: { connectionId } };
   },
 });

@@ -4,12 +4,17 @@
  * GET /api/v1/projects/metrics with `Authorization: Bearer <api key>` returns
  * the latest metrics of the key's project. A missing, malformed, unknown or
  * revoked key gets the same bare 401, so responses say nothing about keys.
+ *
+ * Failed authentications are throttled (429 with Retry-After) per source
+ * and per key prefix; see rateLimits.ts authThrottledUntil for the rule, and
+ * requestSource for what "source" is.
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
-import { httpAction } from "./_generated/server";
-import { usageIsStale } from "./apiKeys";
+import { httpAction, type ActionCtx } from "./_generated/server";
+import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH, usageIsStale } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
+import { authThrottledUntil } from "./rateLimits";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
 const MAX_API_KEY_LENGTH = 200;
@@ -21,6 +26,39 @@ function unauthorized(): Response {
     status: 401,
     headers: { ...JSON_HEADERS, "WWW-Authenticate": "Bearer" },
   });
+}
+
+/** 429 with Retry-After (whole seconds, at least 1) until `until`. */
+function tooManyRequests(until: number, now: number): Response {
+  const seconds = Math.max(1, Math.ceil((until - now) / 1000));
+  return new Response(JSON.stringify({ error: "too_many_requests" }), {
+    status: 429,
+    headers: { ...JSON_HEADERS, "Retry-After": String(seconds) },
+  });
+}
+
+/**
+ * Who sent the request, for per-source throttling: the client IP Convex
+ * reports in the request metadata. Convex takes it from the first
+ * X-Forwarded-For entry, else from the connection's peer address; so where
+ * nothing in front of the deployment replaces that header, a client can
+ * choose its own "source". Per-source limits therefore only slow clients
+ * that do not forge it, and nothing else depends on them (see the prefix rule
+ * in authThrottledUntil and docs/api.md). The header is never parsed here.
+ */
+async function requestSource(ctx: ActionCtx): Promise<string> {
+  const { ip } = await ctx.meta.getRequestMetadata();
+  return ip ? `ip:${ip}` : "unknown";
+}
+
+/**
+ * The prefix bucket of a presented key: its display prefix ("dt_live_" and
+ * 4 random characters, which members see in apiKeys.list) for current keys;
+ * one shared bucket for anything else (keys issued by older versions, and
+ * garbage), so no part of an unknown token is ever stored.
+ */
+function keyPrefixBucket(apiKey: string): string {
+  return apiKey.startsWith(API_KEY_PREFIX) ? apiKey.slice(0, DISPLAY_PREFIX_LENGTH) : "other";
 }
 
 /**
@@ -37,12 +75,23 @@ function bearerApiKey(request: Request): string | null {
 
 const projectMetrics = httpAction(async (ctx, request) => {
   const apiKey = bearerApiKey(request);
+  // No header worth checking: answered without any function call, so there is nothing to throttle.
   if (!apiKey) return unauthorized();
+  const source = await requestSource(ctx);
+  const prefix = keyPrefixBucket(apiKey);
   // Only the hash crosses into the query: function arguments can be logged.
-  const key = await ctx.runQuery(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) });
-  if (!key) return unauthorized();
+  const auth = await ctx.runQuery(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey), source, prefix });
+  const now = Date.now();
+  // Judged before the key's validity, so a throttled source learns nothing about the keys it tries.
+  const throttledUntil = authThrottledUntil(auth.sourceFailures, auth.prefixFailures, now);
+  if (throttledUntil !== null) return tooManyRequests(throttledUntil, now);
+  const { key } = auth;
+  if (!key) {
+    await ctx.runMutation(internal.apiKeys.recordAuthFailure, { source, prefix });
+    return unauthorized();
+  }
   // A write only when lastUsedAt is out of date (about once a minute per key), not on every request.
-  if (usageIsStale(key.lastUsedAt, Date.now())) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
+  if (usageIsStale(key.lastUsedAt, now)) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
   const { projectId } = key;
   const metrics = await ctx.runQuery(internal.projects.latestMetrics, { projectId });
   return new Response(JSON.stringify({ projectId, metrics }), { status: 200, headers: JSON_HEADERS });

@@ -1,23 +1,32 @@
 /**
- * Metric syncs: a connection's credentials are decrypted inside an action,
- * its service's metrics are read over HTTP and stored. Used on demand by
- * connections.syncMetrics and for every connection by the cron (crons.ts),
- * which pages through connections and schedules one small action each.
+ * Metric syncs, per project: one action loads a group of one project's
+ * connections (internal query, ciphertext included), decrypts them with one
+ * keyring, records the decryptions in the audit log (one mutation), calls
+ * the providers a few at a time, and stores every outcome, metric point and
+ * failure audit entry in one more mutation. A group action therefore costs
+ * 4 function executions whatever its size (up to SYNC_GROUP_SIZE).
+ *
+ * The cron (crons.ts) runs scheduleDueSyncs every minute: it reads the
+ * connections whose nextSyncAt has passed (by_nextSyncAt index), moves their
+ * nextSyncAt to their project's next slot (so no later run picks them
+ * again; nextSyncSlot keeps a project's connections due together) and
+ * schedules one syncGroup action per project group. A run's cost follows the
+ * connections due, not the size of the table. connections.syncMetrics (a
+ * manual sync) runs the same steps for one connection in its own action.
  *
  * Decrypted credentials live only in local variables of one action run:
  * never stored, returned, logged or put in an error.
  */
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import type { Id } from "./_generated/dataModel";
-import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
+import type { Doc, Id } from "./_generated/dataModel";
+import { env, internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { requireProjectRole } from "./auth";
-import { consumeRateLimit } from "./rateLimits";
 import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
-import type { MetricPoint } from "./integrations/types";
+import type { Integration, MetricPoint } from "./integrations/types";
+import type { Keyring } from "./lib/keyring";
 import { decryptCredentials, loadKeyring, readRootSalt } from "./secrets";
 import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
@@ -25,15 +34,16 @@ import { connectionStatusValidator, syncResultValidator, type Credentials, type 
 export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Most points one sync stores (a Stripe account has one pair per currency). */
 export const MAX_METRICS_PER_SYNC = 50;
-/** Connections the cron reads per page; each gets its own scheduled action. */
-export const SYNC_PAGE_SIZE = 20;
-/**
- * Statuses the cron syncs, in this order; "inactive" connections are paused.
- * A sync only moves a connection to "active" (success) or "error" (failure),
- * so in this order a connection is met twice in one run only if it just
- * synced successfully, and skipIfSyncedSince skips that second visit.
- */
-export const CRON_SYNC_STATUSES = ["error", "pending", "active"] as const;
+/** Default time between two syncs of a connection; SYNC_INTERVAL_MINUTES overrides it. */
+export const DEFAULT_SYNC_INTERVAL_MINUTES = 15;
+/** Most connections one group action syncs (a project with more is split into several groups). */
+export const SYNC_GROUP_SIZE = 25;
+/** Provider requests one group action has in flight at once. */
+export const PROVIDER_CONCURRENCY = 4;
+/** Due connections one scheduling mutation reads; a run with more continues in another mutation. */
+export const DUE_PAGE_SIZE = 250;
+/** Most group actions one cron run starts; connections beyond stay due and go in the next run. */
+export const MAX_GROUPS_PER_RUN = 200;
 /** Weight of the latest sync in healthScore, a moving average of successes (0–100). */
 const HEALTH_WEIGHT = 0.3;
 
@@ -43,19 +53,58 @@ export function nextHealthScore(previous: number, succeeded: boolean): number {
   return Math.min(100, Math.max(0, Math.round(score)));
 }
 
+/** Time between two syncs of a connection, in ms: SYNC_INTERVAL_MINUTES (at least 1) if set to a number, else 15 minutes. */
+export function syncIntervalMs(): number {
+  const configured = Number(env.SYNC_INTERVAL_MINUTES);
+  const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
+  return Math.round(minutes * 60_000);
+}
+
+/** FNV-1a (32 bits) of a string: a cheap, stable spread of ids; not cryptographic. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+/**
+ * When a connection of `projectId` synced at `now` is due next: the
+ * project's first slot more than half an interval after `now`. A project's
+ * slots are one interval apart at a phase of its own (from its id), so all
+ * its connections fall due together after their first sync (one group
+ * action, however and whenever they were created or manually synced), and
+ * projects spread over the interval instead of all falling due at once.
+ * The result lies between half an interval and 1.5 intervals after `now`.
+ */
+export function nextSyncSlot(projectId: Id<"projects">, now: number, intervalMs: number = syncIntervalMs()): number {
+  const phase = fnv1a(projectId) % intervalMs;
+  const earliest = now + intervalMs / 2;
+  return phase + (Math.floor((earliest - phase) / intervalMs) + 1) * intervalMs;
+}
+
+/**
+ * Which write of the credentials a sync used: an outcome is applied only if
+ * the row still holds that write. The secret version grows with every
+ * credentials write (and is bound into the ciphertext), so two writes in
+ * the same millisecond still differ; rows written before versions existed
+ * are at 0.
+ */
+function credentialsVersionOf(connection: Doc<"connections">): number {
+  return connection.secretVersion ?? 0;
+}
+
 const syncTargetValidator = v.object({
-  projectId: v.id("projects"),
+  connectionId: v.id("connections"),
   service: v.string(),
   status: connectionStatusValidator,
   encryptedCredentials: v.union(v.string(), v.null()),
-  /** The row's secret version (bound into v2 ciphertext; absent on old rows). */
-  secretVersion: v.optional(v.number()),
-  /** The deployment's root salt (null before anything was encrypted in format v2), read here so decrypting costs no extra call. */
-  rootSalt: v.union(v.string(), v.null()),
-  lastSyncedAt: v.union(v.number(), v.null()),
-  /** When the credentials were last written: a sync's outcome only applies to the credentials it used. */
-  updatedAt: v.number(),
+  /** Which write of the credentials this is (credentialsVersionOf). */
+  credentialsVersion: v.number(),
 });
+type SyncTarget = typeof syncTargetValidator.type;
 
 const syncOutcomeValidator = v.union(
   v.object({
@@ -71,103 +120,136 @@ const syncOutcomeValidator = v.union(
   }),
   v.object({ kind: v.literal("decryption_failed"), code: v.string() }),
 );
+type SyncOutcome = typeof syncOutcomeValidator.type;
+
+const connectionOutcomeValidator = v.object({
+  connectionId: v.id("connections"),
+  /** The credentialsVersion the sync loaded. */
+  credentialsVersion: v.number(),
+  outcome: syncOutcomeValidator,
+});
 
 /**
- * Throws unless `userId` may sync this connection now: a member of its
- * project (NOT_FOUND for a missing connection, FORBIDDEN for a non-member),
- * within the connection's manual-sync rate limit (RATE_LIMITED).
+ * What a sync needs from the given connections of one project (ciphertext
+ * included: internal only). Connections that no longer exist or belong to
+ * another project are left out.
  */
-export const authorizeManualSync = internalMutation({
-  args: { connectionId: v.id("connections"), userId: v.union(v.id("users"), v.null()) },
+export const loadSyncGroup = internalQuery({
+  args: { projectId: v.id("projects"), connectionIds: v.array(v.id("connections")) },
+  returns: v.object({
+    /** The deployment's root salt, read here so decrypting costs no extra call. */
+    rootSalt: v.union(v.string(), v.null()),
+    targets: v.array(syncTargetValidator),
+  }),
+  handler: async (ctx, { projectId, connectionIds }) => {
+    const targets: SyncTarget[] = [];
+    for (const connectionId of connectionIds) {
+      const connection = await ctx.db.get("connections", connectionId);
+      if (!connection || connection.projectId !== projectId) continue;
+      targets.push({
+        connectionId,
+        service: connection.service,
+        status: connection.status,
+        encryptedCredentials: connection.encryptedCredentials ?? null,
+        credentialsVersion: credentialsVersionOf(connection),
+      });
+    }
+    return { rootSalt: await readRootSalt(ctx.db), targets };
+  },
+});
+
+/**
+ * One `connection.credentials_decrypted` audit entry per connection, written
+ * after decryption and before any use: whatever happens to the action next,
+ * no use of decrypted credentials goes unrecorded. One call per group.
+ */
+export const recordDecryptions = internalMutation({
+  args: {
+    projectId: v.id("projects"),
+    actorId: v.optional(v.id("users")),
+    connectionIds: v.array(v.id("connections")),
+  },
   returns: v.null(),
-  handler: async (ctx, { connectionId, userId }) => {
-    const connection = await ctx.db.get("connections", connectionId);
-    if (!connection) throw appError("NOT_FOUND", "Connection not found");
-    await requireProjectRole(ctx, userId, connection.projectId, "member");
-    await consumeRateLimit(ctx, "manualSync", connectionId);
+  handler: async (ctx, { projectId, actorId, connectionIds }) => {
+    for (const connectionId of connectionIds) {
+      await recordAudit(ctx, {
+        action: "connection.credentials_decrypted",
+        actorId,
+        projectId,
+        targetTable: "connections",
+        targetId: connectionId,
+        detail: actorId ? "sync" : "sync (cron)",
+      });
+    }
     return null;
   },
 });
 
-/** What a sync needs from a connection row (ciphertext included: internal only), or null. */
-export const loadForSync = internalQuery({
-  args: { connectionId: v.id("connections") },
-  returns: v.union(syncTargetValidator, v.null()),
-  handler: async (ctx, { connectionId }) => {
-    const connection = await ctx.db.get("connections", connectionId);
-    if (!connection) return null;
-    return {
-      projectId: connection.projectId,
-      service: connection.service,
-      status: connection.status,
-      encryptedCredentials: connection.encryptedCredentials ?? null,
-      ...(connection.secretVersion !== undefined ? { secretVersion: connection.secretVersion } : {}),
-      rootSalt: await readRootSalt(ctx.db),
-      lastSyncedAt: connection.lastSyncedAt ?? null,
-      updatedAt: connection.updatedAt,
-    };
-  },
-});
-
 /**
- * Stores a sync's outcome in one transaction: metrics (success) or a safe
- * lastError (failure; earlier metrics are kept), status and healthScore, and
- * the audit entry of a decryption failure. Null when the connection was
- * removed meanwhile; dropped (nothing written) when its credentials were
- * replaced meanwhile.
+ * Stores the outcomes of one group in one transaction, per connection:
+ * metrics (success) or a safe lastError (failure; earlier metrics are kept),
+ * status, healthScore, the next sync time (nextSyncSlot), and the
+ * audit entry of a decryption failure. An outcome is null when its
+ * connection was removed meanwhile, and dropped (nothing written but a
+ * decryption failure's audit entry) when its credentials were replaced
+ * meanwhile: it says nothing about the new ones.
  */
-export const recordSyncOutcome = internalMutation({
+export const recordSyncOutcomes = internalMutation({
   args: {
-    connectionId: v.id("connections"),
+    projectId: v.id("projects"),
     actorId: v.optional(v.id("users")),
-    /** The connection's updatedAt when the sync loaded its credentials. */
-    credentialsUpdatedAt: v.number(),
-    outcome: syncOutcomeValidator,
+    outcomes: v.array(connectionOutcomeValidator),
   },
-  returns: v.union(syncResultValidator, v.null()),
-  handler: async (ctx, { connectionId, actorId, credentialsUpdatedAt, outcome }) => {
-    const connection = await ctx.db.get("connections", connectionId);
-    if (!connection) return null;
+  returns: v.array(v.union(syncResultValidator, v.null())),
+  handler: async (ctx, { projectId, actorId, outcomes }) => {
     const now = Date.now();
-    const audit = { actorId, projectId: connection.projectId, targetTable: "connections", targetId: connectionId };
-    if (connection.updatedAt !== credentialsUpdatedAt) {
-      // The credentials were replaced while this sync ran with the old ones: its outcome says nothing
-      // about the new ones, so the connection stays as updateCredentials left it (a failed decryption
-      // is still audited).
+    const nextSyncAt = nextSyncSlot(projectId, now);
+    const results: (SyncResult | null)[] = [];
+    for (const { connectionId, credentialsVersion, outcome } of outcomes) {
+      const connection = await ctx.db.get("connections", connectionId);
+      if (!connection || connection.projectId !== projectId) {
+        results.push(null);
+        continue;
+      }
+      const audit = { actorId, projectId, targetTable: "connections", targetId: connectionId };
       if (outcome.kind === "decryption_failed") {
         await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
       }
-      return { status: connection.status, metricsStored: 0 };
-    }
-
-    if (outcome.kind === "synced") {
-      for (const point of outcome.metrics) {
-        await ctx.db.insert("metrics", { connectionId, projectId: connection.projectId, ...point, timestamp: now });
+      if (credentialsVersionOf(connection) !== credentialsVersion) {
+        // The credentials were replaced while this sync ran with the old ones: the connection stays
+        // as updateCredentials left it (due soon, to try the new ones).
+        results.push({ status: connection.status, metricsStored: 0 });
+        continue;
       }
+      if (outcome.kind === "synced") {
+        for (const point of outcome.metrics) {
+          await ctx.db.insert("metrics", { connectionId, projectId, ...point, timestamp: now });
+        }
+        await ctx.db.patch("connections", connectionId, {
+          status: "active",
+          healthScore: nextHealthScore(connection.healthScore, true),
+          lastSyncedAt: now,
+          lastError: undefined,
+          nextSyncAt,
+        });
+        results.push({ status: "active", metricsStored: outcome.metrics.length });
+        continue;
+      }
+      const error =
+        outcome.kind === "failed" ? outcome.error : `Stored credentials could not be decrypted (${outcome.code})`;
       await ctx.db.patch("connections", connectionId, {
-        status: "active",
-        healthScore: nextHealthScore(connection.healthScore, true),
-        lastSyncedAt: now,
-        lastError: undefined,
+        status: "error",
+        healthScore: nextHealthScore(connection.healthScore, false),
+        lastError: error,
+        nextSyncAt,
       });
-      return { status: "active" as const, metricsStored: outcome.metrics.length };
+      // Operators watch `npx convex logs`: ids and safe codes only.
+      console.warn(
+        `sync of connection ${connectionId} failed: ${outcome.kind === "failed" ? outcome.detail : `decryption_failed:${outcome.code}`}`,
+      );
+      results.push({ status: "error", metricsStored: 0, error });
     }
-
-    const error =
-      outcome.kind === "failed" ? outcome.error : `Stored credentials could not be decrypted (${outcome.code})`;
-    await ctx.db.patch("connections", connectionId, {
-      status: "error",
-      healthScore: nextHealthScore(connection.healthScore, false),
-      lastError: error,
-    });
-    // Operators watch `npx convex logs`: ids and safe codes only.
-    console.warn(
-      `sync of connection ${connectionId} failed: ${outcome.kind === "failed" ? outcome.detail : `decryption_failed:${outcome.code}`}`,
-    );
-    if (outcome.kind === "decryption_failed") {
-      await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
-    }
-    return { status: "error" as const, metricsStored: 0, error };
+    return results;
   },
 });
 
@@ -179,130 +261,196 @@ function storablePoints(points: MetricPoint[]): MetricPoint[] {
     .map(({ name, value }) => ({ name, value }));
 }
 
-export interface SyncOptions {
-  /** The user who asked for the sync (absent for the cron). */
-  actorId?: Id<"users">;
-  /** Skip connections that synced successfully at or after this time (cron runs). */
-  skipIfSyncedSince?: number;
+/** Runs `work` on every item with at most `limit` running at once; results in item order. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** One connection's part of a group sync. */
+export interface ConnectionSync {
+  connectionId: Id<"connections">;
+  /** The connection's status after the sync; null when it does not exist (in this project). */
+  result: SyncResult | null;
+  /**
+   * What a manual sync rethrows after the outcome is stored: the ConvexError
+   * of a decryption failure, or an unexpected (non-provider) error.
+   */
+  thrown?: unknown;
+}
+
+/** A connection whose credentials decrypted, ready for its provider call. */
+interface Decrypted {
+  target: SyncTarget;
+  integration: Integration;
+  credentials: Credentials;
 }
 
 /**
- * Syncs one connection: load (internal query) → decrypt here → fetch the
- * service's metrics → store the outcome (internal mutation). Provider
- * failures are recorded on the connection and returned, not thrown. A
- * decryption failure is audited, marks the connection, and is rethrown as
- * the ConvexError it is (DECRYPTION_FAILED or ENCRYPTION_UNAVAILABLE).
- * Null when the connection does not exist.
- * Shared by connections.syncMetrics and syncConnection: an action calling
- * this helper avoids a second action invocation.
+ * Syncs some connections of one project: load (1 query) → decrypt them all
+ * with one keyring → audit the decryptions (1 mutation) → call the providers,
+ * PROVIDER_CONCURRENCY at a time → store every outcome (1 mutation).
+ * Provider failures are stored on their connection and returned, never
+ * thrown; so are decryption failures (audited), whose error is in `thrown`.
+ * `inactive` (paused) connections are left alone. Shared by the cron's
+ * syncGroup and connections.syncMetrics (which calls it in its own action).
  */
-export async function syncConnectionNow(
+export async function syncConnections(
   ctx: ActionCtx,
-  connectionId: Id<"connections">,
-  { actorId, skipIfSyncedSince }: SyncOptions = {},
-): Promise<SyncResult | null> {
-  const target = await ctx.runQuery(internal.metricsSync.loadForSync, { connectionId });
-  if (!target) return null;
-  if (target.status === "inactive") return { status: "inactive", metricsStored: 0 };
-  if (skipIfSyncedSince !== undefined && target.lastSyncedAt !== null && target.lastSyncedAt >= skipIfSyncedSince) {
-    return { status: target.status, metricsStored: 0 };
-  }
-  const record = (outcome: typeof syncOutcomeValidator.type) =>
-    ctx.runMutation(internal.metricsSync.recordSyncOutcome, {
-      connectionId,
-      actorId,
-      credentialsUpdatedAt: target.updatedAt,
-      outcome,
-    });
-
-  const integration = findIntegration(target.service);
-  if (!integration) {
-    return record({ kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" });
-  }
-  if (target.encryptedCredentials === null) {
-    return record({
-      kind: "failed",
-      error: "No encrypted credentials are stored for this connection; update its credentials",
-      detail: "no_credentials",
-    });
-  }
-
-  let credentials: Credentials;
-  try {
-    const keyring = loadKeyring(target.rootSalt);
-    ({ credentials } = await decryptCredentials(
-      keyring,
-      target.projectId,
-      connectionId,
-      target.encryptedCredentials,
-      target.secretVersion,
-    ));
-  } catch (error) {
-    await record({ kind: "decryption_failed", code: appErrorCode(error) ?? "DECRYPTION_FAILED" });
-    throw appErrorCode(error) ? error : appError("DECRYPTION_FAILED", "Stored credentials could not be decrypted");
-  }
-  // Audited before the credentials are used, so no use goes unrecorded.
-  await ctx.runMutation(internal.audit.record, {
-    action: "connection.credentials_decrypted",
-    actorId,
-    projectId: target.projectId,
-    targetTable: "connections",
-    targetId: connectionId,
-    detail: actorId ? "sync" : "sync (cron)",
+  projectId: Id<"projects">,
+  connectionIds: readonly Id<"connections">[],
+  { actorId }: { actorId?: Id<"users"> } = {},
+): Promise<ConnectionSync[]> {
+  const { rootSalt, targets } = await ctx.runQuery(internal.metricsSync.loadSyncGroup, {
+    projectId,
+    connectionIds: [...connectionIds],
   });
+  const results = new Map<Id<"connections">, ConnectionSync>();
+  const outcomes: { target: SyncTarget; outcome: SyncOutcome }[] = [];
+  const thrown = new Map<Id<"connections">, unknown>();
+  const decrypted: Decrypted[] = [];
+  // One keyring for the whole group (one PBKDF2 root per master key used), loaded only if something needs decrypting.
+  let keyring: Keyring | undefined;
 
-  const now = Date.now();
-  let points: MetricPoint[];
-  try {
-    points = await integration.fetchMetrics(credentials, { from: now - SYNC_WINDOW_MS, to: now });
-  } catch (error) {
-    if (isProviderError(error)) {
-      return record({ kind: "failed", error: error.message, detail: `provider_error:${error.kind}` });
+  for (const target of targets) {
+    if (target.status === "inactive") {
+      results.set(target.connectionId, { connectionId: target.connectionId, result: { status: "inactive", metricsStored: 0 } });
+      continue;
     }
-    await record({ kind: "failed", error: `${integration.name} sync failed unexpectedly`, detail: "internal" });
-    throw error;
+    const integration = findIntegration(target.service);
+    if (!integration) {
+      outcomes.push({ target, outcome: { kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" } });
+      continue;
+    }
+    if (target.encryptedCredentials === null) {
+      const error = "No encrypted credentials are stored for this connection; update its credentials";
+      outcomes.push({ target, outcome: { kind: "failed", error, detail: "no_credentials" } });
+      continue;
+    }
+    try {
+      keyring ??= loadKeyring(rootSalt);
+      const { credentials } = await decryptCredentials(
+        keyring,
+        projectId,
+        target.connectionId,
+        target.encryptedCredentials,
+        target.credentialsVersion,
+      );
+      decrypted.push({ target, integration, credentials });
+    } catch (error) {
+      const code = appErrorCode(error);
+      outcomes.push({ target, outcome: { kind: "decryption_failed", code: code ?? "DECRYPTION_FAILED" } });
+      thrown.set(target.connectionId, code ? error : appError("DECRYPTION_FAILED", "Stored credentials could not be decrypted"));
+    }
   }
-  return record({ kind: "synced", metrics: storablePoints(points) });
+
+  if (decrypted.length > 0) {
+    // Audited before the credentials are used, so no use goes unrecorded.
+    await ctx.runMutation(internal.metricsSync.recordDecryptions, {
+      projectId,
+      actorId,
+      connectionIds: decrypted.map(({ target }) => target.connectionId),
+    });
+    const now = Date.now();
+    const range = { from: now - SYNC_WINDOW_MS, to: now };
+    const fetched = await mapBounded(decrypted, PROVIDER_CONCURRENCY, async ({ target, integration, credentials }) => {
+      try {
+        const outcome: SyncOutcome = { kind: "synced", metrics: storablePoints(await integration.fetchMetrics(credentials, range)) };
+        return { target, outcome };
+      } catch (error) {
+        if (isProviderError(error)) {
+          const outcome: SyncOutcome = { kind: "failed", error: error.message, detail: `provider_error:${error.kind}` };
+          return { target, outcome };
+        }
+        thrown.set(target.connectionId, error);
+        const outcome: SyncOutcome = { kind: "failed", error: `${integration.name} sync failed unexpectedly`, detail: "internal" };
+        return { target, outcome };
+      }
+    });
+    outcomes.push(...fetched);
+  }
+
+  if (outcomes.length > 0) {
+    const stored = await ctx.runMutation(internal.metricsSync.recordSyncOutcomes, {
+      projectId,
+      actorId,
+      outcomes: outcomes.map(({ target, outcome }) => ({
+        connectionId: target.connectionId,
+        credentialsVersion: target.credentialsVersion,
+        outcome,
+      })),
+    });
+    outcomes.forEach(({ target }, index) => {
+      const connectionId = target.connectionId;
+      results.set(connectionId, { connectionId, result: stored[index] ?? null, thrown: thrown.get(connectionId) });
+    });
+  }
+  return connectionIds.map((connectionId) => results.get(connectionId) ?? { connectionId, result: null });
 }
 
-/** Syncs one connection (scheduled by the cron's pages). */
-export const syncConnection = internalAction({
-  args: { connectionId: v.id("connections"), skipIfSyncedSince: v.optional(v.number()) },
-  returns: v.union(syncResultValidator, v.null()),
-  handler: async (ctx, { connectionId, skipIfSyncedSince }): Promise<SyncResult | null> => {
-    return syncConnectionNow(ctx, connectionId, { skipIfSyncedSince });
+/** Syncs one group of one project's connections (scheduled by scheduleDueSyncs). */
+export const syncGroup = internalAction({
+  args: { projectId: v.id("projects"), connectionIds: v.array(v.id("connections")) },
+  returns: v.array(v.union(syncResultValidator, v.null())),
+  handler: async (ctx, { projectId, connectionIds }): Promise<(SyncResult | null)[]> => {
+    const synced = await syncConnections(ctx, projectId, connectionIds);
+    return synced.map(({ result }) => result);
   },
 });
 
 /**
- * One page of a cron run: schedules syncConnection for up to SYNC_PAGE_SIZE
- * connections of one status (by_status index), then schedules itself for the
- * next page or status. The cron starts it with statusIndex 0 and no cursor.
+ * One page of a cron run: reads up to DUE_PAGE_SIZE connections whose
+ * nextSyncAt has passed (or is absent: rows from before scheduling by due
+ * time), moves each one's nextSyncAt to its project's next slot (a paused
+ * connection is only moved), groups them by project (at most SYNC_GROUP_SIZE per group)
+ * and schedules one syncGroup action per group. Continues in another
+ * mutation while more are due, up to MAX_GROUPS_PER_RUN groups per run.
  */
-export const scheduleSyncPage = internalMutation({
+export const scheduleDueSyncs = internalMutation({
   args: {
-    statusIndex: v.number(),
-    cursor: v.union(v.string(), v.null()),
-    /** When the run started; set by the first page. */
-    runStartedAt: v.optional(v.number()),
+    /** Group actions this run may still start; the cron starts with none (MAX_GROUPS_PER_RUN). */
+    groupsLeft: v.optional(v.number()),
   },
   returns: v.null(),
-  handler: async (ctx, { statusIndex, cursor, runStartedAt = Date.now() }) => {
-    const status = CRON_SYNC_STATUSES[statusIndex];
-    if (!status) return null;
-    const page = await ctx.db
+  handler: async (ctx, { groupsLeft = MAX_GROUPS_PER_RUN }) => {
+    const now = Date.now();
+    const intervalMs = syncIntervalMs();
+    const due = await ctx.db
       .query("connections")
-      .withIndex("by_status", (q) => q.eq("status", status))
-      .paginate({ numItems: SYNC_PAGE_SIZE, cursor });
-    for (const connection of page.page) {
-      await ctx.scheduler.runAfter(0, internal.metricsSync.syncConnection, {
-        connectionId: connection._id,
-        skipIfSyncedSince: runStartedAt,
-      });
+      .withIndex("by_nextSyncAt", (q) => q.lte("nextSyncAt", now))
+      .take(DUE_PAGE_SIZE + 1);
+    const groups: { projectId: Id<"projects">; connectionIds: Id<"connections">[] }[] = [];
+    const openGroup = new Map<Id<"projects">, Id<"connections">[]>();
+    let budgetReached = false;
+    for (const connection of due.slice(0, DUE_PAGE_SIZE)) {
+      if (connection.status !== "inactive") {
+        let group = openGroup.get(connection.projectId);
+        if (!group || group.length >= SYNC_GROUP_SIZE) {
+          if (groups.length >= groupsLeft) {
+            // Left due: the next run starts with it.
+            budgetReached = true;
+            continue;
+          }
+          group = [];
+          groups.push({ projectId: connection.projectId, connectionIds: group });
+          openGroup.set(connection.projectId, group);
+        }
+        group.push(connection._id);
+      }
+      await ctx.db.patch("connections", connection._id, { nextSyncAt: nextSyncSlot(connection.projectId, now, intervalMs) });
     }
-    const next = page.isDone ? { statusIndex: statusIndex + 1, cursor: null } : { statusIndex, cursor: page.continueCursor };
-    if (next.statusIndex < CRON_SYNC_STATUSES.length) {
-      await ctx.scheduler.runAfter(0, internal.metricsSync.scheduleSyncPage, { ...next, runStartedAt });
+    for (const group of groups) await ctx.scheduler.runAfter(0, internal.metricsSync.syncGroup, group);
+    const remaining = groupsLeft - groups.length;
+    if (due.length > DUE_PAGE_SIZE && !budgetReached && remaining > 0) {
+      await ctx.scheduler.runAfter(0, internal.metricsSync.scheduleDueSyncs, { groupsLeft: remaining });
     }
     return null;
   },

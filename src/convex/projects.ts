@@ -1,7 +1,7 @@
 /**
  * Projects and their members. Every project has at least one owner; owners
- * manage members, owners and admins manage connections and API keys, and any
- * member can read the project.
+ * invite (invitations.ts) and remove members, owners and admins manage
+ * connections and API keys, and any member can read the project.
  */
 import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
@@ -12,18 +12,15 @@ import { MAX_METRICS_PER_SYNC } from "./metricsSync";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
-import { cleanName, normalizeEmail } from "./input";
-import { memberRoleValidator, projectMemberValidator, projectSummaryValidator } from "./validators";
+import { cleanName } from "./input";
+import { projectMemberValidator, projectSummaryValidator } from "./validators";
 
 /** Most projects projects.list returns (newest memberships last). */
 export const MAX_PROJECTS_LISTED = 100;
 /** Most members a project can have; keeps member reads bounded. */
 export const MAX_MEMBERS = 100;
-/** Longest accepted email argument. */
-const MAX_EMAIL_LENGTH = 320;
-
 /** Members of a project, bounded by MAX_MEMBERS. */
-function projectMembers(ctx: QueryCtx, projectId: Id<"projects">) {
+export function projectMembers(ctx: QueryCtx, projectId: Id<"projects">) {
   return ctx.db
     .query("projectMembers")
     .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId))
@@ -90,51 +87,6 @@ export const members = projectQuery({
         };
       }),
     );
-  },
-});
-
-/**
- * Adds the user with this email to the project with `role`. Owners only.
- * Matches the verified email their identity provider reported when they last
- * signed in (trimmed, lowercased, as is the argument); users whose provider
- * did not verify their email cannot be added by email.
- * NOT_FOUND: no such user; CONFLICT: already a member, the email is
- * ambiguous, or the project is full.
- */
-export const addMember = projectMutation({
-  args: { email: v.string(), role: memberRoleValidator },
-  minimumRole: "owner",
-  returns: v.id("users"),
-  handler: async (ctx, args) => {
-    const email = normalizeEmail(args.email);
-    if (!email || email.length > MAX_EMAIL_LENGTH) throw appError("INVALID_ARGUMENT", "Give the email of a Dashtray user");
-    const users = await ctx.db
-      .query("users")
-      .withIndex("by_email", (q) => q.eq("email", email))
-      .take(2);
-    const user = users[0];
-    if (!user) throw appError("NOT_FOUND", "No Dashtray user has this email; they need to sign in once first");
-    if (users.length > 1) throw appError("CONFLICT", "Several Dashtray users have this email");
-    const members = await projectMembers(ctx, args.projectId);
-    if (members.some((member) => member.userId === user._id)) {
-      throw appError("CONFLICT", "This user is already a member of the project");
-    }
-    if (members.length >= MAX_MEMBERS) throw appError("CONFLICT", `A project can have at most ${MAX_MEMBERS} members`);
-    await ctx.db.insert("projectMembers", {
-      projectId: args.projectId,
-      userId: user._id,
-      role: args.role,
-      createdAt: Date.now(),
-    });
-    await recordAudit(ctx, {
-      action: "project.member_added",
-      actorId: ctx.user._id,
-      projectId: args.projectId,
-      targetTable: "users",
-      targetId: user._id,
-      detail: `role: ${args.role}`,
-    });
-    return user._id;
   },
 });
 

@@ -5,6 +5,7 @@ import {
   aiProviderValidator,
   auditEntryValidator,
   connectionStatusValidator,
+  invitationStateValidator,
   memberRoleValidator,
   rotationFailureFields,
   rotationJobFields,
@@ -27,9 +28,7 @@ export default defineSchema({
     email: v.optional(v.string()),
     createdAt: v.number(),
   })
-    .index("by_tokenIdentifier", ["tokenIdentifier"])
-    /** Owners add members by the email their identity provider reports. */
-    .index("by_email", ["email"]),
+    .index("by_tokenIdentifier", ["tokenIdentifier"]),
 
   projects: defineTable({
     name: v.string(),
@@ -45,6 +44,27 @@ export default defineSchema({
   })
     .index("by_projectId_and_userId", ["projectId", "userId"])
     .index("by_userId", ["userId"]),
+
+  /**
+   * An owner's invitation of an email address to a project with a role. The
+   * invitee accepts it signed in with that verified address (invitations.ts).
+   */
+  invitations: defineTable({
+    projectId: v.id("projects"),
+    /** The invited address as input.ts normalizeEmail gives it (printable ASCII). */
+    email: v.string(),
+    role: memberRoleValidator,
+    state: invitationStateValidator,
+    invitedBy: v.id("users"),
+    createdAt: v.number(),
+    /** After this, a pending invitation can no longer be accepted. */
+    expiresAt: v.number(),
+    /** When it was accepted or revoked, and by whom. */
+    closedAt: v.optional(v.number()),
+    closedBy: v.optional(v.id("users")),
+  })
+    .index("by_projectId_and_state", ["projectId", "state"])
+    .index("by_email_and_state", ["email", "state"]),
 
   connections: defineTable({
     projectId: v.id("projects"),
@@ -65,12 +85,18 @@ export default defineSchema({
     /** Safe, secret-free description of the last sync failure. */
     lastError: v.optional(v.string()),
     lastSyncedAt: v.optional(v.number()),
+    /**
+     * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
+     * scheduling by due time existed: absent sorts first in the index, so such rows are due.
+     */
+    nextSyncAt: v.optional(v.number()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     updatedAt: v.number(),
   })
     .index("by_projectId", ["projectId"])
-    .index("by_status", ["status"]),
+    /** Due connections first: the sync cron reads this index up to now. */
+    .index("by_nextSyncAt", ["nextSyncAt"]),
 
   aiKeys: defineTable({
     userId: v.id("users"),
@@ -130,6 +156,8 @@ export default defineSchema({
     at: v.number(),
   })
     .index("by_projectId_and_at", ["projectId", "at"])
+    /** A user's own entries (AI keys), for auditLog.listMine. */
+    .index("by_ownerId_and_at", ["ownerId", "at"])
     .index("by_targetId_and_at", ["targetId", "at"]),
 
   /**

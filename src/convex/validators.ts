@@ -8,6 +8,10 @@ import { v, type Infer } from "convex/values";
 export const memberRoleValidator = v.union(v.literal("owner"), v.literal("admin"), v.literal("member"));
 export type MemberRole = Infer<typeof memberRoleValidator>;
 
+/** An invitation is pending until accepted or revoked (an expired one stays pending but cannot be accepted). */
+export const invitationStateValidator = v.union(v.literal("pending"), v.literal("accepted"), v.literal("revoked"));
+export type InvitationState = Infer<typeof invitationStateValidator>;
+
 export const connectionStatusValidator = v.union(
   v.literal("active"),
   v.literal("inactive"),
@@ -26,6 +30,9 @@ export type Credentials = Infer<typeof credentialsValidator>;
 export const auditActionValidator = v.union(
   v.literal("project.member_added"),
   v.literal("project.member_removed"),
+  v.literal("invitation.created"),
+  v.literal("invitation.accepted"),
+  v.literal("invitation.revoked"),
   v.literal("connection.created"),
   v.literal("connection.credentials_updated"),
   v.literal("connection.removed"),
@@ -47,7 +54,14 @@ export const auditEntryValidator = v.object({
   action: auditActionValidator,
   /** The user who acted; absent for system work (crons, rotation, API-key requests). */
   actorId: v.optional(v.id("users")),
+  /** The project the entry belongs to: every member of it sees the entry (auditLog.list). */
   projectId: v.optional(v.id("projects")),
+  /**
+   * The user whose own secret the entry is about (AI keys): only they see it
+   * (auditLog.listMine). Such entries have no projectId, even when the secret
+   * was used for a project, so other members never see them.
+   */
+  ownerId: v.optional(v.id("users")),
   /** "connections", "aiKeys", "apiKeys", ... */
   targetTable: v.string(),
   targetId: v.string(),
@@ -75,6 +89,27 @@ export const projectMemberValidator = v.object({
   email: v.optional(v.string()),
   role: memberRoleValidator,
   createdAt: v.number(),
+});
+
+/** A pending invitation as the project's owners and admins see it. */
+export const invitationSummaryValidator = v.object({
+  invitationId: v.id("invitations"),
+  email: v.string(),
+  role: memberRoleValidator,
+  invitedBy: v.id("users"),
+  createdAt: v.number(),
+  expiresAt: v.number(),
+});
+
+/** A pending invitation as its invitee sees it. */
+export const myInvitationValidator = v.object({
+  invitationId: v.id("invitations"),
+  projectId: v.id("projects"),
+  projectName: v.string(),
+  role: memberRoleValidator,
+  invitedByName: v.optional(v.string()),
+  createdAt: v.number(),
+  expiresAt: v.number(),
 });
 
 /** Connection metadata: masked credential hints, never ciphertext or plaintext. */

@@ -11,6 +11,8 @@ import { newBackend, type Backend } from "./helpers/convex";
 interface Fixture extends ProjectFixture {
   connectionId: Id<"connections">;
   apiKeyId: Id<"apiKeys">;
+  /** A pending invitation of zed@example.test to the project. */
+  invitationId: Id<"invitations">;
   memberUserId: Id<"users">;
 }
 
@@ -29,7 +31,7 @@ interface PublicFunction {
   allowedError?: string;
 }
 
-const STRIPE = { secretKey: "sk_live_access0000000000004242" };
+const STRIPE = { secretKey: "sk_live_access00000000000000004242" };
 
 const PUBLIC_FUNCTIONS: PublicFunction[] = [
   { name: "users:store", access: "user", call: (c) => c.mutation(api.users.store, {}) },
@@ -37,9 +39,21 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
   { name: "projects:list", access: "user", call: (c) => c.query(api.projects.list, {}) },
   { name: "projects:members", access: "member", call: (c, f) => c.query(api.projects.members, { projectId: f.projectId }) },
   {
-    name: "projects:addMember",
+    name: "invitations:create",
     access: "owner",
-    call: (c, f) => c.mutation(api.projects.addMember, { projectId: f.projectId, email: "mallory@example.test", role: "member" }),
+    call: (c, f) => c.mutation(api.invitations.create, { projectId: f.projectId, email: "newcomer@example.test", role: "member" }),
+  },
+  { name: "invitations:list", access: "admin", call: (c, f) => c.query(api.invitations.list, { projectId: f.projectId }) },
+  { name: "invitations:listMine", access: "user", call: (c) => c.query(api.invitations.listMine, {}) },
+  {
+    name: "invitations:accept",
+    access: "user",
+    call: (c, f) => c.mutation(api.invitations.accept, { invitationId: f.invitationId }),
+  },
+  {
+    name: "invitations:revoke",
+    access: "owner",
+    call: (c, f) => c.mutation(api.invitations.revoke, { invitationId: f.invitationId }),
   },
   {
     name: "projects:removeMember",
@@ -90,6 +104,11 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
   },
+  {
+    name: "auditLog:listMine",
+    access: "user",
+    call: (c) => c.query(api.auditLog.listMine, { paginationOpts: { numItems: 10, cursor: null } }),
+  },
 ];
 
 let t: Backend;
@@ -108,7 +127,12 @@ beforeEach(async () => {
     credentials: STRIPE,
   });
   const { apiKeyId } = await project.owner.mutation(api.apiKeys.create, { projectId: project.projectId, name: "CI" });
-  fixture = { ...project, connectionId, apiKeyId, memberUserId: await userIdOf(t, "carol") };
+  const invitationId = await project.owner.mutation(api.invitations.create, {
+    projectId: project.projectId,
+    email: "zed@example.test",
+    role: "admin",
+  });
+  fixture = { ...project, connectionId, apiKeyId, invitationId, memberUserId: await userIdOf(t, "carol") };
 });
 
 describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call, allowedError }) => {
@@ -141,8 +165,14 @@ test("user-scoped functions only ever see the caller's own data", async () => {
   await owner.mutation(api.aiKeys.set, { provider: "openai", apiKey: "sk-ownersKey000000000000000" });
   expect(await outsider.query(api.aiKeys.get, {})).toBeNull();
   expect(await outsider.query(api.projects.list, {})).toEqual([]);
+  expect(await outsider.query(api.invitations.listMine, {})).toEqual([]);
   await outsider.mutation(api.aiKeys.remove, {});
   expect(await owner.query(api.aiKeys.get, {})).not.toBeNull();
+  const firstPage = { numItems: 10, cursor: null };
+  expect((await outsider.query(api.auditLog.listMine, { paginationOpts: firstPage })).page).toEqual([]);
+  expect((await owner.query(api.auditLog.listMine, { paginationOpts: firstPage })).page.map((entry) => entry.action)).toEqual([
+    "aiKey.set",
+  ]);
 });
 
 /** Every public function exported by the modules in src/convex, as "module:export" with its registration. */

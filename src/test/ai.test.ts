@@ -62,7 +62,7 @@ describe("ai.generateInsight", () => {
     const body = JSON.parse(request.body) as { model: string; messages: { role: string; content: string }[] };
     expect(body.model).toBe(OPENAI_DEFAULT_MODEL);
     const prompt = body.messages.find((message) => message.role === "user")?.content ?? "";
-    expect(prompt).toContain("stars: 4242");
+    expect(prompt).toContain(`metric "stars": 4242`);
     expect(prompt).toContain("was 4000");
     expectNoSecrets(body);
 
@@ -140,6 +140,55 @@ describe("ai.generateInsight", () => {
     expect(await errorOf(alice.action(api.ai.generateInsight, { projectId }))).toEqual({ code: "PROVIDER_ERROR", message });
     expect(await t.run((ctx) => ctx.db.query("insights").collect())).toEqual([]);
     expect(await auditActions(t, aiKeyId)).toEqual(["aiKey.decrypted"]);
+  });
+});
+
+describe("AI key audit entries belong to the key's owner", () => {
+  const firstPage = { numItems: 100, cursor: null };
+
+  test("other members of the project do not see them in auditLog.list; the owner sees them in auditLog.listMine", async () => {
+    const t = newBackend();
+    const { projectId, userIds, alice } = await setup(t);
+    const bob = t.withIdentity(identity("bob"));
+    await alice.mutation(api.aiKeys.set, { provider: "openai", apiKey: SECRETS.openaiKey });
+    await alice.action(api.ai.generateInsight, { projectId });
+
+    for (const member of [bob, alice]) {
+      const projectLog = await member.query(api.auditLog.list, { projectId, paginationOpts: firstPage });
+      expect(projectLog.page.filter((entry) => entry.targetTable === "aiKeys")).toEqual([]);
+    }
+    const mine = await alice.query(api.auditLog.listMine, { paginationOpts: firstPage });
+    expect(mine.page.map((entry) => [entry.action, entry.actorId])).toEqual([
+      ["aiKey.decrypted", userIds.alice],
+      ["aiKey.set", userIds.alice],
+    ]);
+    expect(mine.page[0]?.detail).toContain(projectId);
+    expectNoSecrets(mine);
+    expect((await bob.query(api.auditLog.listMine, { paginationOpts: firstPage })).page).toEqual([]);
+    const stored = await t.run((ctx) => ctx.db.query("auditLog").collect());
+    for (const entry of stored.filter((row) => row.targetTable === "aiKeys")) {
+      expect(entry.projectId).toBeUndefined();
+      expect(entry.ownerId).toBe(userIds.alice);
+    }
+  });
+
+  test("entries older versions wrote with the project's id are not listed to the project either", async () => {
+    const t = newBackend();
+    const { projectId, userIds } = await setup(t);
+    const aiKeyId = await seedAiKey(t, userIds.alice!, "openai", SECRETS.openaiKey);
+    await t.run((ctx) =>
+      ctx.db.insert("auditLog", {
+        action: "aiKey.decrypted",
+        actorId: userIds.alice,
+        projectId,
+        targetTable: "aiKeys",
+        targetId: aiKeyId,
+        detail: "insight",
+        at: Date.now(),
+      }),
+    );
+    const bob = t.withIdentity(identity("bob"));
+    expect((await bob.query(api.auditLog.list, { projectId, paginationOpts: firstPage })).page).toEqual([]);
   });
 });
 

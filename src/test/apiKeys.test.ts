@@ -144,7 +144,7 @@ describe("GET /api/v1/projects/metrics", () => {
     connectionId = await project.owner.mutation(api.connections.create, {
       projectId: project.projectId,
       service: "stripe",
-      credentials: { secretKey: "sk_live_HttpTestKey000000000000" },
+      credentials: { secretKey: "sk_live_HttpTestKey0000000000000000" },
     });
     await t.run(async (ctx) => {
       // Three syncs; each writes its points with one timestamp.
@@ -292,14 +292,16 @@ describe("GET /api/v1/projects/metrics", () => {
   test("authenticates with a query, without a write transaction", async () => {
     const { apiKeyId, apiKey } = await createKey();
     const keyHash = await sha256Hex(apiKey);
-    expect(await t.query(internal.apiKeys.authenticate, { keyHash })).toEqual({
+    const authenticate = async (hash: string) =>
+      (await t.query(internal.apiKeys.authenticate, { keyHash: hash, source: "ip:192.0.2.1", prefix: apiKey.slice(0, 12) })).key;
+    expect(await authenticate(keyHash)).toEqual({
       apiKeyId,
       projectId: project.projectId,
       lastUsedAt: null,
     });
-    expect(await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(`${apiKey}x`) })).toBeNull();
+    expect(await authenticate(await sha256Hex(`${apiKey}x`))).toBeNull();
     await project.admin.mutation(api.apiKeys.revoke, { apiKeyId });
-    expect(await t.query(internal.apiKeys.authenticate, { keyHash })).toBeNull();
+    expect(await authenticate(keyHash)).toBeNull();
   });
 
   test(`lastUsedAt is rewritten only when older than ${LAST_USED_RESOLUTION_MS / 1000} s`, async () => {
@@ -309,7 +311,8 @@ describe("GET /api/v1/projects/metrics", () => {
 
     const recent = Date.now() - LAST_USED_RESOLUTION_MS / 2;
     await setLastUsedAt(recent);
-    expect((await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey) }))?.lastUsedAt).toBe(recent);
+    const auth = await t.query(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey), source: "unknown", prefix: "other" });
+    expect(auth.key?.lastUsedAt).toBe(recent);
     expect((await fetchMetrics(`Bearer ${apiKey}`)).status).toBe(200);
     expect(await lastUsedAt()).toBe(recent);
 

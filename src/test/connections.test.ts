@@ -7,7 +7,7 @@ import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } 
 import { newBackend, type Backend } from "./helpers/convex";
 
 const STRIPE_KEY = "sk_live_51HxConnectionsTest0004242";
-const GITHUB = { token: "ghp_ConnectionsTestToken00009999", repository: "acme/widgets" };
+const GITHUB = { token: "ghp_ConnectionsTestToken0000000000009999", repository: "acme/widgets" };
 
 let t: Backend;
 let project: ProjectFixture;
@@ -112,6 +112,25 @@ describe("create", () => {
     expect(error.message).not.toContain(GITHUB.token);
   });
 
+  test.each([
+    ["a key pasted as the service id", STRIPE_KEY, { secretKey: STRIPE_KEY }],
+    ["a key pasted as a field name", "stripe", { [STRIPE_KEY]: STRIPE_KEY }],
+    ["a token pasted as a field name next to the real field", "github", { ...GITHUB, [GITHUB.token]: "x" }],
+    ["an unknown service id with markup", "<img src=x onerror=alert(1)>", { secretKey: STRIPE_KEY }],
+  ])("never echoes unknown input (%s): the message names only known services and fields", async (_case, service, credentials) => {
+    const error = await errorOf(
+      project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials }),
+    );
+    expect(error.code).toBe("INVALID_CREDENTIALS");
+    expect(error.message).not.toContain(service === "stripe" || service === "github" ? STRIPE_KEY : service);
+    for (const name of Object.keys(credentials)) {
+      if (!["secretKey", "token", "repository"].includes(name)) expect(error.message).not.toContain(name);
+    }
+    expect(error.message).not.toContain(STRIPE_KEY);
+    expect(error.message).not.toContain(GITHUB.token);
+    expect(error.message).toMatch(/expected one of: stripe, github, plausible|takes only these credential fields/);
+  });
+
   test.each([["   "], ["x".repeat(101)]])("refuses the name %j with INVALID_ARGUMENT", async (name) => {
     const call = project.owner.mutation(api.connections.create, {
       projectId: project.projectId,
@@ -156,6 +175,48 @@ describe("create", () => {
     vi.stubEnv("MASTER_ENCRYPTION_KEY", "");
     expect((await errorOf(createStripe())).code).toBe("ENCRYPTION_UNAVAILABLE");
     expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
+  });
+});
+
+describe("credential formats", () => {
+  const PLAUSIBLE_KEY = "p".repeat(32);
+  const STRIPE_RANDOM_24 = "A1b2C3d4E5f6G7h8I9j0K1l2";
+  const GITHUB_TOKEN = `ghp_${"x".repeat(32)}9999`;
+
+  function create(service: string, credentials: Record<string, string>) {
+    return project.owner.mutation(api.connections.create, { projectId: project.projectId, service, credentials });
+  }
+
+  test.each([
+    ["a Stripe key with a 23-character random part", "stripe", { secretKey: `sk_live_${STRIPE_RANDOM_24.slice(1)}` }],
+    ["the shortest Stripe key the old check let through", "stripe", { secretKey: "sk_live_1234" }],
+    ["a GitHub token with 35 characters after ghp_", "github", { token: `ghp_${"x".repeat(35)}`, repository: "acme/widgets" }],
+    ["a GitHub token of another shape", "github", { token: "not-a-github-token-at-all-000000000000000", repository: "acme/widgets" }],
+    ["a 31-character Plausible key", "plausible", { apiKey: "p".repeat(31), siteId: "example.com" }],
+    ["a Plausible site id that is a URL", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "https://example.com" }],
+    ["a Plausible site id without a dot", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "mysite" }],
+    ["a Plausible site id with a space", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "exa mple.com" }],
+    ["a Plausible site id with markup", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "<b>x</b>.com" }],
+    ["a Plausible site id with a path", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "example.com/../admin" }],
+    ["a Plausible site id with a leading hyphen", "plausible", { apiKey: PLAUSIBLE_KEY, siteId: "-example.com" }],
+  ])("refuses %s with INVALID_CREDENTIALS", async (_case, service, credentials) => {
+    const error = await errorOf(create(service, credentials));
+    expect(error.code).toBe("INVALID_CREDENTIALS");
+    for (const value of Object.values(credentials)) expect(error.message).not.toContain(value);
+  });
+
+  test("the shortest accepted key of each service has a hint showing at most 4 characters, a quarter of its random part", async () => {
+    const accepted: [string, Record<string, string>, Record<string, string>][] = [
+      ["stripe", { secretKey: `sk_live_${STRIPE_RANDOM_24}` }, { secretKey: "sk_live_…K1l2" }],
+      ["stripe", { secretKey: `rk_test_${STRIPE_RANDOM_24}` }, { secretKey: "rk_test_…K1l2" }],
+      ["github", { token: GITHUB_TOKEN, repository: "acme/widgets" }, { token: "ghp_…9999", repository: "acme/widgets" }],
+      ["github", { token: "0123456789abcdef0123456789abcdef01234567", repository: "acme/w" }, { token: "…4567", repository: "acme/w" }],
+      ["plausible", { apiKey: `${"p".repeat(28)}wxyz`, siteId: "xn--bcher-kva.example" }, { apiKey: "…wxyz", siteId: "xn--bcher-kva.example" }],
+    ];
+    for (const [service, credentials, hints] of accepted) {
+      const connectionId = await create(service, credentials);
+      expect((await project.member.query(api.connections.get, { connectionId })).credentialHints).toEqual(hints);
+    }
   });
 });
 
@@ -209,7 +270,7 @@ describe("updateCredentials", () => {
     expect(before.secretVersion).toBe(1);
     await project.admin.mutation(api.connections.updateCredentials, {
       connectionId,
-      credentials: { secretKey: "rk_live_ReplacementKey000005555" },
+      credentials: { secretKey: "rk_live_ReplacementKey0000055550000" },
     });
     expect((await storedConnection(connectionId)).secretVersion).toBe(2);
     // Restored from a backup: same row, same purpose and key, but written for version 1.

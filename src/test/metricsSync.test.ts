@@ -1,11 +1,12 @@
 import { ConvexError } from "convex/values";
-import { describe, expect, test, vi } from "vitest";
+import { describe, expect, onTestFinished, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { CRON_SYNC_STATUSES, SYNC_PAGE_SIZE } from "../convex/metricsSync";
+import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/metricsSync";
 import { identity, newBackend, type Backend } from "./helpers/convex";
-import type { Mode } from "./helpers/fakeProviders";
+import { HUGE_BODY_BYTES, type Mode } from "./helpers/fakeProviders";
+import { MAX_RESPONSE_BYTES } from "../convex/integrations/http";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedConnection, seedProject } from "./helpers/seed";
 import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
@@ -169,7 +170,7 @@ describe("connections.syncMetrics", () => {
 
   test("a sync that ran with replaced credentials does not judge the new ones", async () => {
     const t = newBackend();
-    const { connectionId } = await setup(t, "github", { token: "ghp_RevokedOldToken0000000000000", repository: GITHUB.repository });
+    const { connectionId } = await setup(t, "github", { token: "ghp_RevokedOldToken000000000000000000000", repository: GITHUB.repository });
     const bob = t.withIdentity(identity("bob"));
     const realFetch = globalThis.fetch;
     // The owner saves good credentials while the sync's request (with the old, refused token) is in flight.
@@ -177,15 +178,34 @@ describe("connections.syncMetrics", () => {
       await bob.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
       return realFetch(input, init);
     });
-    const result = await t.action(internal.metricsSync.syncConnection, { connectionId });
+    const { projectId } = await connection(t, connectionId);
+    const result = await t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] });
     expect(fake().requests).toHaveLength(1);
-    expect(result).toEqual({ status: "pending", metricsStored: 0 });
+    expect(result).toEqual([{ status: "pending", metricsStored: 0 }]);
     const row = await connection(t, connectionId);
     expect(row).toMatchObject({ status: "pending", healthScore: 100 });
     expect(row.lastError).toBeUndefined();
     // The next sync uses the new credentials.
-    expect(await t.action(internal.metricsSync.syncConnection, { connectionId })).toMatchObject({ status: "active" });
+    const next = await t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] });
+    expect(next).toMatchObject([{ status: "active" }]);
   });
+
+  test.each(["huge", "huge_declared"] as const)(
+    "a %s provider body is refused at the cap, without reading the rest",
+    async (mode) => {
+      const t = newBackend();
+      const { connectionId, alice } = await setup(t);
+      fake().setMode("github.repo", mode);
+
+      const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+      expect(result).toEqual({ status: "error", metricsStored: 0, error: "GitHub sent an unexpected response (HTTP 200)" });
+      // The server writes only as fast as the client reads: what it got out is the cap plus socket buffers.
+      const sent = fake().hugeBytesSent();
+      expect(sent).toBeLessThan(HUGE_BODY_BYTES / 3);
+      if (mode === "huge") expect(sent).toBeGreaterThan(MAX_RESPONSE_BYTES);
+    },
+  );
 
   test("a redirect is never followed, so the credentials go to the configured host only", async () => {
     const t = newBackend();
@@ -278,27 +298,37 @@ describe("connections.syncMetrics", () => {
 });
 
 /**
- * Runs one cron pass to completion under fake timers. Timers advance by 0 ms:
- * the pass only uses runAfter(0), and vi.runAllTimers would also fire the
+ * Runs one cron run to completion under fake timers. Timers advance by 0 ms:
+ * the run only uses runAfter(0), and vi.runAllTimers would also fire the
  * HTTP client's own connect timeout (10 s) while a real request is open.
  */
-async function runCronPass(t: Backend): Promise<void> {
-  vi.useFakeTimers();
-  await t.mutation(internal.metricsSync.scheduleSyncPage, { statusIndex: 0, cursor: null });
+async function runCron(t: Backend, args: { groupsLeft?: number } = {}): Promise<void> {
+  vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+  await t.mutation(internal.metricsSync.scheduleDueSyncs, args);
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
 }
 
+const INTERVAL_MS = DEFAULT_SYNC_INTERVAL_MINUTES * 60_000;
+
+/** Checks a synced row is next due at its project's slot, 0.5 to 1.5 intervals after its sync. */
+function expectNextSlot(row: { projectId: Id<"projects">; lastSyncedAt?: number; nextSyncAt?: number }, intervalMs = INTERVAL_MS) {
+  expect(row.nextSyncAt).toBe(nextSyncSlot(row.projectId, row.lastSyncedAt!, intervalMs));
+  expect(row.nextSyncAt! - row.lastSyncedAt!).toBeGreaterThan(intervalMs / 2);
+  expect(row.nextSyncAt! - row.lastSyncedAt!).toBeLessThanOrEqual(1.5 * intervalMs);
+}
+
 describe("sync cron", () => {
-  test("runs every 15 minutes through metricsSync.scheduleSyncPage", () => {
-    const job = Object.values(crons.crons)[0];
-    expect(job?.schedule).toEqual({ type: "interval", minutes: 15 });
-    expect(job?.args).toEqual([{ statusIndex: 0, cursor: null }]);
+  test("runs every minute through metricsSync.scheduleDueSyncs", () => {
+    const job = Object.values(crons.crons).find((cron) => cron.name === "metricsSync:scheduleDueSyncs");
+    expect(job?.schedule).toEqual({ type: "interval", minutes: 1 });
+    expect(job?.args).toEqual([{}]);
   });
 
-  test("pages through every non-paused connection and syncs each exactly once", async () => {
+  test("syncs every due connection once, a project's in groups of at most SYNC_GROUP_SIZE; paused ones are only rescheduled", async () => {
     const t = newBackend();
     const { projectId } = await seedProject(t, { owner: "owner" });
-    const byStatus = { active: SYNC_PAGE_SIZE + 3, pending: 2, error: SYNC_PAGE_SIZE + 1, inactive: 2 };
+    const { projectId: otherProjectId } = await seedProject(t, { other: "owner" });
+    const byStatus = { active: SYNC_GROUP_SIZE, pending: 2, error: 3, inactive: 2 };
     const ids: Record<string, Id<"connections">[]> = {};
     for (const [status, count] of Object.entries(byStatus)) {
       ids[status] = [];
@@ -306,48 +336,148 @@ describe("sync cron", () => {
         ids[status].push(await seedConnection(t, projectId, "github", GITHUB, status as keyof typeof byStatus));
       }
     }
-    expect(CRON_SYNC_STATUSES).not.toContain("inactive");
+    const other = await seedConnection(t, otherProjectId, "github", GITHUB, "active");
 
-    await runCronPass(t);
+    await runCron(t);
 
-    const synced = [...ids.active!, ...ids.pending!, ...ids.error!];
+    const synced = [...ids.active!, ...ids.pending!, ...ids.error!, other];
     expect(fake().requests).toHaveLength(synced.length);
     for (const id of synced) {
       expect(await metricsOf(t, id)).toHaveLength(4);
-      expect(await connection(t, id)).toMatchObject({ status: "active" });
+      const row = await connection(t, id);
+      expect(row.status).toBe("active");
+      expectNextSlot(row);
     }
     for (const id of ids.inactive!) {
       expect(await metricsOf(t, id)).toEqual([]);
-      expect(await connection(t, id)).toMatchObject({ status: "inactive" });
+      const row = await connection(t, id);
+      expect(row.status).toBe("inactive");
+      expect(row.nextSyncAt).toBeGreaterThan(Date.now() + INTERVAL_MS / 2);
     }
     const cronAudit = await auditOf(t, synced[0]!);
     expect(cronAudit).toHaveLength(1);
+    expect(cronAudit[0]).toMatchObject({ action: "connection.credentials_decrypted", detail: "sync (cron)" });
     expect(cronAudit[0]?.actorId).toBeUndefined();
+
+    // 30 due connections of one project: 2 groups (25 + 5); the other project: 1.
+    const groups = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    const sizes = groups
+      .filter((job) => job.name.endsWith("syncGroup"))
+      .map((job) => (job.args[0] as { connectionIds: unknown[] }).connectionIds.length)
+      .sort((a, b) => a - b);
+    expect(sizes).toEqual([1, 5, SYNC_GROUP_SIZE]);
+
+    // Nothing is due again before the project's next slot; then all of it is.
+    await runCron(t);
+    expect(fake().requests).toHaveLength(synced.length);
+    vi.setSystemTime(Date.now() + 1.5 * INTERVAL_MS);
+    await runCron(t);
+    expect(fake().requests).toHaveLength(2 * synced.length);
   });
 
-  test("a connection that already synced during the current run is skipped", async () => {
+  test("SYNC_INTERVAL_MINUTES sets the interval", async () => {
+    vi.stubEnv("SYNC_INTERVAL_MINUTES", "60");
+    onTestFinished(() => void vi.stubEnv("SYNC_INTERVAL_MINUTES", ""));
+    const t = newBackend();
+    const { connectionId } = await setup(t);
+    await runCron(t);
+    expectNextSlot(await connection(t, connectionId), 60 * 60_000);
+  });
+
+  test("a manual sync moves the next scheduled sync to the project's next slot", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t);
-    const runStartedAt = Date.now();
     await alice.action(api.connections.syncMetrics, { connectionId });
+    expectNextSlot(await connection(t, connectionId));
 
-    const again = await t.action(internal.metricsSync.syncConnection, { connectionId, skipIfSyncedSince: runStartedAt });
-
-    expect(again).toEqual({ status: "active", metricsStored: 0 });
+    await runCron(t);
     expect(fake().requests).toHaveLength(1);
-    expect(await metricsOf(t, connectionId)).toHaveLength(4);
   });
 
-  test("a failing connection in a cron run is marked error and the others still sync", async () => {
+  test("a project's connections fall due together after their first sync, however they were created", async () => {
+    const t = newBackend();
+    const { connectionId: first, alice, projectId } = await setup(t);
+    vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+    await alice.action(api.connections.syncMetrics, { connectionId: first });
+    vi.setSystemTime(Date.now() + 7 * 60_000);
+    const second = await seedConnection(t, projectId, "github", GITHUB);
+    await runCron(t); // syncs the new one only
+    expect(fake().requests).toHaveLength(2);
+    // Both are due on the project's slots (the same phase), at most one interval apart.
+    const slots = [(await connection(t, first)).nextSyncAt!, (await connection(t, second)).nextSyncAt!];
+    expect(Math.abs(slots[0]! - slots[1]!) % INTERVAL_MS).toBe(0);
+
+    vi.setSystemTime(Math.max(...slots));
+    await runCron(t);
+    expect(fake().requests).toHaveLength(4);
+    const groups = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
+    expect(groups.filter((job) => job.name.endsWith("syncGroup")).map((job) => job.args[0])).toContainEqual({
+      projectId,
+      connectionIds: [first, second],
+    });
+    // From then on they stay together.
+    expect((await connection(t, first)).nextSyncAt).toBe((await connection(t, second)).nextSyncAt);
+  });
+
+  test("created and updated connections are due at once", async () => {
+    const t = newBackend();
+    const { connectionId } = await setup(t);
+    const bob = t.withIdentity(identity("bob"));
+    await runCron(t);
+    expect(fake().requests).toHaveLength(1);
+
+    await bob.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
+    expect((await connection(t, connectionId)).nextSyncAt).toBe(Date.now());
+    const { projectId } = await connection(t, connectionId);
+    const created = await bob.mutation(api.connections.create, { projectId, service: "github", credentials: GITHUB });
+    expect((await connection(t, created)).nextSyncAt).toBe(Date.now());
+    await runCron(t);
+    expect(fake().requests).toHaveLength(3);
+  });
+
+  test("a run starts at most groupsLeft groups; the rest stay due for the next run", async () => {
+    const t = newBackend();
+    const first = await setup(t);
+    const second = await setup(t);
+
+    await runCron(t, { groupsLeft: 1 });
+
+    const rows = [await connection(t, first.connectionId), await connection(t, second.connectionId)];
+    expect(rows.map((row) => row.status).sort()).toEqual(["active", "pending"]);
+    await runCron(t);
+    expect((await connection(t, second.connectionId)).status).toBe("active");
+    expect((await connection(t, first.connectionId)).status).toBe("active");
+    expect(fake().requests).toHaveLength(2);
+  });
+
+  test("a failing connection in a cron run is marked error and the others of its group still sync", async () => {
     const t = newBackend();
     const { projectId } = await seedProject(t, { owner: "owner" });
     const good = await seedConnection(t, projectId, "github", GITHUB, "active");
     const bad = await seedConnection(t, projectId, "github", { ...GITHUB, repository: "acme/missing" }, "active");
 
-    await runCronPass(t);
+    await runCron(t);
 
     expect(await connection(t, good)).toMatchObject({ status: "active" });
     expect(await connection(t, bad)).toMatchObject({ status: "error", lastError: "GitHub did not find the requested resource (HTTP 404)" });
     expect(await metricsOf(t, good)).toHaveLength(4);
+  });
+
+  test("credentials that do not decrypt fail their connection only, audited; the group's others sync", async () => {
+    const t = newBackend();
+    const { projectId } = await seedProject(t, { owner: "owner" });
+    const good = await seedConnection(t, projectId, "github", GITHUB, "active");
+    const broken = await seedConnection(t, projectId, "github", GITHUB, "active");
+    await t.run(async (ctx) => {
+      const other = (await ctx.db.get("connections", good))!.encryptedCredentials;
+      await ctx.db.patch("connections", broken, { encryptedCredentials: other }); // bound to another row
+    });
+
+    await runCron(t);
+
+    expect(await connection(t, good)).toMatchObject({ status: "active" });
+    expect(await connection(t, broken)).toMatchObject({ status: "error" });
+    expect((await auditOf(t, broken)).map((entry) => entry.action)).toEqual(["connection.decryption_failed"]);
+    expect(fake().requests).toHaveLength(1);
   });
 });

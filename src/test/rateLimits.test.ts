@@ -1,14 +1,15 @@
 // Public actions that call third-party services are rate limited: per
-// connection for manual syncs, per user for AI insights and key checks.
+// connection, project and user for manual syncs, per user for AI insights
+// and key checks.
 // Refused calls reach no provider.
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { errorOf } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
-import { seedAiKey, seedConnection, seedProject } from "./helpers/seed";
+import { seedAiKey, seedConnection, seedProject, seedUser } from "./helpers/seed";
 
-const STRIPE = { secretKey: "sk_live_ratelimit00000000004242" };
+const STRIPE = { secretKey: "sk_live_ratelimit000000000000004242" };
 
 let t: Backend;
 let projectId: Id<"projects">;
@@ -59,6 +60,52 @@ test("manual syncs: a burst of 6 per connection, shared by all members, then one
   vi.setSystemTime(Date.now() + 10_000);
   await alice.action(api.connections.syncMetrics, { connectionId: first });
   expect((await errorOf(alice.action(api.connections.syncMetrics, { connectionId: first }))).code).toBe("RATE_LIMITED");
+});
+
+test("manual syncs do not multiply with connections: 12 per project and 12 per user, re-creating a connection resets nothing", async () => {
+  // The same Stripe key in 8 connections over 2 projects, which alice and bob both belong to.
+  const { projectId: secondProjectId } = await seedProject(t, { carol: "owner" });
+  await t.run(async (ctx) => {
+    for (const userId of [userIds.alice!, userIds.bob!]) {
+      await ctx.db.insert("projectMembers", { projectId: secondProjectId, userId, role: "member", createdAt: Date.now() });
+    }
+  });
+  const connections: Id<"connections">[] = [];
+  for (const project of [projectId, secondProjectId]) {
+    for (let i = 0; i < 4; i++) connections.push(await seedConnection(t, project, "stripe", STRIPE));
+  }
+  /** Manual syncs let through when `caller` tries every connection 6 times (the per-connection burst). */
+  const allowedRound = async (caller: ReturnType<Backend["withIdentity"]>) => {
+    let allowed = 0;
+    for (let round = 0; round < 6; round++) {
+      for (const connectionId of connections) {
+        allowed += await caller.action(api.connections.syncMetrics, { connectionId }).then(
+          () => 1,
+          () => 0,
+        );
+      }
+    }
+    return allowed;
+  };
+
+  // One user: their own bucket (12), not 8 connections × 6 = 48.
+  expect(await allowedRound(t.withIdentity(identity("alice")))).toBe(12);
+  // Any number of users: each project's bucket (12 per project), 24 in all.
+  expect(await allowedRound(t.withIdentity(identity("bob")))).toBe(12);
+  expect(await allowedRound(t.withIdentity(identity("carol")))).toBe(0);
+
+  // Removing and re-creating a connection gives it a fresh connection bucket, but not its project a fresh one.
+  await t.run((ctx) => ctx.db.delete("connections", connections[0]!));
+  const recreated = await seedConnection(t, projectId, "stripe", STRIPE);
+  // Erin just joined: her user bucket and the new connection's bucket are full; the project's is not.
+  const erinId = await seedUser(t, "erin");
+  await t.run((ctx) => ctx.db.insert("projectMembers", { projectId, userId: erinId, role: "member", createdAt: Date.now() }));
+  const erin = t.withIdentity(identity("erin"));
+  expect((await errorOf(erin.action(api.connections.syncMetrics, { connectionId: recreated }))).code).toBe("RATE_LIMITED");
+
+  // Then the project refills at one every 5 s.
+  vi.setSystemTime(Date.now() + 5_000);
+  expect(await erin.action(api.connections.syncMetrics, { connectionId: recreated })).toMatchObject({ status: "error" });
 });
 
 test("a refused sync changes nothing on the connection", async () => {

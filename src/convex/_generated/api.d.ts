@@ -13,6 +13,7 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as aiProviders from "../aiProviders.js";
@@ -33,6 +34,7 @@ import type * as integrations_providerError from "../integrations/providerError.
 import type * as integrations_registry from "../integrations/registry.js";
 import type * as integrations_stripe from "../integrations/stripe.js";
 import type * as integrations_types from "../integrations/types.js";
+import type * as invitations from "../invitations.js";
 import type * as keyRotation from "../keyRotation.js";
 import type * as lib_cipher from "../lib/cipher.js";
 import type * as lib_encoding from "../lib/encoding.js";
@@ -44,6 +46,7 @@ import type * as lib_mask from "../lib/mask.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as projects from "../projects.js";
 import type * as rateLimits from "../rateLimits.js";
+import type * as retention from "../retention.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as secrets from "../secrets.js";
 import type * as users from "../users.js";
@@ -58,6 +61,7 @@ import type * as validators from "../validators.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  actionAccess: typeof actionAccess;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   aiProviders: typeof aiProviders;
@@ -78,6 +82,7 @@ declare const fullApi: ApiFromModules<{
   "integrations/registry": typeof integrations_registry;
   "integrations/stripe": typeof integrations_stripe;
   "integrations/types": typeof integrations_types;
+  invitations: typeof invitations;
   keyRotation: typeof keyRotation;
   "lib/cipher": typeof lib_cipher;
   "lib/encoding": typeof lib_encoding;
@@ -89,6 +94,7 @@ declare const fullApi: ApiFromModules<{
   metricsSync: typeof metricsSync;
   projects: typeof projects;
   rateLimits: typeof rateLimits;
+  retention: typeof retention;
   "rotation/rows": typeof rotation_rows;
   secrets: typeof secrets;
   users: typeof users;

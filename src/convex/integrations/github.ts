@@ -5,6 +5,12 @@ import type { Integration } from "./types";
 const NAME = "GitHub";
 const DEFAULT_BASE_URL = "https://api.github.com";
 const API_VERSION = "2022-11-28";
+/**
+ * A GitHub token: a classic or app token (ghp_, gho_, ghu_, ghs_, ghr_ and 36
+ * letters or digits), a fine-grained token (github_pat_ and 80 or more
+ * characters), or a token from before prefixes (40 hex digits).
+ */
+const TOKEN_PATTERN = /^(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{80,}|[0-9a-f]{40})$/;
 /** owner/name, each of letters, digits, "-", "_" and "."; neither "." nor ".." alone (path traversal). */
 const REPOSITORY_PATTERN = /^(?!\.{1,2}\/)([A-Za-z0-9_.-]+)\/(?!\.{1,2}$)([A-Za-z0-9_.-]+)$/;
 
@@ -13,7 +19,15 @@ export const github: Integration = {
   id: "github",
   name: NAME,
   credentialFields: [
-    { name: "token", label: "Personal access token", secret: true },
+    {
+      name: "token",
+      label: "Personal access token",
+      secret: true,
+      format: {
+        pattern: TOKEN_PATTERN,
+        description: "a GitHub token: ghp_ (or gho_, ghu_, ghs_, ghr_) and 36 letters or digits, github_pat_ and at least 80 characters, or 40 hex digits",
+      },
+    },
     {
       name: "repository",
       label: "Repository (owner/name)",

@@ -11,8 +11,8 @@ import { ProviderError, kindForStatus } from "./providerError";
 /** Default time a provider has to answer, headers and body included. */
 export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
 
-/** Largest response body accepted (real answers are a few kilobytes). */
-const MAX_RESPONSE_CHARS = 1_000_000;
+/** Largest response body accepted, in bytes (real answers are a few kilobytes); reading stops there. */
+export const MAX_RESPONSE_BYTES = 1_000_000;
 
 /** The base URL from `envName` if set, else `fallback`; without a trailing slash. */
 export function baseUrl(envName: string, fallback: string): string {
@@ -37,7 +37,8 @@ function timeoutSignal(ms: number): AbortSignal {
  * Sends one request and returns its parsed JSON body. Throws a ProviderError:
  * timeout, unavailable (network failure or 5xx), unauthorized, rate_limited,
  * not_found, redirected (3xx, never followed), invalid_request (other
- * statuses), bad_response (not JSON).
+ * statuses), bad_response (not JSON, or a body over MAX_RESPONSE_BYTES:
+ * refused from its Content-Length, or as soon as that many bytes arrived).
  */
 export async function requestJson(service: string, url: string, init: RequestInit): Promise<unknown> {
   const signal = timeoutSignal(providerTimeoutMs());
@@ -52,8 +53,8 @@ export async function requestJson(service: string, url: string, init: RequestIni
       await response.body?.cancel().catch(() => undefined);
       throw new ProviderError(service, failure, status);
     }
-    const text = await response.text();
-    if (text.length > MAX_RESPONSE_CHARS) throw new ProviderError(service, "bad_response", status);
+    const text = await readBoundedText(response, MAX_RESPONSE_BYTES);
+    if (text === null) throw new ProviderError(service, "bad_response", status);
     try {
       return JSON.parse(text) as unknown;
     } catch {
@@ -65,6 +66,35 @@ export async function requestJson(service: string, url: string, init: RequestIni
     // may quote the URL; only the kind of failure is kept.
     throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status);
   }
+}
+
+/**
+ * The body as UTF-8 text, or null (body cancelled) when it declares or turns
+ * out to hold more than `maxBytes`: reading stops at the cap, so an endless
+ * or huge body costs at most `maxBytes` of memory and transfer.
+ */
+async function readBoundedText(response: Response, maxBytes: number): Promise<string | null> {
+  const declared = Number(response.headers.get("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    return null;
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let received = 0;
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
 }
 
 /** `value` as a plain object, or a bad_response ProviderError. */

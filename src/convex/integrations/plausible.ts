@@ -5,6 +5,14 @@ import type { Integration } from "./types";
 const NAME = "Plausible";
 const DEFAULT_BASE_URL = "https://plausible.io";
 const METRICS = ["visitors", "pageviews"] as const;
+/** Plausible API keys: 64 URL-safe characters today; at least 32 are required. */
+const API_KEY_PATTERN = /^[A-Za-z0-9_-]{32,}$/;
+/**
+ * A site id is the domain the site was added with: dot-separated labels of
+ * letters, digits and inner hyphens (internationalised domains in their
+ * xn-- form), at least two labels, 253 characters at most.
+ */
+const SITE_ID_PATTERN = /^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
 /** An ISO 8601 UTC date-time without milliseconds, as the Stats API v2 date_range accepts. */
 function isoSeconds(ms: number): string {
@@ -19,8 +27,18 @@ export const plausible: Integration = {
   id: "plausible",
   name: NAME,
   credentialFields: [
-    { name: "apiKey", label: "API key", secret: true },
-    { name: "siteId", label: "Site id (domain)", secret: false },
+    {
+      name: "apiKey",
+      label: "API key",
+      secret: true,
+      format: { pattern: API_KEY_PATTERN, description: "a Plausible API key: at least 32 letters, digits, - or _" },
+    },
+    {
+      name: "siteId",
+      label: "Site id (domain)",
+      secret: false,
+      format: { pattern: SITE_ID_PATTERN, description: "the site's domain as added in Plausible, e.g. example.com" },
+    },
   ],
 
   async fetchMetrics(credentials, range) {

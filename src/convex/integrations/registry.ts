@@ -27,8 +27,10 @@ export function integrationIds(): string[] {
 
 /**
  * The integration for `service` and the credentials trimmed, after checking
- * they have exactly its fields, each non-empty. INVALID_CREDENTIALS names the
- * offending field, never its value.
+ * they have exactly its fields, each non-empty and of the field's format.
+ * INVALID_CREDENTIALS messages name only known services and the
+ * integration's own fields: never an argument as given (a key pasted as the
+ * service id or as a field name would otherwise be echoed back), nor a value.
  */
 export function validateCredentials(
   service: string,
@@ -36,11 +38,14 @@ export function validateCredentials(
 ): { integration: Integration; credentials: Credentials } {
   const integration = findIntegration(service);
   if (!integration) {
-    throw appError("INVALID_CREDENTIALS", `Unknown service "${service}"; expected one of: ${integrationIds().join(", ")}`);
+    throw appError("INVALID_CREDENTIALS", `Unknown service; expected one of: ${integrationIds().join(", ")}`);
   }
   const expected = new Set(integration.credentialFields.map((field) => field.name));
-  for (const name of Object.keys(credentials)) {
-    if (!expected.has(name)) throw appError("INVALID_CREDENTIALS", `${integration.name} has no credential field "${name}"`);
+  if (Object.keys(credentials).some((name) => !expected.has(name))) {
+    throw appError(
+      "INVALID_CREDENTIALS",
+      `${integration.name} takes only these credential fields: ${[...expected].join(", ")}`,
+    );
   }
   const cleaned: Credentials = {};
   for (const field of integration.credentialFields) {

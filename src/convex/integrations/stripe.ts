@@ -18,7 +18,11 @@ export const stripe: Integration = {
       name: "secretKey",
       label: "Secret key (sk_… or rk_…)",
       secret: true,
-      format: { pattern: /^[sr]k_(live|test)_[A-Za-z0-9]+$/, description: "a secret (sk_…) or restricted (rk_…) key" },
+      // Stripe's random part is 24 characters in its oldest keys and about 99 in current ones.
+      format: {
+        pattern: /^[sr]k_(live|test)_[A-Za-z0-9]{24,}$/,
+        description: "a secret (sk_…) or restricted (rk_…) key: sk_live_, sk_test_, rk_live_ or rk_test_ and at least 24 letters or digits",
+      },
     },
   ],
 

@@ -3,6 +3,7 @@ import { ConvexError } from "convex/values";
 import { api } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import schema from "../../convex/schema";
+import type { MemberRole } from "../../convex/validators";
 import { identity, type Backend } from "./convex";
 
 export type Caller = ReturnType<Backend["withIdentity"]>;
@@ -42,6 +43,20 @@ export interface ProjectFixture {
   outsider: Caller;
 }
 
+/** Adds `name` to the project as the app does: `owner` invites their email, they accept signed in with it. */
+export async function invite(
+  t: Backend,
+  owner: Caller,
+  projectId: Id<"projects">,
+  name: string,
+  role: MemberRole,
+): Promise<Caller> {
+  const invitationId = await owner.mutation(api.invitations.create, { projectId, email: identity(name).email, role });
+  const invitee = t.withIdentity(identity(name));
+  await invitee.mutation(api.invitations.accept, { invitationId });
+  return invitee;
+}
+
 /** A project owned by alice, with bob as admin, carol as member; mallory is signed in but no member. */
 export async function projectWithEveryRole(t: Backend): Promise<ProjectFixture> {
   const owner = t.withIdentity(identity("alice"));
@@ -49,8 +64,8 @@ export async function projectWithEveryRole(t: Backend): Promise<ProjectFixture> 
   const admin = await signIn(t, "bob");
   const member = await signIn(t, "carol");
   const outsider = await signIn(t, "mallory");
-  await owner.mutation(api.projects.addMember, { projectId, email: identity("bob").email, role: "admin" });
-  await owner.mutation(api.projects.addMember, { projectId, email: identity("carol").email, role: "member" });
+  await invite(t, owner, projectId, "bob", "admin");
+  await invite(t, owner, projectId, "carol", "member");
   return { projectId, owner, admin, member, outsider };
 }
 

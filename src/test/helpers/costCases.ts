@@ -11,12 +11,14 @@ import { SECRETS } from "./secrets";
 
 export type Caller = ReturnType<ColdBackend["withIdentity"]>;
 
-/** A project with a Stripe connection, a metric point and alice's OpenAI key, all written through the public API. */
+/** A project with two Stripe connections, a metric point and alice's OpenAI key, all written through the public API. */
 export interface World {
   t: ColdBackend;
   alice: Caller;
   projectId: Id<"projects">;
   connectionId: Id<"connections">;
+  /** Another connection of the same project (a sync group touches several secrets). */
+  secondConnectionId: Id<"connections">;
 }
 
 export async function world(harness: ColdHarness): Promise<World> {
@@ -28,11 +30,17 @@ export async function world(harness: ColdHarness): Promise<World> {
     service: "stripe",
     credentials: { secretKey: SECRETS.stripeKey },
   });
+  const secondConnectionId = await alice.mutation(api.connections.create, {
+    projectId,
+    service: "stripe",
+    name: "Stripe (second account)",
+    credentials: { secretKey: SECRETS.stripeKey },
+  });
   await alice.mutation(api.aiKeys.set, { provider: "openai", apiKey: SECRETS.openaiKey });
   await t.run((ctx) =>
     ctx.db.insert("metrics", { connectionId, projectId, name: "balance_usd", value: 12, timestamp: Date.UTC(2025, 0, 1) }),
   );
-  return { t, alice, projectId, connectionId };
+  return { t, alice, projectId, connectionId, secondConnectionId };
 }
 
 export interface Case {
@@ -66,10 +74,11 @@ export const CASES: Case[] = [
     call: ({ alice, connectionId }) => alice.action(api.connections.syncMetrics, { connectionId }),
   },
   {
-    name: "metricsSync.syncConnection (the cron's unit of work)",
+    name: "metricsSync.syncGroup (the cron's unit: 2 connections of a project)",
     reads: true,
     writes: false,
-    call: ({ t, connectionId }) => t.action(internal.metricsSync.syncConnection, { connectionId }),
+    call: ({ t, projectId, connectionId, secondConnectionId }) =>
+      t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId, secondConnectionId] }),
   },
   {
     name: "aiKeys.set",

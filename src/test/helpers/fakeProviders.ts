@@ -28,8 +28,27 @@ export type Route =
   | "anthropic.messages"
   | "anthropic.models";
 
-/** "ok" answers normally; a number forces that status; "slow" never answers in time. */
-export type Mode = "ok" | 401 | 403 | 404 | 429 | 500 | 503 | "slow" | "invalid_json" | "wrong_shape" | "redirect";
+/**
+ * "ok" answers normally; a number forces that status; "slow" never answers in time; "huge" streams a
+ * HUGE_BODY_BYTES JSON body without Content-Length, "huge_declared" the same with its Content-Length.
+ */
+export type Mode =
+  | "ok"
+  | 401
+  | 403
+  | 404
+  | 429
+  | 500
+  | 503
+  | "slow"
+  | "invalid_json"
+  | "wrong_shape"
+  | "redirect"
+  | "huge"
+  | "huge_declared";
+
+/** Size of the body the "huge" modes serve: 30 MB. */
+export const HUGE_BODY_BYTES = 30_000_000;
 
 export interface RecordedRequest {
   route: Route | null;
@@ -53,6 +72,8 @@ export interface FakeProviders {
   requests: RecordedRequest[];
   values: FakeValues;
   setMode(route: Route, mode: Mode): void;
+  /** Bytes of "huge" bodies the server managed to hand to the socket (it waits while the client does not read). */
+  hugeBytesSent(): number;
   close(): Promise<void>;
 }
 
@@ -114,6 +135,40 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     insightText: "Revenue grew 12% this week; open issues are rising.",
   };
 
+  let hugeBytes = 0;
+  /** A valid JSON array of HUGE_BODY_BYTES, written only as fast as the client reads it. */
+  const streamHugeBody = (response: ServerResponse, declareLength: boolean): void => {
+    response.writeHead(200, {
+      "Content-Type": "application/json",
+      ...(declareLength ? { "Content-Length": String(HUGE_BODY_BYTES) } : {}),
+    });
+    const chunk = "0,".repeat(32_768);
+    let written = 0;
+    let closed = false;
+    response.on("close", () => (closed = true));
+    const pump = (): void => {
+      while (!closed) {
+        if (written === 0) {
+          response.write("[");
+          written = 1;
+        }
+        if (written + chunk.length + 1 >= HUGE_BODY_BYTES) {
+          const tail = "0".padStart(HUGE_BODY_BYTES - written - 1, " ") + "]";
+          hugeBytes += tail.length;
+          response.end(tail);
+          return;
+        }
+        written += chunk.length;
+        hugeBytes += chunk.length;
+        if (!response.write(chunk)) {
+          response.once("drain", pump);
+          return;
+        }
+      }
+    };
+    pump();
+  };
+
   const handle = (request: IncomingMessage, response: ServerResponse, body: string): void => {
     const path = (request.url ?? "/").split("?")[0] ?? "/";
     const which = route(request.method ?? "GET", path, request.headers);
@@ -132,6 +187,7 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       return;
     }
     if (mode === "wrong_shape") return json(response, 200, { unexpected: true });
+    if (mode === "huge" || mode === "huge_declared") return streamHugeBody(response, mode === "huge_declared");
     if (mode === "redirect") {
       // Elsewhere on this server: a client that followed it would show up in `requests` again.
       response.writeHead(307, { Location: "/redirected-here" });
@@ -272,6 +328,7 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     requests,
     values,
     setMode: (which, mode) => void modes.set(which, mode),
+    hugeBytesSent: () => hugeBytes,
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

@@ -1,0 +1,129 @@
+/**
+ * Counting the real cost of a sync cycle, cold as in production: a backend
+ * whose every function execution (each query, mutation, action, nested call
+ * and scheduled function) loads a fresh module graph (vi.resetModules), so no
+ * module-level cache (derived keys, key ids) survives from one execution to
+ * the next; it counts those executions, and PBKDF2 runs at crypto.subtle,
+ * with the shared cold harness (helpers/cold.ts). Counts, never times.
+ */
+import { onTestFinished, vi } from "vitest";
+import { internal } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import { ColdHarness, type ColdBackend as HarnessBackend } from "./cold";
+import { seedConnection, seedProject } from "./seed";
+import type { FakeProviders } from "./fakeProviders";
+import { SECRETS } from "./secrets";
+
+/**
+ * What the previous design (one scheduled action per connection, each with
+ * loadForSync, audit.record and recordSyncOutcome; cron pages of 20 per
+ * status) costs for one cycle over `connections` due connections, cold:
+ * 4 executions per connection plus the pages, and 2 PBKDF2 per connection
+ * (key id and project key, in each connection's own action).
+ */
+export function previousDesignCost(connections: number): { executions: number; pbkdf2: number } {
+  const pages = Math.floor(connections / 20) + 3; // the active pages, plus one closing page per status
+  return { executions: 4 * connections + pages, pbkdf2: 2 * connections };
+}
+
+/** Function executions and PBKDF2 runs since the counter was created or reset. */
+export interface CostCounter {
+  readonly executions: number;
+  readonly pbkdf2: number;
+  /** Executions per function path ("metricsSync:syncProjectGroup"). */
+  readonly byFunction: Record<string, number>;
+  reset(): void;
+}
+
+/**
+ * A backend on the shared cold harness (helpers/cold.ts: a fresh module
+ * graph per function execution, each execution counted once, PBKDF2 counted
+ * at crypto.subtle), and its counter. Call inside a test: crypto.subtle is
+ * restored when the test finishes.
+ */
+export function newColdBackend() {
+  const harness = new ColdHarness();
+  harness.install();
+  onTestFinished(() => harness.uninstall());
+  const counter: CostCounter = {
+    get executions() {
+      return harness.counts.executions.length;
+    },
+    get pbkdf2() {
+      return harness.counts.pbkdf2;
+    },
+    get byFunction() {
+      const counts: Record<string, number> = {};
+      for (const { path } of harness.counts.executions) counts[path] = (counts[path] ?? 0) + 1;
+      return counts;
+    },
+    reset() {
+      harness.reset();
+    },
+  };
+  return { t: harness.backend(), counter };
+}
+
+export type ColdBackend = HarnessBackend;
+
+/** What one cron cycle cost and did. */
+export interface CycleCost {
+  connections: number;
+  projects: number;
+  executions: number;
+  pbkdf2: number;
+  providerRequests: number;
+  /** Connections that got exactly one successful sync (metrics stored, lastSyncedAt set). */
+  syncedOnce: number;
+}
+
+/** `projects` projects of `perProject` GitHub connections each, never synced (no nextSyncAt: due). */
+export async function seedSyncFleet(t: ColdBackend, projects: number, perProject: number): Promise<Id<"connections">[]> {
+  const credentials = { token: SECRETS.githubToken, repository: SECRETS.githubRepository };
+  const ids: Id<"connections">[] = [];
+  for (let p = 0; p < projects; p++) {
+    const { projectId } = await seedProject(t, { [`owner${p}`]: "owner" });
+    for (let c = 0; c < perProject; c++) ids.push(await seedConnection(t, projectId, "github", credentials, "active"));
+  }
+  return ids;
+}
+
+/**
+ * Runs one cron run (metricsSync.scheduleDueSyncs and everything it
+ * schedules) to completion under fake timers and returns its counted cost.
+ */
+export async function measureCycle(
+  t: ColdBackend,
+  counter: CostCounter,
+  fake: FakeProviders,
+  ids: readonly Id<"connections">[],
+  projects: number,
+): Promise<CycleCost> {
+  const requestsBefore = fake.requests.length;
+  vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+  counter.reset();
+  await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+  await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+  const { pbkdf2, executions } = counter;
+  vi.useRealTimers();
+  const syncedOnce = await t.run(async (ctx) => {
+    let count = 0;
+    for (const id of ids) {
+      const row = await ctx.db.get("connections", id);
+      const points = await ctx.db
+        .query("metrics")
+        .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", id))
+        .collect();
+      if (row?.status === "active" && row.lastSyncedAt !== undefined && points.length === 4) count++;
+    }
+    return count;
+  });
+  return {
+    connections: ids.length,
+    projects,
+    executions,
+    pbkdf2,
+    providerRequests: fake.requests.length - requestsBefore,
+    syncedOnce,
+  };
+}
