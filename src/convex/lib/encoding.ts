@@ -60,8 +60,11 @@ const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 /** Character code → 6-bit value, or -1 for a character outside the base64url alphabet. */
 const BASE64URL_VALUES = new Int8Array(128).fill(-1);
 for (let i = 0; i < BASE64URL_ALPHABET.length; i++) BASE64URL_VALUES[BASE64URL_ALPHABET.charCodeAt(i)] = i;
-const BASE64URL_CODES = Uint8Array.from(BASE64URL_ALPHABET, (char) => char.charCodeAt(0));
-const asciiDecoder = new TextDecoder();
+/** Every 12-bit value → its two base64url characters, so encoding appends strings and allocates no buffer. */
+const BASE64URL_PAIRS: readonly string[] = Array.from(
+  { length: 4096 },
+  (_, n) => BASE64URL_ALPHABET[n >>> 6]! + BASE64URL_ALPHABET[n & 63]!,
+);
 
 /**
  * URL-safe base64 without padding (RFC 4648 §5), used by the dtenc formats.
@@ -70,26 +73,18 @@ const asciiDecoder = new TextDecoder();
  */
 export function base64UrlEncode(bytes: Uint8Array): string {
   const whole = bytes.length - (bytes.length % 3);
-  const out = new Uint8Array(Math.ceil((bytes.length * 4) / 3));
-  let o = 0;
+  let out = "";
   for (let i = 0; i < whole; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out[o++] = BASE64URL_CODES[n >>> 18]!;
-    out[o++] = BASE64URL_CODES[(n >>> 12) & 63]!;
-    out[o++] = BASE64URL_CODES[(n >>> 6) & 63]!;
-    out[o++] = BASE64URL_CODES[n & 63]!;
+    out += BASE64URL_PAIRS[n >>> 12]! + BASE64URL_PAIRS[n & 4095]!;
   }
   if (bytes.length - whole === 1) {
-    const n = bytes[whole]! << 16;
-    out[o] = BASE64URL_CODES[n >>> 18]!;
-    out[o + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
+    out += BASE64URL_PAIRS[bytes[whole]! << 4]!;
   } else if (bytes.length - whole === 2) {
-    const n = (bytes[whole]! << 16) | (bytes[whole + 1]! << 8);
-    out[o] = BASE64URL_CODES[n >>> 18]!;
-    out[o + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
-    out[o + 2] = BASE64URL_CODES[(n >>> 6) & 63]!;
+    const n = (bytes[whole]! << 10) | (bytes[whole + 1]! << 2);
+    out += BASE64URL_PAIRS[n >>> 6]! + BASE64URL_ALPHABET[n & 63]!;
   }
-  return asciiDecoder.decode(out);
+  return out;
 }
 
 /** By `length % 4`: the bits of the last character that carry no data (they must be zero). */
