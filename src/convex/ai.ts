@@ -220,7 +220,7 @@ export const verifyKey = userAction({
   returns: v.object({ valid: v.boolean(), error: v.optional(v.string()) }),
   handler: async (ctx, { provider, apiKey }) => {
     const key = apiKey.trim();
-    if (!key || key.length > MAX_API_KEY_LENGTH) throw appError("INVALID_ARGUMENT", "Enter an API key");
+    if (!key || key.length > MAX_API_KEY_LENGTH) throw appError("INVALID_ARGUMENT", "Enter an API key", { field: "apiKey" });
     await ctx.runMutation(internal.rateLimits.consume, { name: "aiKeyCheck", key: ctx.identity.tokenIdentifier });
     try {
       await checkApiKey(provider, key);

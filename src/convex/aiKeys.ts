@@ -27,7 +27,7 @@ const AI_KEY_SHAPES: Record<AiProvider, RegExp> = {
 function cleanAiKey(provider: AiProvider, apiKey: string): string {
   const key = apiKey.trim();
   if (key.length < MIN_AI_KEY_LENGTH || key.length > MAX_AI_KEY_LENGTH || !AI_KEY_SHAPES[provider].test(key)) {
-    throw appError("INVALID_ARGUMENT", `This does not look like an API key from ${provider}`);
+    throw appError("INVALID_ARGUMENT", `This does not look like an API key from ${provider}`, { field: "apiKey" });
   }
   return key;
 }

@@ -9,11 +9,13 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { appError } from "./errors";
+import { requireProjectRole } from "./auth";
+import { appError, appErrorCode } from "./errors";
 import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
 import { syncConnections } from "./metricsSync";
+import { beginOAuthFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import {
@@ -167,8 +169,94 @@ export const updateCredentials = connectionMutation({
 });
 
 /**
+ * Starts connecting an OAuth integration (owners and admins): returns the
+ * provider's authorization URL for the dashboard to open. `settings` are the
+ * integration's non-secret fields (e.g. { propertyId } for
+ * google_analytics); `connectionId` reconnects an existing connection of the
+ * same service (e.g. one in needs_reauth) instead of creating one. The
+ * provider sends the browser to /oauth/callback, which stores the tokens and
+ * redirects to DASHBOARD_URL (see oauth.ts).
+ */
+export const startOAuth = projectMutation({
+  args: {
+    service: v.string(),
+    settings: credentialsValidator,
+    name: v.optional(v.string()),
+    connectionId: v.optional(v.id("connections")),
+  },
+  minimumRole: "admin",
+  returns: v.object({ authorizationUrl: v.string() }),
+  handler: async (ctx, args) => {
+    const authorizationUrl = await beginOAuthFlow(ctx, {
+      userId: ctx.user._id,
+      projectId: args.projectId,
+      service: args.service,
+      settings: args.settings,
+      name: args.name,
+      connectionId: args.connectionId,
+    });
+    return { authorizationUrl };
+  },
+});
+
+/**
+ * The row of a new OAuth connection, inserted by the callback once the code
+ * was exchanged and before its tokens are written (they are bound to its
+ * id): `needs_reauth` until oauth.writeGrant stores them. Null when the
+ * user is no longer an admin or the project is full.
+ */
+export const insertOAuthConnection = internalMutation({
+  args: {
+    projectId: v.id("projects"),
+    userId: v.id("users"),
+    service: v.string(),
+    name: v.string(),
+    credentialHints: v.record(v.string(), v.string()),
+  },
+  returns: v.union(v.id("connections"), v.null()),
+  handler: async (ctx, args) => {
+    try {
+      await requireProjectRole(ctx, args.userId, args.projectId, "admin");
+    } catch (error) {
+      if (appErrorCode(error)) return null;
+      throw error;
+    }
+    const existing = await ctx.db
+      .query("connections")
+      .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
+      .take(MAX_CONNECTIONS);
+    if (existing.length >= MAX_CONNECTIONS) return null;
+    const now = Date.now();
+    const connectionId = await ctx.db.insert("connections", {
+      projectId: args.projectId,
+      service: args.service,
+      name: args.name,
+      credentialHints: args.credentialHints,
+      status: "needs_reauth",
+      lastError: "The sign-in did not complete; connect the account again",
+      healthScore: 100,
+      secretVersion: 0,
+      createdBy: args.userId,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await recordAudit(ctx, {
+      action: "connection.created",
+      actorId: args.userId,
+      projectId: args.projectId,
+      targetTable: "connections",
+      targetId: connectionId,
+      detail: `service: ${args.service}`,
+    });
+    return connectionId;
+  },
+});
+
+/**
  * Removes a connection and its metrics (owners and admins). The first batch
  * of metrics goes in this mutation; any rest in self-scheduling batches.
+ * An OAuth connection's grant is revoked at the provider afterwards, best
+ * effort (oauth.queueRevocation); its tokens leave the row now.
  */
 export const remove = connectionMutation({
   args: {},
@@ -176,6 +264,7 @@ export const remove = connectionMutation({
   returns: v.null(),
   handler: async (ctx) => {
     const { connection } = ctx;
+    await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
     if (await deleteMetricsBatch(ctx, connection._id)) {
       await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });

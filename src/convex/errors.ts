@@ -1,10 +1,17 @@
 /**
- * Errors that reach clients: a ConvexError whose data is `{ code, message }`.
- * Codes are stable and listed in docs/api.md; messages never contain a
- * secret, plaintext or ciphertext.
+ * Errors that reach clients: a ConvexError whose data is an AppErrorData,
+ * `{ code, message }` plus fields that depend on the code (`retryAt` for
+ * RATE_LIMITED, `reason` and `variable` for ENCRYPTION_UNAVAILABLE, ...).
+ * Codes, fields and what the UI should do with each are in docs/api.md;
+ * messages never contain a secret, plaintext, ciphertext or unknown input.
+ *
+ * This file is the dashboard's error contract: it imports nothing
+ * server-only (only `convex/values` and the pure lib/errors), so a frontend
+ * can import its types and `appErrorData` directly.
  */
 import { ConvexError } from "convex/values";
-import { isCryptoError } from "./lib/errors";
+import { isCryptoError, type CryptoError, type CryptoErrorCode } from "./lib/errors";
+import type { ProviderErrorKind } from "./integrations/providerError";
 
 export type ErrorCode =
   | "UNAUTHENTICATED"
@@ -18,47 +25,190 @@ export type ErrorCode =
   | "RATE_LIMITED"
   | "CONFLICT";
 
-export interface AppErrorData {
-  code: ErrorCode;
-  message: string;
+/** Every code, at run time (a Record, so a code added to ErrorCode must be added here too). */
+const ERROR_CODES: Record<ErrorCode, true> = {
+  UNAUTHENTICATED: true,
+  FORBIDDEN: true,
+  NOT_FOUND: true,
+  INVALID_ARGUMENT: true,
+  INVALID_CREDENTIALS: true,
+  ENCRYPTION_UNAVAILABLE: true,
+  DECRYPTION_FAILED: true,
+  PROVIDER_ERROR: true,
+  RATE_LIMITED: true,
+  CONFLICT: true,
+};
+
+/** Every error code, e.g. for a client's exhaustive handling table. */
+export const errorCodes = Object.keys(ERROR_CODES) as ErrorCode[];
+
+/** The deployment variables a configuration error can name. */
+export type ConfigurationVariable = "MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY";
+
+/** Why encryption is unavailable because of a master key variable: the encryption core's code. */
+export type ConfigurationReason = "MASTER_KEY_MISSING" | "MASTER_KEY_TOO_SHORT" | "MASTER_KEY_INVALID";
+
+/** Why a stored secret did not decrypt: the encryption core's code. */
+export type DecryptionReason =
+  | "MALFORMED_CIPHERTEXT"
+  | "UNSUPPORTED_VERSION"
+  | "UNKNOWN_KEY_ID"
+  | "DECRYPTION_FAILED"
+  | "NOT_CIPHERTEXT"
+  | "VALUE_TOO_LARGE";
+
+/** Why an argument was refused by the encryption core (other INVALID_ARGUMENTs have no reason). */
+export type InvalidArgumentReason = "INVALID_ARGUMENT";
+
+/** The fields each code adds to `{ code, message }`; codes not listed add none. */
+interface ErrorDetails {
+  INVALID_ARGUMENT: {
+    /** The argument that was refused, by its name in the function's arguments (never its value). */
+    field?: string;
+    /** Set when the encryption core refused the value. */
+    reason?: InvalidArgumentReason;
+  };
+  ENCRYPTION_UNAVAILABLE:
+    | {
+        reason: ConfigurationReason;
+        /** The deployment variable an administrator must set or fix. */
+        variable: ConfigurationVariable;
+      }
+    | {
+        /** The deployment's stored root salt (encryptionSettings) is damaged: restore it from a backup. */
+        reason: "ROOT_SALT_INVALID";
+      };
+  DECRYPTION_FAILED: {
+    /** The encryption core's code; absent when the failure happened after decryption. */
+    reason?: DecryptionReason;
+  };
+  PROVIDER_ERROR: {
+    /** Display name of the third-party service, e.g. "OpenAI". */
+    service: string;
+    reason: ProviderErrorKind;
+    /** The service's HTTP status, when it answered. */
+    status?: number;
+  };
+  RATE_LIMITED: {
+    /** When to try again, in milliseconds since the epoch. */
+    retryAt: number;
+  };
 }
 
-/** A client-facing error with a stable code. */
-export function appError(code: ErrorCode, message: string): ConvexError<{ code: ErrorCode; message: string }> {
-  return new ConvexError({ code, message });
+/** The extra fields of code `C`. */
+export type ErrorDetailsOf<C extends ErrorCode> = C extends keyof ErrorDetails ? ErrorDetails[C] : Record<never, never>;
+
+type Flatten<T> = { [K in keyof T]: T[K] } & {};
+
+/** The data of a client-facing error with code `C`. */
+export type AppErrorDataOf<C extends ErrorCode> = Flatten<{ code: C; message: string } & ErrorDetailsOf<C>>;
+
+/** The data of every client-facing error: a union discriminated by `code`. */
+export type AppErrorData = { [C in ErrorCode]: AppErrorDataOf<C> }[ErrorCode];
+
+/** The details argument of appError: required when code `C` has a required field. */
+type DetailsArgument<C extends ErrorCode> = C extends keyof ErrorDetails
+  ? Record<never, never> extends ErrorDetails[C]
+    ? [details?: ErrorDetails[C]]
+    : [details: ErrorDetails[C]]
+  : [details?: { [field: string]: never }];
+
+/** A client-facing error with a stable code (and the fields that code carries). */
+export function appError<C extends ErrorCode>(
+  code: C,
+  message: string,
+  ...[details]: DetailsArgument<C>
+): ConvexError<AppErrorData> {
+  const data: Record<string, string | number> = { code, message };
+  // Convex values cannot hold undefined: leave absent fields out.
+  for (const [key, value] of Object.entries(details ?? {})) {
+    if (value !== undefined) data[key] = value as string | number;
+  }
+  return new ConvexError(data as AppErrorData);
 }
 
 /**
- * Maps a failure of the encryption core to a client-facing error: a missing
- * or weak master key, or a bad root salt, is an operator problem
- * (ENCRYPTION_UNAVAILABLE; so is a value only an unusable OLD_MASTER_KEY
- * entry could open: its code is that entry's, MASTER_KEY_TOO_SHORT), a bad
- * argument is INVALID_ARGUMENT, and any other crypto failure is
- * DECRYPTION_FAILED naming only the core's code. The core's own message
- * (which may name a master key's id, a fingerprint worth nothing to a
- * client) stays server-side. Anything that is not a crypto error is
+ * What each encryption-core code becomes for a client. A missing or bad
+ * master key is an operator problem (ENCRYPTION_UNAVAILABLE naming the
+ * variable to fix), a bad argument is INVALID_ARGUMENT, and anything else
+ * is DECRYPTION_FAILED. A Record: a new core code must be mapped here.
+ */
+const CRYPTO_ERROR_MAPPING: Record<
+  CryptoErrorCode,
+  | { code: "ENCRYPTION_UNAVAILABLE"; reason: ConfigurationReason | "ROOT_SALT_INVALID" }
+  | { code: "DECRYPTION_FAILED"; reason: DecryptionReason }
+  | { code: "INVALID_ARGUMENT"; reason: InvalidArgumentReason }
+> = {
+  MASTER_KEY_MISSING: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_MISSING" },
+  MASTER_KEY_TOO_SHORT: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_TOO_SHORT" },
+  MASTER_KEY_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_INVALID" },
+  ROOT_SALT_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "ROOT_SALT_INVALID" },
+  // Encrypting too large a value is INVALID_ARGUMENT in secrets.ts; here it is a stored value too large to read.
+  VALUE_TOO_LARGE: { code: "DECRYPTION_FAILED", reason: "VALUE_TOO_LARGE" },
+  MALFORMED_CIPHERTEXT: { code: "DECRYPTION_FAILED", reason: "MALFORMED_CIPHERTEXT" },
+  UNSUPPORTED_VERSION: { code: "DECRYPTION_FAILED", reason: "UNSUPPORTED_VERSION" },
+  UNKNOWN_KEY_ID: { code: "DECRYPTION_FAILED", reason: "UNKNOWN_KEY_ID" },
+  DECRYPTION_FAILED: { code: "DECRYPTION_FAILED", reason: "DECRYPTION_FAILED" },
+  NOT_CIPHERTEXT: { code: "DECRYPTION_FAILED", reason: "NOT_CIPHERTEXT" },
+  INVALID_ARGUMENT: { code: "INVALID_ARGUMENT", reason: "INVALID_ARGUMENT" },
+};
+
+/**
+ * The variable a configuration error is about. A too-short key is either
+ * the current key or an OLD_MASTER_KEY entry (a value only an unusable
+ * entry could open fails with that entry's code); the core names the entry
+ * as "OLD_MASTER_KEY (entry N)" in its message. Every other code is about
+ * MASTER_ENCRYPTION_KEY.
+ */
+function configurationVariableOf(error: CryptoError): ConfigurationVariable {
+  return error.code === "MASTER_KEY_TOO_SHORT" && error.message.includes("OLD_MASTER_KEY (entry")
+    ? "OLD_MASTER_KEY"
+    : "MASTER_ENCRYPTION_KEY";
+}
+
+/**
+ * Maps a failure of the encryption core to a client-facing error (see
+ * CRYPTO_ERROR_MAPPING), with the core's code as `reason`. The core's own
+ * message (which may name a master key's id, a fingerprint worth nothing
+ * to a client) stays server-side, except for INVALID_ARGUMENT, whose
+ * message describes the argument. Anything that is not a crypto error is
  * rethrown unchanged.
  */
 export function toAppError(error: unknown): never {
-  if (isCryptoError(error)) {
-    if (
-      error.code === "MASTER_KEY_MISSING" ||
-      error.code === "MASTER_KEY_TOO_SHORT" ||
-      error.code === "MASTER_KEY_INVALID" ||
-      error.code === "ROOT_SALT_INVALID"
-    ) {
-      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment (${error.code})`);
+  if (!isCryptoError(error)) throw error;
+  const mapped = CRYPTO_ERROR_MAPPING[error.code];
+  switch (mapped.code) {
+    case "ENCRYPTION_UNAVAILABLE": {
+      if (mapped.reason === "ROOT_SALT_INVALID") {
+        throw appError("ENCRYPTION_UNAVAILABLE", "Encryption is not usable on this deployment: its stored root salt is damaged (ROOT_SALT_INVALID)", {
+          reason: mapped.reason,
+        });
+      }
+      const variable = configurationVariableOf(error);
+      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment: ${variable} (${mapped.reason})`, {
+        reason: mapped.reason,
+        variable,
+      });
     }
-    if (error.code === "INVALID_ARGUMENT") throw appError("INVALID_ARGUMENT", error.message);
-    throw appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${error.code})`);
+    case "INVALID_ARGUMENT":
+      throw appError("INVALID_ARGUMENT", error.message, { reason: mapped.reason });
+    case "DECRYPTION_FAILED":
+      throw appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${mapped.reason})`, {
+        reason: mapped.reason,
+      });
   }
-  throw error;
+}
+
+/** The data of a client-facing error (see appError), or null for any other error. For servers and clients alike. */
+export function appErrorData(error: unknown): AppErrorData | null {
+  if (!(error instanceof ConvexError)) return null;
+  const data: unknown = error.data;
+  if (typeof data !== "object" || data === null || !("code" in data) || typeof data.code !== "string") return null;
+  if (!Object.hasOwn(ERROR_CODES, data.code)) return null;
+  return data as AppErrorData;
 }
 
 /** The code of a client-facing error (see appError), or null for any other error. */
 export function appErrorCode(error: unknown): ErrorCode | null {
-  if (!(error instanceof ConvexError)) return null;
-  const data: unknown = error.data;
-  if (typeof data !== "object" || data === null || !("code" in data) || typeof data.code !== "string") return null;
-  return data.code as ErrorCode;
+  return appErrorData(error)?.code ?? null;
 }

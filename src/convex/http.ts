@@ -8,12 +8,16 @@
  * Failed authentications are throttled (429 with Retry-After) per source
  * and per key prefix; see rateLimits.ts authThrottledUntil for the rule, and
  * requestSource for what "source" is.
+ *
+ * GET /oauth/callback is where OAuth providers send the browser back after
+ * connections.startOAuth (oauth.ts handleOAuthCallback).
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH, usageIsStale } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
+import { OAUTH_CALLBACK_PATH, handleOAuthCallback } from "./oauth";
 import { authThrottledUntil } from "./rateLimits";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
@@ -100,5 +104,6 @@ const projectMetrics = httpAction(async (ctx, request) => {
 const http = httpRouter();
 
 http.route({ path: "/api/v1/projects/metrics", method: "GET", handler: projectMetrics });
+http.route({ path: OAUTH_CALLBACK_PATH, method: "GET", handler: httpAction(handleOAuthCallback) });
 
 export default http;

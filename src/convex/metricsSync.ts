@@ -27,6 +27,7 @@ import { isProviderError } from "./integrations/providerError";
 import { findIntegration } from "./integrations/registry";
 import type { Integration, MetricPoint } from "./integrations/types";
 import type { Keyring } from "./lib/keyring";
+import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring, readRootSalt } from "./secrets";
 import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
@@ -103,6 +104,8 @@ const syncTargetValidator = v.object({
   encryptedCredentials: v.union(v.string(), v.null()),
   /** Which write of the credentials this is (credentialsVersionOf). */
   credentialsVersion: v.number(),
+  /** The safe lastError, returned for connections that are not synced (needs_reauth). */
+  lastError: v.union(v.string(), v.null()),
 });
 type SyncTarget = typeof syncTargetValidator.type;
 
@@ -152,6 +155,7 @@ export const loadSyncGroup = internalQuery({
         status: connection.status,
         encryptedCredentials: connection.encryptedCredentials ?? null,
         credentialsVersion: credentialsVersionOf(connection),
+        lastError: connection.lastError ?? null,
       });
     }
     return { rootSalt: await readRootSalt(ctx.db), targets };
@@ -325,6 +329,12 @@ export async function syncConnections(
       results.set(target.connectionId, { connectionId: target.connectionId, result: { status: "inactive", metricsStored: 0 } });
       continue;
     }
+    if (target.status === "needs_reauth") {
+      // A dead OAuth grant: only an admin reconnecting helps, so the provider is not asked again.
+      const result: SyncResult = { status: "needs_reauth", metricsStored: 0, ...(target.lastError ? { error: target.lastError } : {}) };
+      results.set(target.connectionId, { connectionId: target.connectionId, result });
+      continue;
+    }
     const integration = findIntegration(target.service);
     if (!integration) {
       outcomes.push({ target, outcome: { kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" } });
@@ -361,7 +371,33 @@ export async function syncConnections(
     });
     const now = Date.now();
     const range = { from: now - SYNC_WINDOW_MS, to: now };
-    const fetched = await mapBounded(decrypted, PROVIDER_CONCURRENCY, async ({ target, integration, credentials }) => {
+    const fetched = await mapBounded(decrypted, PROVIDER_CONCURRENCY, async (item): Promise<{ target: SyncTarget; outcome: SyncOutcome } | null> => {
+      const { integration } = item;
+      let { target, credentials } = item;
+      if (integration.oauth && keyring) {
+        // The access token, refreshed first if it expires soon (once per version, whoever else syncs now).
+        const access = await oauthAccess(ctx, {
+          connectionId: target.connectionId,
+          projectId,
+          integration,
+          keyring,
+          secretVersion: target.credentialsVersion,
+          credentials,
+        });
+        if (access.kind === "gone") return null;
+        if (access.kind === "needs_reauth") {
+          // Already stored (status, lastError, audit) by oauth.markNeedsReauth.
+          const result: SyncResult = { status: "needs_reauth", metricsStored: 0, error: access.error };
+          results.set(target.connectionId, { connectionId: target.connectionId, result });
+          return null;
+        }
+        if (access.kind === "failed") {
+          return { target, outcome: { kind: "failed", error: access.error.message, detail: `oauth_refresh:${access.error.kind}` } };
+        }
+        // A refresh wrote a new version: the outcome belongs to it.
+        target = { ...target, credentialsVersion: access.secretVersion };
+        credentials = access.credentials;
+      }
       try {
         const outcome: SyncOutcome = { kind: "synced", metrics: storablePoints(await integration.fetchMetrics(credentials, range)) };
         return { target, outcome };
@@ -375,7 +411,7 @@ export async function syncConnections(
         return { target, outcome };
       }
     });
-    outcomes.push(...fetched);
+    for (const entry of fetched) if (entry) outcomes.push(entry);
   }
 
   if (outcomes.length > 0) {
@@ -431,7 +467,8 @@ export const scheduleDueSyncs = internalMutation({
     const openGroup = new Map<Id<"projects">, Id<"connections">[]>();
     let budgetReached = false;
     for (const connection of due.slice(0, DUE_PAGE_SIZE)) {
-      if (connection.status !== "inactive") {
+      // Paused connections and dead OAuth grants are not synced, only moved on.
+      if (connection.status !== "inactive" && connection.status !== "needs_reauth") {
         let group = openGroup.get(connection.projectId);
         if (!group || group.length >= SYNC_GROUP_SIZE) {
           if (groups.length >= groupsLeft) {

@@ -58,8 +58,10 @@ export const MANUAL_SYNC_LIMITS: readonly RateLimitRule[] = [
 export async function consumeRateLimit(ctx: MutationCtx, name: RateLimitName, key: string): Promise<void> {
   const { ok, retryAt } = await rateLimit(ctx, { name, key });
   if (!ok) {
-    const seconds = Math.max(1, Math.ceil(((retryAt ?? Date.now()) - Date.now()) / 1000));
-    throw appError("RATE_LIMITED", `Too many requests; try again in ${seconds} s`);
+    // retryAt is the limiter's own answer (ms since the epoch); whole milliseconds for the client.
+    const at = Math.ceil(retryAt ?? Date.now());
+    const seconds = Math.max(1, Math.ceil((at - Date.now()) / 1000));
+    throw appError("RATE_LIMITED", `Too many requests; try again in ${seconds} s`, { retryAt: at });
   }
 }
 

@@ -71,10 +71,19 @@ export default defineSchema({
     /** Integration id from the registry in src/convex/integrations ("stripe", "github", ...). */
     service: v.string(),
     name: v.string(),
-    /** Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials. */
+    /**
+     * Ciphertext of the JSON credentials object; salt: project id; purpose: connections/<id>/credentials.
+     * For OAuth integrations the object holds the settings and the tokens (access, refresh, expiry), so
+     * a refresh replaces both tokens in one write and the rotation job covers them like any credentials.
+     */
     encryptedCredentials: v.optional(v.string()),
     /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
     secretVersion: v.optional(v.number()),
+    /**
+     * An OAuth token refresh in flight (oauth.ts): claimed in a mutation by the one sync that calls the
+     * provider; others wait for the secretVersion to change. Expires so a dead refresher blocks no one.
+     */
+    refreshLease: v.optional(v.object({ leaseId: v.string(), expiresAt: v.number() })),
     /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
     credentials: v.optional(v.record(v.string(), v.string())),
     /** Masked hint per credential field, computed when the credentials are written. */
@@ -97,6 +106,44 @@ export default defineSchema({
     .index("by_projectId", ["projectId"])
     /** Due connections first: the sync cron reads this index up to now. */
     .index("by_nextSyncAt", ["nextSyncAt"]),
+
+  /**
+   * OAuth authorization flows started by connections.startOAuth and not yet
+   * finished: single use (deleted by the callback), expiring after 10
+   * minutes. The state is stored only as a SHA-256 hash; the PKCE verifier
+   * only as ciphertext (salt: project id; purpose: oauthStates/<id>/codeVerifier).
+   */
+  oauthStates: defineTable({
+    stateHash: v.string(),
+    userId: v.id("users"),
+    projectId: v.id("projects"),
+    service: v.string(),
+    /** Set when the flow reconnects an existing connection (e.g. one in needs_reauth). */
+    connectionId: v.optional(v.id("connections")),
+    name: v.string(),
+    /** The integration's non-secret settings (e.g. GA4 property id). */
+    settings: v.record(v.string(), v.string()),
+    encryptedCodeVerifier: v.optional(v.string()),
+    expiresAt: v.number(),
+    createdAt: v.number(),
+  })
+    .index("by_stateHash", ["stateHash"])
+    .index("by_projectId", ["projectId"]),
+
+  /**
+   * Tokens of removed OAuth connections waiting for their revocation at the
+   * provider: the ciphertext moved here from the deleted row (same salt,
+   * purpose and version), deleted by the revoking action or, at the latest,
+   * by a backstop a few minutes later.
+   */
+  oauthRevocations: defineTable({
+    projectId: v.id("projects"),
+    connectionId: v.id("connections"),
+    service: v.string(),
+    secretVersion: v.number(),
+    encryptedCredentials: v.string(),
+    createdAt: v.number(),
+  }),
 
   aiKeys: defineTable({
     userId: v.id("users"),

@@ -4,6 +4,8 @@
  * - connection credentials: salt = project id, purpose = "connections/<id>/credentials",
  *   version = connections.secretVersion
  * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey", version = aiKeys.secretVersion
+ * - OAuth PKCE code verifiers: salt = project id, purpose = "oauthStates/<stateId>/codeVerifier",
+ *   version = 0 (written once, never replaced). OAuth tokens are connection credentials.
  * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY; the
  * deployment's root salt from the encryptionSettings table (created by the
  * first mutation that encrypts). Crypto failures leave here as client-safe
@@ -96,6 +98,32 @@ export function connectionSecretContext(
 /** Salt, purpose and version of a user's AI provider key. */
 export function aiKeySecretContext(userId: Id<"users">, secretVersion: number | undefined): SecretContext {
   return { salt: userId, purpose: `aiKeys/${userId}/apiKey`, version: secretVersion ?? 0 };
+}
+
+/** Salt, purpose and version of the PKCE code verifier of a pending OAuth flow (written once: version 0). */
+export function codeVerifierSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
+  return { salt: projectId, purpose: `oauthStates/${stateId}/codeVerifier`, version: 0 };
+}
+
+/** Ciphertext of a pending OAuth flow's PKCE code verifier. */
+export function encryptCodeVerifier(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  codeVerifier: string,
+): Promise<string> {
+  return mapEncryptionErrors(() => encryptSecret(keyring, codeVerifier, codeVerifierSecretContext(projectId, stateId)));
+}
+
+/** A pending OAuth flow's PKCE code verifier from its ciphertext. */
+export async function decryptCodeVerifier(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  encryptedCodeVerifier: string,
+): Promise<string> {
+  const context = codeVerifierSecretContext(projectId, stateId);
+  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCodeVerifier, context))).plaintext;
 }
 
 /** Ciphertext of a connection's credentials under the current master key, bound to the row's `secretVersion`. */

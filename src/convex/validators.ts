@@ -17,6 +17,8 @@ export const connectionStatusValidator = v.union(
   v.literal("inactive"),
   v.literal("error"),
   v.literal("pending"),
+  /** An OAuth grant was refused (revoked or expired refresh token): an admin must connect the account again. */
+  v.literal("needs_reauth"),
 );
 export type ConnectionStatus = Infer<typeof connectionStatusValidator>;
 
@@ -38,6 +40,10 @@ export const auditActionValidator = v.union(
   v.literal("connection.removed"),
   v.literal("connection.credentials_decrypted"),
   v.literal("connection.decryption_failed"),
+  v.literal("connection.oauth_connected"),
+  v.literal("connection.tokens_refreshed"),
+  v.literal("connection.needs_reauth"),
+  v.literal("connection.tokens_revoked"),
   v.literal("aiKey.set"),
   v.literal("aiKey.removed"),
   v.literal("aiKey.decrypted"),

@@ -77,6 +77,12 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.action(api.connections.syncMetrics, { connectionId: f.connectionId }),
   },
+  {
+    name: "connections:startOAuth",
+    access: "admin",
+    call: (c, f) =>
+      c.mutation(api.connections.startOAuth, { projectId: f.projectId, service: "google_analytics", settings: { propertyId: "123" } }),
+  },
   { name: "connections:remove", access: "admin", call: (c, f) => c.mutation(api.connections.remove, { connectionId: f.connectionId }) },
   {
     name: "aiKeys:set",
@@ -119,6 +125,9 @@ beforeEach(async () => {
   for (const name of ["STRIPE_API_BASE_URL", "OPENAI_API_BASE_URL", "ANTHROPIC_API_BASE_URL"]) {
     vi.stubEnv(name, "http://127.0.0.1:9");
   }
+  vi.stubEnv("GOOGLE_OAUTH_CLIENT_ID", "access-test-client");
+  vi.stubEnv("GOOGLE_OAUTH_CLIENT_SECRET", "access-test-client-secret");
+  vi.stubEnv("CONVEX_SITE_URL", "https://access-test.convex.site");
   t = newBackend();
   const project = await projectWithEveryRole(t);
   const connectionId = await project.owner.mutation(api.connections.create, {

@@ -126,18 +126,24 @@ describe("ai.generateInsight", () => {
   });
 
   test.each([
-    { mode: 401 as const, message: "OpenAI rejected the credentials (HTTP 401)" },
-    { mode: 429 as const, message: "OpenAI is rate limiting requests; try again later (HTTP 429)" },
-    { mode: 500 as const, message: "OpenAI is unavailable (HTTP 500)" },
-    { mode: "slow" as const, message: "OpenAI did not answer in time" },
-    { mode: "wrong_shape" as const, message: "OpenAI sent an unexpected response" },
-  ])("provider failure $mode: PROVIDER_ERROR with a safe message, nothing stored", async ({ mode, message }) => {
+    { mode: 401 as const, message: "OpenAI rejected the credentials (HTTP 401)", reason: "unauthorized", status: 401 },
+    { mode: 429 as const, message: "OpenAI is rate limiting requests; try again later (HTTP 429)", reason: "rate_limited", status: 429 },
+    { mode: 500 as const, message: "OpenAI is unavailable (HTTP 500)", reason: "unavailable", status: 500 },
+    { mode: "slow" as const, message: "OpenAI did not answer in time", reason: "timeout" },
+    { mode: "wrong_shape" as const, message: "OpenAI sent an unexpected response", reason: "bad_response" },
+  ])("provider failure $mode: PROVIDER_ERROR with a safe message, nothing stored", async ({ mode, message, reason, status }) => {
     const t = newBackend();
     const { projectId, userIds, alice } = await setup(t);
     const aiKeyId = await seedAiKey(t, userIds.alice!, "openai", SECRETS.openaiKey);
     fake().setMode("openai.chat", mode);
 
-    expect(await errorOf(alice.action(api.ai.generateInsight, { projectId }))).toEqual({ code: "PROVIDER_ERROR", message });
+    expect(await errorOf(alice.action(api.ai.generateInsight, { projectId }))).toEqual({
+      code: "PROVIDER_ERROR",
+      message,
+      service: "OpenAI",
+      reason,
+      ...(status === undefined ? {} : { status }),
+    });
     expect(await t.run((ctx) => ctx.db.query("insights").collect())).toEqual([]);
     expect(await auditActions(t, aiKeyId)).toEqual(["aiKey.decrypted"]);
   });

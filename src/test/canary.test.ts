@@ -4,10 +4,13 @@
 // new key once, to its creator).
 import { ConvexError } from "convex/values";
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
-import { api } from "../convex/_generated/api";
+import { api, internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
 import { everythingStored, projectWithEveryRole } from "./helpers/api";
 import { newBackend } from "./helpers/convex";
+import { startFakeProviders } from "./helpers/fakeProviders";
 import { TEST_MASTER_KEY } from "./helpers/keys";
+import { SECRETS, useFakeProviderUrls } from "./helpers/secrets";
 
 const CANARY = {
   stripe: "sk_live_CANARYstripe0000000000000001",
@@ -16,6 +19,7 @@ const CANARY = {
   plausible: "CANARYplausible00000000000000004",
   openai: "sk-proj-CANARYopenai000000000000005",
   anthropic: "sk-ant-api03-CANARYanthropic00000006",
+  googleClientSecret: "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",
 };
 const CONSOLE_METHODS = ["log", "info", "warn", "error", "debug", "trace"] as const;
 
@@ -109,4 +113,79 @@ test("canary secrets never leave the backend", async () => {
   }
   // The canaries' tails are in the hints, so the check above did see real data.
   expect(returned).toContain("rk_live_…0002");
+});
+
+test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh tokens) never leave the backend", async () => {
+  // The fake Google issues the codes and tokens; a refused refresh and a bad code get error bodies quoting them.
+  const fake = await startFakeProviders({ ...SECRETS, googleClientSecret: CANARY.googleClientSecret });
+  try {
+    useFakeProviderUrls(fake.url);
+    vi.stubEnv("GOOGLE_OAUTH_CLIENT_SECRET", CANARY.googleClientSecret);
+    const t = newBackend();
+    const { projectId, admin, member } = await projectWithEveryRole(t);
+    const seen: unknown[] = [];
+    async function observe<T>(call: Promise<T>): Promise<T | undefined> {
+      try {
+        const result = await call;
+        seen.push(result);
+        return result;
+      } catch (error) {
+        seen.push(error instanceof ConvexError ? error.data : String(error), (error as Error).message);
+        return undefined;
+      }
+    }
+    async function callback(path: string): Promise<string | null> {
+      const response = await t.fetch(path);
+      seen.push(response.status, await response.text(), [...response.headers.entries()]);
+      return new URL(response.headers.get("Location") ?? "https://none.test").searchParams.get("connectionId");
+    }
+    const settings = { propertyId: SECRETS.gaPropertyId };
+    const start = () => observe(admin.mutation(api.connections.startOAuth, { projectId, service: "google_analytics", settings }));
+
+    // A code that fails to exchange (the fake echoes it), then a good connection with a short-lived token.
+    const failing = fake.oauth.authorize((await start())!.authorizationUrl);
+    await callback(failing.callbackPath.replace(encodeURIComponent(failing.code), encodeURIComponent(`${failing.code}X`)));
+    fake.oauth.accessTokenLifetimeSeconds = 60;
+    const connectionId = (await callback(fake.oauth.authorize((await start())!.authorizationUrl).callbackPath)) as Id<"connections">;
+    expect(connectionId).toBeTruthy();
+    await observe(member.query(api.connections.list, { projectId }));
+    // A refresh with rotation, then a dead grant (invalid_grant echoing the refresh token), then a reconnect.
+    await observe(member.action(api.connections.syncMetrics, { connectionId }));
+    fake.oauth.accessTokenLifetimeSeconds = 60;
+    await observe(t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] }));
+    fake.oauth.revokeEverything();
+    await observe(t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] }));
+    await observe(member.query(api.connections.get, { connectionId }));
+    const reconnect = await observe(
+      admin.mutation(api.connections.startOAuth, { projectId, service: "google_analytics", settings, connectionId }),
+    );
+    await callback(fake.oauth.authorize(reconnect!.authorizationUrl).callbackPath);
+    await observe(member.query(api.auditLog.list, { projectId, paginationOpts: { numItems: 100, cursor: null } }));
+    await observe(admin.mutation(api.connections.remove, { connectionId }));
+    for (let i = 0; i < 50 && (await t.run((ctx) => ctx.db.query("oauthRevocations").collect())).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await t.finishInProgressScheduledFunctions();
+    }
+
+    const verifiers = fake.requests
+      .map((request) => new URLSearchParams(request.body).get("code_verifier"))
+      .filter((verifier): verifier is string => verifier !== null);
+    expect(verifiers.length).toBe(3);
+    expect(fake.oauth.revoked).toHaveLength(1);
+    expect(fake.requests.filter((request) => request.route === "ga4.runReport").length).toBeGreaterThan(0);
+    const secrets = [CANARY.googleClientSecret, ...fake.oauth.issued, `${failing.code}X`, ...verifiers];
+    expect(secrets.length).toBeGreaterThan(8);
+    const returned = JSON.stringify(seen);
+    const logged = JSON.stringify(consoleSpies.flatMap((spy) => spy.mock.calls));
+    const stored = await everythingStored(t);
+    for (const secret of secrets) {
+      expect(returned).not.toContain(secret);
+      expect(logged).not.toContain(secret);
+      expect(stored).not.toContain(secret);
+    }
+    // The hints are there, so the checks above saw real data.
+    expect(returned).toContain("Google account connected");
+  } finally {
+    await fake.close();
+  }
 });

@@ -87,11 +87,11 @@ describe("connections.syncMetrics", () => {
     expectNoSecrets(audit);
   });
 
-  test("Stripe: Bearer secret key on GET /v1/balance; one point per bucket and currency, in minor units", async () => {
+  test("Stripe: Bearer secret key on GET /v1/balance; one point per bucket and currency, in minor units; MRR", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t, "stripe", { secretKey: SECRETS.stripeKey });
 
-    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 3 });
+    expect(await alice.action(api.connections.syncMetrics, { connectionId })).toEqual({ status: "active", metricsStored: 6 });
 
     expect(fake().requests[0]).toMatchObject({ method: "GET", path: "/v1/balance" });
     expect(fake().requests[0]?.headers.authorization).toBe(`Bearer ${SECRETS.stripeKey}`);
@@ -100,6 +100,10 @@ describe("connections.syncMetrics", () => {
       "balance.available.usd": 1_234_567,
       "balance.available.eur": 50_000,
       "balance.pending.usd": 78_900,
+      // stripeMrr.test.ts covers the normalisation
+      "mrr.usd": 3000,
+      "mrr.eur": 1000,
+      "subscriptions.active": 3,
     });
   });
 

@@ -24,7 +24,11 @@ export type ProviderErrorKind =
   /** 3xx: the service sent the request elsewhere; redirects are not followed, so credentials only go to the configured host. */
   | "redirected"
   /** Any other 4xx, or credentials that cannot make a valid request. */
-  | "invalid_request";
+  | "invalid_request"
+  /** OAuth `invalid_grant`: the refresh token was revoked or expired; only a new authorization helps. */
+  | "invalid_grant"
+  /** The deployment lacks the configuration this call needs (e.g. an OAuth client id). */
+  | "not_configured";
 
 const DESCRIPTIONS: Record<ProviderErrorKind, string> = {
   unauthorized: "rejected the credentials",
@@ -35,6 +39,8 @@ const DESCRIPTIONS: Record<ProviderErrorKind, string> = {
   bad_response: "sent an unexpected response",
   redirected: "redirected the request elsewhere (not followed)",
   invalid_request: "refused the request",
+  invalid_grant: "access was revoked or has expired; connect the account again",
+  not_configured: "is not configured on this deployment",
 };
 
 /** A failed call to a third-party service, with a secret-free message. */
@@ -68,7 +74,11 @@ export function kindForStatus(status: number): ProviderErrorKind | null {
   return "invalid_request";
 }
 
-/** A client-facing PROVIDER_ERROR for a ProviderError (same safe message). */
+/** A client-facing PROVIDER_ERROR for a ProviderError: the same safe message, the service, the kind as `reason`, the HTTP status. */
 export function providerAppError(error: ProviderError) {
-  return appError("PROVIDER_ERROR", error.message);
+  return appError("PROVIDER_ERROR", error.message, {
+    service: error.service,
+    reason: error.kind,
+    ...(error.status === null ? {} : { status: error.status }),
+  });
 }

@@ -6,11 +6,12 @@ import { appError } from "../errors";
 import { maskSecret } from "../lib/mask";
 import type { Credentials } from "../validators";
 import { github } from "./github";
+import { googleAnalytics } from "./googleAnalytics";
 import { plausible } from "./plausible";
 import { stripe } from "./stripe";
 import type { Integration } from "./types";
 
-const INTEGRATIONS: readonly Integration[] = [stripe, github, plausible];
+const INTEGRATIONS: readonly Integration[] = [stripe, github, plausible, googleAnalytics];
 
 /** Longest accepted credential value (real keys are far shorter). */
 export const MAX_CREDENTIAL_LENGTH = 4096;
@@ -40,6 +41,34 @@ export function validateCredentials(
   if (!integration) {
     throw appError("INVALID_CREDENTIALS", `Unknown service; expected one of: ${integrationIds().join(", ")}`);
   }
+  if (integration.oauth) {
+    throw appError(
+      "INVALID_CREDENTIALS",
+      `${integration.name} connects through ${integration.oauth.providerName} sign-in: use connections.startOAuth`,
+    );
+  }
+  return { integration, credentials: checkFields(integration, credentials) };
+}
+
+/**
+ * The settings of an OAuth integration trimmed, checked like credentials
+ * (exactly its fields, each non-empty and well-formed). INVALID_ARGUMENT for
+ * a service that is not an OAuth integration.
+ */
+export function validateOAuthSettings(
+  service: string,
+  settings: Credentials,
+): { integration: Integration & { oauth: NonNullable<Integration["oauth"]> }; settings: Credentials } {
+  const integration = findIntegration(service);
+  if (!integration?.oauth) {
+    const oauthIds = INTEGRATIONS.filter((candidate) => candidate.oauth).map((candidate) => candidate.id);
+    throw appError("INVALID_ARGUMENT", `Unknown OAuth service; expected one of: ${oauthIds.join(", ")}`);
+  }
+  return { integration: { ...integration, oauth: integration.oauth }, settings: checkFields(integration, settings) };
+}
+
+/** `credentials` trimmed after checking they are exactly `integration`'s fields, each non-empty and well-formed. */
+function checkFields(integration: Integration, credentials: Credentials): Credentials {
   const expected = new Set(integration.credentialFields.map((field) => field.name));
   if (Object.keys(credentials).some((name) => !expected.has(name))) {
     throw appError(
@@ -59,16 +88,31 @@ export function validateCredentials(
     }
     cleaned[field.name] = value;
   }
-  return { integration, credentials: cleaned };
+  return cleaned;
 }
+
+/** Hint key of an OAuth connection's account (its tokens are never hinted). */
+export const OAUTH_ACCOUNT_HINT = "account";
 
 /**
  * Display hint per credential field, computed when credentials are written:
  * masked for secret fields, in full for the others (e.g. a repository name).
  * Fields the integration does not declare (or an unknown service) are masked.
+ * An OAuth integration's hints are its declared settings and a fixed account
+ * hint ("Google account connected"): nothing derived from a token, not even
+ * masked, whatever else the object holds.
  */
 export function credentialHints(service: string, credentials: Credentials): Record<string, string> {
-  const fields = findIntegration(service)?.credentialFields ?? [];
+  const integration = findIntegration(service);
+  if (integration?.oauth) {
+    const hints: Record<string, string> = { [OAUTH_ACCOUNT_HINT]: integration.oauth.accountHint };
+    for (const field of integration.credentialFields) {
+      const value = credentials[field.name];
+      if (value !== undefined && !field.secret) hints[field.name] = value;
+    }
+    return hints;
+  }
+  const fields = integration?.credentialFields ?? [];
   const isPublic = new Set(fields.filter((field) => !field.secret).map((field) => field.name));
   return Object.fromEntries(
     Object.entries(credentials).map(([name, value]) => [name, isPublic.has(name) ? value : maskSecret(value)]),

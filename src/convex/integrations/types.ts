@@ -25,18 +25,53 @@ export interface MetricsRange {
   to: number;
 }
 
+/** Where an OAuth endpoint is: a default URL, overridable by an environment variable (tests, proxies). */
+export interface EndpointSetting {
+  envName: string;
+  defaultUrl: string;
+}
+
+/**
+ * How an integration authorizes over OAuth 2.0 (authorization code + PKCE
+ * S256, refresh tokens). Its connections are created by
+ * connections.startOAuth and the /oauth/callback route, never with
+ * credentials typed in; their tokens are refreshed by the sync (oauth.ts).
+ */
+export interface OAuthProvider {
+  /** Who the user signs in with, e.g. "Google" (for messages). */
+  providerName: string;
+  authorizationEndpoint: EndpointSetting;
+  tokenEndpoint: EndpointSetting;
+  revocationEndpoint: EndpointSetting;
+  /** Environment variables holding the OAuth client's id and secret. */
+  clientIdEnv: string;
+  clientSecretEnv: string;
+  scopes: readonly string[];
+  /** Extra authorization-request parameters, e.g. { access_type: "offline", prompt: "consent" } for Google. */
+  extraAuthorizationParams?: Readonly<Record<string, string>>;
+  /** The hint shown for the stored tokens, e.g. "Google account connected": never token material. */
+  accountHint: string;
+}
+
 /** An integration Dashtray can sync metrics from. */
 export interface Integration {
   /** Stable id stored in connections.service. */
   id: string;
   /** Display name. */
   name: string;
-  /** Every field a connection of this service needs; no other field is accepted. */
+  /**
+   * Every field a connection of this service needs; no other field is
+   * accepted. For an OAuth integration: its settings (non-secret, e.g. a
+   * property id), given to connections.startOAuth.
+   */
   credentialFields: readonly CredentialField[];
+  /** Set for integrations that connect over OAuth 2.0 instead of typed-in credentials. */
+  oauth?: OAuthProvider;
   /**
    * Reads the current metrics from the service's real API with `fetch`
    * (through http.ts requestJson). Throws only ProviderError. Must not log
-   * or return any credential.
+   * or return any credential. An OAuth integration gets its settings plus
+   * `accessToken`, a token valid for at least the refresh margin.
    */
   fetchMetrics(credentials: Credentials, range: MetricsRange): Promise<MetricPoint[]>;
 }

@@ -1,10 +1,14 @@
 /**
  * A local HTTP server (127.0.0.1, random port) that answers like Stripe,
- * GitHub, Plausible, OpenAI and Anthropic, so actions run their real fetch
- * code. It checks the auth headers it receives against the secrets it was
- * started with and answers 401 (echoing the received key, as real providers
- * partly do) when they differ. A route can be switched to a failure mode.
+ * GitHub, Plausible, OpenAI, Anthropic, Google's OAuth 2.0 server and the
+ * GA4 Data API, so actions run their real fetch code. It checks the auth
+ * headers it receives against the secrets it was started with and answers
+ * 401 (echoing the received key, as real providers partly do) when they
+ * differ. A route can be switched to a failure mode. The OAuth server
+ * (`oauth`) issues codes, access and refresh tokens itself, rotates refresh
+ * tokens, and echoes presented tokens and codes in its error bodies.
  */
+import { createHash, randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
@@ -17,6 +21,9 @@ export interface FakeSecrets {
   plausibleSiteId: string;
   openaiKey: string;
   anthropicKey: string;
+  googleClientId: string;
+  googleClientSecret: string;
+  gaPropertyId: string;
 }
 
 export type Route =
@@ -26,7 +33,11 @@ export type Route =
   | "openai.chat"
   | "openai.models"
   | "anthropic.messages"
-  | "anthropic.models";
+  | "anthropic.models"
+  | "stripe.subscriptions"
+  | "google.token"
+  | "google.revoke"
+  | "ga4.runReport";
 
 /**
  * "ok" answers normally; a number forces that status; "slow" never answers in time; "huge" streams a
@@ -54,16 +65,63 @@ export interface RecordedRequest {
   route: Route | null;
   method: string;
   path: string;
+  /** The query string, without "?". */
+  query: string;
   headers: IncomingHttpHeaders;
   body: string;
 }
 
 /** The values the fake services report; tests change them between syncs. */
 export interface FakeValues {
-  stripe: { available: { amount: number; currency: string }[]; pending: { amount: number; currency: string }[] };
+  stripe: {
+    available: { amount: number; currency: string }[];
+    pending: { amount: number; currency: string }[];
+    /** Active subscriptions, as GET /v1/subscriptions lists them (ids, items with prices and quantities). */
+    subscriptions: FakeSubscription[];
+  };
+  ga4: { activeUsers: number; sessions: number; screenPageViews: number };
   github: { stars: number; forks: number; openIssues: number; watchers: number };
   plausible: { visitors: number; pageviews: number };
   insightText: string;
+}
+
+/** A Stripe subscription as the fake lists it. */
+export interface FakeSubscription {
+  id: string;
+  items: {
+    quantity?: number;
+    price: {
+      unit_amount: number | null;
+      currency: string;
+      recurring: { interval: "day" | "week" | "month" | "year"; interval_count: number; usage_type?: "licensed" | "metered" };
+    };
+  }[];
+  /** Set to make the item list look truncated (Stripe lists up to 10 items per subscription). */
+  itemsHasMore?: boolean;
+}
+
+/** The fake Google OAuth 2.0 server's state and knobs. */
+export interface FakeOAuth {
+  /** Lifetime of the access tokens it issues, in seconds; below the 5-minute margin they refresh on the next sync. */
+  accessTokenLifetimeSeconds: number;
+  /** Whether a refresh answers with a new refresh token (the old one is then dead). */
+  rotateRefreshTokens: boolean;
+  /** Milliseconds the token endpoint waits before answering a refresh (to make syncs overlap). */
+  refreshDelayMs: number;
+  /** Every code, access token and refresh token it issued, to check none leaks. */
+  issued: string[];
+  /** Refresh tokens that still work. */
+  liveRefreshTokens: Set<string>;
+  /** Tokens presented to the revocation endpoint. */
+  revoked: string[];
+  /**
+   * Plays the user's browser at the authorization URL: checks its parameters
+   * (client id, redirect URI, S256 challenge, scope, state), consents, and
+   * returns the callback path and query the provider would redirect to.
+   */
+  authorize(authorizationUrl: string): { callbackPath: string; code: string; state: string; params: URLSearchParams };
+  /** Ends every grant, as a user removing the app's access in their Google account would. */
+  revokeEverything(): void;
 }
 
 export interface FakeProviders {
@@ -71,6 +129,7 @@ export interface FakeProviders {
   url: string;
   requests: RecordedRequest[];
   values: FakeValues;
+  oauth: FakeOAuth;
   setMode(route: Route, mode: Mode): void;
   /** Bytes of "huge" bodies the server managed to hand to the socket (it waits while the client does not read). */
   hugeBytesSent(): number;
@@ -88,8 +147,15 @@ function bearer(headers: IncomingHttpHeaders): string {
   return (headers.authorization ?? "").replace(/^Bearer /, "");
 }
 
+/** Paths of the fake Google endpoints (tests point the GOOGLE_* URLs at them). */
+export const GOOGLE_PATHS = { authorize: "/o/oauth2/v2/auth", token: "/oauth2/token", revoke: "/oauth2/revoke" };
+
 function route(method: string, path: string, headers: IncomingHttpHeaders): Route | null {
   if (method === "GET" && path === "/v1/balance") return "stripe.balance";
+  if (method === "GET" && path === "/v1/subscriptions") return "stripe.subscriptions";
+  if (method === "POST" && path === GOOGLE_PATHS.token) return "google.token";
+  if (method === "POST" && path === GOOGLE_PATHS.revoke) return "google.revoke";
+  if (method === "POST" && /^\/v1beta\/properties\/[^/]+:runReport$/.test(path)) return "ga4.runReport";
   if (method === "GET" && /^\/repos\/[^/]+\/[^/]+$/.test(path)) return "github.repo";
   if (method === "POST" && path === "/api/v2/query") return "plausible.query";
   if (method === "POST" && path === "/v1/chat/completions") return "openai.chat";
@@ -100,7 +166,11 @@ function route(method: string, path: string, headers: IncomingHttpHeaders): Rout
 
 /** A 401 body in the provider's own format, quoting the key it received. */
 function unauthorized(response: ServerResponse, which: Route, received: string): void {
-  if (which.startsWith("stripe")) {
+  if (which.startsWith("ga4")) {
+    json(response, 401, {
+      error: { code: 401, message: `Request had invalid authentication credentials: ${received}`, status: "UNAUTHENTICATED" },
+    });
+  } else if (which.startsWith("stripe")) {
     json(response, 401, {
       error: { message: `Invalid API Key provided: ${received}`, type: "invalid_request_error" },
     });
@@ -129,10 +199,113 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
         { amount: 50_000, currency: "eur" },
       ],
       pending: [{ amount: 78_900, currency: "usd" }],
+      subscriptions: [
+        // 2 × 10.00 usd a month
+        { id: "sub_1", items: [{ quantity: 2, price: { unit_amount: 1000, currency: "usd", recurring: { interval: "month", interval_count: 1 } } }] },
+        // 120.00 usd a year → 10.00 a month; plus a metered item that adds nothing
+        {
+          id: "sub_2",
+          items: [
+            { quantity: 1, price: { unit_amount: 12_000, currency: "usd", recurring: { interval: "year", interval_count: 1 } } },
+            { price: { unit_amount: 5, currency: "usd", recurring: { interval: "month", interval_count: 1, usage_type: "metered" } } },
+          ],
+        },
+        // 30.00 eur every 3 months → 10.00 a month
+        { id: "sub_3", items: [{ quantity: 1, price: { unit_amount: 3000, currency: "eur", recurring: { interval: "month", interval_count: 3 } } }] },
+      ],
     },
+    ga4: { activeUsers: 321, sessions: 456, screenPageViews: 1789 },
     github: { stars: 4242, forks: 321, openIssues: 17, watchers: 99 },
     plausible: { visitors: 1200, pageviews: 3400 },
     insightText: "Revenue grew 12% this week; open issues are rising.",
+  };
+
+  let serial = 0;
+  const liveAccessTokens = new Map<string, number>();
+  /** code → what it was issued for; deleted when used (codes are single use). */
+  const codes = new Map<string, { challenge: string; redirectUri: string }>();
+  const oauth: FakeOAuth = {
+    accessTokenLifetimeSeconds: 3600,
+    rotateRefreshTokens: true,
+    refreshDelayMs: 0,
+    issued: [],
+    liveRefreshTokens: new Set(),
+    revoked: [],
+    authorize(authorizationUrl) {
+      const url = new URL(authorizationUrl);
+      const params = url.searchParams;
+      if (url.pathname !== GOOGLE_PATHS.authorize) throw new Error(`fake OAuth: wrong authorization path ${url.pathname}`);
+      if (params.get("client_id") !== secrets.googleClientId) throw new Error("fake OAuth: unknown client_id");
+      if (params.get("response_type") !== "code") throw new Error("fake OAuth: response_type must be code");
+      if (params.get("code_challenge_method") !== "S256") throw new Error("fake OAuth: PKCE S256 required");
+      const challenge = params.get("code_challenge") ?? "";
+      if (!/^[A-Za-z0-9_-]{43}$/.test(challenge)) throw new Error("fake OAuth: malformed code_challenge");
+      const state = params.get("state") ?? "";
+      const redirectUri = params.get("redirect_uri") ?? "";
+      if (!state || !redirectUri) throw new Error("fake OAuth: state and redirect_uri are required");
+      const code = `4/0FAKE-CODE-${++serial}-${randomBytes(12).toString("hex")}`;
+      oauth.issued.push(code);
+      codes.set(code, { challenge, redirectUri });
+      const callback = new URL(redirectUri);
+      return { callbackPath: `${callback.pathname}?${new URLSearchParams({ code, state, scope: params.get("scope") ?? "" })}`, code, state, params };
+    },
+    revokeEverything() {
+      oauth.liveRefreshTokens.clear();
+      liveAccessTokens.clear();
+    },
+  };
+
+  /** New tokens: an access token always, a refresh token on a code exchange or when rotating. */
+  const issueTokens = (withRefreshToken: boolean) => {
+    const accessToken = `ya29.FAKE-ACCESS-${++serial}-${randomBytes(12).toString("hex")}`;
+    liveAccessTokens.set(accessToken, Date.now() + oauth.accessTokenLifetimeSeconds * 1000);
+    oauth.issued.push(accessToken);
+    const answer: Record<string, unknown> = {
+      access_token: accessToken,
+      expires_in: oauth.accessTokenLifetimeSeconds,
+      scope: "https://www.googleapis.com/auth/analytics.readonly",
+      token_type: "Bearer",
+    };
+    if (withRefreshToken) {
+      const refreshToken = `1//FAKE-REFRESH-${++serial}-${randomBytes(12).toString("hex")}`;
+      oauth.liveRefreshTokens.add(refreshToken);
+      oauth.issued.push(refreshToken);
+      answer.refresh_token = refreshToken;
+    }
+    return answer;
+  };
+
+  /** POST /oauth2/token: authorization_code (with PKCE) and refresh_token grants; errors echo what was presented. */
+  const handleToken = (response: ServerResponse, form: URLSearchParams): void => {
+    if (form.get("client_id") !== secrets.googleClientId || form.get("client_secret") !== secrets.googleClientSecret) {
+      return json(response, 401, { error: "invalid_client", error_description: `The OAuth client was not found: ${form.get("client_secret")}` });
+    }
+    const grantType = form.get("grant_type");
+    if (grantType === "authorization_code") {
+      const code = form.get("code") ?? "";
+      const issued = codes.get(code);
+      codes.delete(code);
+      const verifier = form.get("code_verifier") ?? "";
+      const challenge = createHash("sha256").update(verifier).digest("base64url");
+      if (!issued || issued.challenge !== challenge || issued.redirectUri !== form.get("redirect_uri")) {
+        return json(response, 400, { error: "invalid_grant", error_description: `Bad code or code_verifier: ${code} ${verifier}` });
+      }
+      return json(response, 200, issueTokens(true));
+    }
+    if (grantType === "refresh_token") {
+      const refreshToken = form.get("refresh_token") ?? "";
+      const answer = () => {
+        if (!oauth.liveRefreshTokens.has(refreshToken)) {
+          return json(response, 400, { error: "invalid_grant", error_description: `Token has been expired or revoked: ${refreshToken}` });
+        }
+        if (oauth.rotateRefreshTokens) oauth.liveRefreshTokens.delete(refreshToken);
+        json(response, 200, issueTokens(oauth.rotateRefreshTokens));
+      };
+      if (oauth.refreshDelayMs > 0) setTimeout(answer, oauth.refreshDelayMs);
+      else answer();
+      return;
+    }
+    json(response, 400, { error: "unsupported_grant_type" });
   };
 
   let hugeBytes = 0;
@@ -170,9 +343,9 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
   };
 
   const handle = (request: IncomingMessage, response: ServerResponse, body: string): void => {
-    const path = (request.url ?? "/").split("?")[0] ?? "/";
+    const [path = "/", query = ""] = (request.url ?? "/").split("?");
     const which = route(request.method ?? "GET", path, request.headers);
-    requests.push({ route: which, method: request.method ?? "", path, headers: request.headers, body });
+    requests.push({ route: which, method: request.method ?? "", path, query, headers: request.headers, body });
     if (!which) return json(response, 404, { error: "no such route in the fake" });
 
     const mode = modes.get(which) ?? "ok";
@@ -201,6 +374,79 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
 
     const headers = request.headers;
     switch (which) {
+      case "stripe.subscriptions": {
+        if (bearer(headers) !== secrets.stripeKey) return unauthorized(response, which, bearer(headers));
+        const params = new URLSearchParams(query);
+        if (params.get("status") !== "active") return json(response, 400, { error: { message: "status must be active here" } });
+        const limit = Number(params.get("limit") ?? "10");
+        const after = params.get("starting_after");
+        const all = values.stripe.subscriptions;
+        const start = after === null ? 0 : all.findIndex((subscription) => subscription.id === after) + 1;
+        if (after !== null && start === 0) return json(response, 400, { error: { message: `No such subscription: '${after}'` } });
+        const page = all.slice(start, start + limit);
+        return json(response, 200, {
+          object: "list",
+          url: "/v1/subscriptions",
+          has_more: start + limit < all.length,
+          data: page.map((subscription) => ({
+            id: subscription.id,
+            object: "subscription",
+            status: "active",
+            currency: subscription.items[0]?.price.currency ?? "usd",
+            items: {
+              object: "list",
+              has_more: subscription.itemsHasMore ?? false,
+              data: subscription.items.map((item, index) => ({
+                id: `si_${subscription.id}_${index}`,
+                object: "subscription_item",
+                ...(item.quantity === undefined ? {} : { quantity: item.quantity }),
+                price: {
+                  id: `price_${subscription.id}_${index}`,
+                  object: "price",
+                  billing_scheme: item.price.unit_amount === null ? "tiered" : "per_unit",
+                  currency: item.price.currency,
+                  unit_amount: item.price.unit_amount,
+                  unit_amount_decimal: item.price.unit_amount === null ? null : String(item.price.unit_amount),
+                  recurring: { usage_type: "licensed", ...item.price.recurring },
+                  type: "recurring",
+                },
+              })),
+            },
+          })),
+        });
+      }
+      case "google.token":
+        return handleToken(response, new URLSearchParams(body));
+      case "google.revoke": {
+        const form = new URLSearchParams(body);
+        const token = form.get("token") ?? "";
+        oauth.revoked.push(token);
+        if (!oauth.liveRefreshTokens.delete(token)) {
+          return json(response, 400, { error: "invalid_token", error_description: `Token expired or revoked: ${token}` });
+        }
+        response.writeHead(200, { "Content-Type": "application/json" });
+        response.end();
+        return;
+      }
+      case "ga4.runReport": {
+        const token = bearer(headers);
+        const expiresAt = liveAccessTokens.get(token);
+        if (expiresAt === undefined || expiresAt <= Date.now()) return unauthorized(response, which, token);
+        if (path !== `/v1beta/properties/${secrets.gaPropertyId}:runReport`) {
+          return json(response, 403, { error: { code: 403, message: "User does not have sufficient permissions for this property.", status: "PERMISSION_DENIED" } });
+        }
+        const report = JSON.parse(body) as { metrics?: { name: string }[]; dateRanges?: unknown[] };
+        const names = (report.metrics ?? []).map((metric) => metric.name);
+        if (names.length === 0 || !Array.isArray(report.dateRanges)) return json(response, 400, { error: { code: 400, status: "INVALID_ARGUMENT" } });
+        const ga = values.ga4 as Record<string, number>;
+        return json(response, 200, {
+          metricHeaders: names.map((name) => ({ name, type: "TYPE_INTEGER" })),
+          rows: [{ metricValues: names.map((name) => ({ value: String(ga[name] ?? 0) })) }],
+          rowCount: 1,
+          metadata: { currencyCode: "USD", timeZone: "Europe/Berlin" },
+          kind: "analyticsData#runReport",
+        });
+      }
       case "stripe.balance":
         if (bearer(headers) !== secrets.stripeKey) return unauthorized(response, which, bearer(headers));
         return json(response, 200, {
@@ -327,6 +573,7 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     url: `http://127.0.0.1:${port}`,
     requests,
     values,
+    oauth,
     setMode: (which, mode) => void modes.set(which, mode),
     hugeBytesSent: () => hugeBytes,
     close: () =>

@@ -1,0 +1,226 @@
+/**
+ * OAuth 2.0 client calls (RFC 6749, PKCE RFC 7636, revocation RFC 7009):
+ * the authorization URL, the code exchange, the refresh, the revocation.
+ * No Convex functions here; oauth.ts decides when to call them.
+ *
+ * Token endpoint answers carry tokens in success bodies and often echo the
+ * presented token or code in error bodies (`error_description`). Only the
+ * standard `error` code of an error body is read, and only if it is one of
+ * the codes RFC 6749 §5.2 defines; everything else is discarded. Errors are
+ * ProviderErrors, whose messages never hold a token, a code or the client
+ * secret.
+ */
+import { env } from "../_generated/server";
+import { baseUrl, providerTimeoutMs } from "./http";
+import { ProviderError, kindForStatus } from "./providerError";
+import type { Integration, OAuthProvider } from "./types";
+
+/** Largest token endpoint answer read (real ones are a few kilobytes). */
+const MAX_TOKEN_RESPONSE_CHARS = 64_000;
+/** Longest token accepted from a provider (Google's are a few hundred characters). */
+const MAX_TOKEN_LENGTH = 4096;
+/** Lifetime assumed when a token answer has no expires_in (RFC 6749 makes it optional). */
+const DEFAULT_EXPIRES_IN_SECONDS = 3600;
+/** Error codes of RFC 6749 §5.2 and RFC 7009 §2.2.1: the only part of an error body that is kept. */
+const OAUTH_ERROR_CODES = new Set([
+  "invalid_token",
+  "unsupported_token_type",
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+]);
+
+/** Tokens from a token endpoint answer. */
+export interface TokenSet {
+  accessToken: string;
+  /** Absent when the provider kept the previous refresh token (no rotation). */
+  refreshToken?: string;
+  /** When the access token expires, ms since the epoch. */
+  accessTokenExpiresAt: number;
+}
+
+/** The OAuth client of an integration: id and secret from the deployment's environment. */
+export interface OAuthClient {
+  clientId: string;
+  clientSecret: string;
+}
+
+/** The OAuth client configured for `integration`, or a not_configured ProviderError naming the missing variable. */
+export function oauthClient(integration: Integration, provider: OAuthProvider): OAuthClient {
+  const clientId = env[provider.clientIdEnv]?.trim();
+  const clientSecret = env[provider.clientSecretEnv]?.trim();
+  if (!clientId) throw new ProviderError(`${integration.name} (${provider.clientIdEnv})`, "not_configured");
+  if (!clientSecret) throw new ProviderError(`${integration.name} (${provider.clientSecretEnv})`, "not_configured");
+  return { clientId, clientSecret };
+}
+
+/** The URL of an endpoint: its environment override, else its default. */
+export function endpointUrl(endpoint: OAuthProvider["authorizationEndpoint"]): string {
+  return baseUrl(endpoint.envName, endpoint.defaultUrl);
+}
+
+/** The provider's authorization URL for one flow (code flow, S256 PKCE challenge, state). */
+export function authorizationUrl(
+  provider: OAuthProvider,
+  request: { clientId: string; redirectUri: string; state: string; codeChallenge: string },
+): string {
+  const url = new URL(endpointUrl(provider.authorizationEndpoint));
+  const params: Record<string, string> = {
+    response_type: "code",
+    client_id: request.clientId,
+    redirect_uri: request.redirectUri,
+    scope: provider.scopes.join(" "),
+    state: request.state,
+    code_challenge: request.codeChallenge,
+    code_challenge_method: "S256",
+    ...provider.extraAuthorizationParams,
+  };
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  return url.toString();
+}
+
+function timeoutSignal(ms: number): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), ms);
+  return controller.signal;
+}
+
+/**
+ * POSTs a form to an OAuth endpoint; the body text of a 2xx, else a
+ * ProviderError (kind "invalid_grant" for that OAuth error code, and for
+ * "invalid_token" when `tokenGoneIsGrantGone`: a revocation of a token
+ * that is already invalid).
+ */
+async function postForm(service: string, url: string, form: Record<string, string>, tokenGoneIsGrantGone = false): Promise<string> {
+  const signal = timeoutSignal(providerTimeoutMs());
+  let status: number | null = null;
+  let text: string;
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+      body: new URLSearchParams(form).toString(),
+      // Never follow: the form carries the client secret and a grant.
+      redirect: "manual",
+      signal,
+    });
+    status = response.status;
+    text = await response.text();
+  } catch {
+    // Messages of fetch failures may quote the URL; only the kind is kept.
+    throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status);
+  }
+  const failure = kindForStatus(status);
+  if (failure) {
+    // 400 and 401 carry an OAuth error code; nothing else of the body is looked at.
+    const code = status === 400 || status === 401 ? oauthErrorCode(text) : null;
+    if (code === "invalid_grant" || (tokenGoneIsGrantGone && code === "invalid_token")) {
+      throw new ProviderError(service, "invalid_grant", status);
+    }
+    throw new ProviderError(service, failure, status);
+  }
+  if (text.length > MAX_TOKEN_RESPONSE_CHARS) throw new ProviderError(service, "bad_response", status);
+  return text;
+}
+
+/** A 2xx body as JSON, or a bad_response ProviderError. */
+function parseJson(service: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ProviderError(service, "bad_response");
+  }
+}
+
+/** The RFC 6749 `error` code of an error body, or null; nothing else of the body is kept. */
+function oauthErrorCode(text: string): string | null {
+  if (text.length > MAX_TOKEN_RESPONSE_CHARS) return null;
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body !== "object" || body === null) return null;
+    const code = (body as { error?: unknown }).error;
+    return typeof code === "string" && OAUTH_ERROR_CODES.has(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
+
+function tokenString(service: string, value: unknown): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_TOKEN_LENGTH) {
+    throw new ProviderError(service, "bad_response");
+  }
+  return value;
+}
+
+/** The tokens of a token endpoint answer, checked for shape (RFC 6749 §5.1). */
+function parseTokenAnswer(service: string, text: string, now: number): TokenSet {
+  const answer = parseJson(service, text);
+  if (typeof answer !== "object" || answer === null) throw new ProviderError(service, "bad_response");
+  const body = answer as Record<string, unknown>;
+  const tokenType = body.token_type;
+  if (typeof tokenType !== "string" || tokenType.toLowerCase() !== "bearer") throw new ProviderError(service, "bad_response");
+  const expiresIn = body.expires_in === undefined ? DEFAULT_EXPIRES_IN_SECONDS : Number(body.expires_in);
+  if (!Number.isFinite(expiresIn) || expiresIn <= 0) throw new ProviderError(service, "bad_response");
+  return {
+    accessToken: tokenString(service, body.access_token),
+    ...(body.refresh_token === undefined ? {} : { refreshToken: tokenString(service, body.refresh_token) }),
+    accessTokenExpiresAt: now + Math.floor(expiresIn * 1000),
+  };
+}
+
+/** Exchanges an authorization code (with its PKCE verifier) for tokens. */
+export async function exchangeCode(
+  integration: Integration,
+  provider: OAuthProvider,
+  request: { code: string; codeVerifier: string; redirectUri: string },
+): Promise<TokenSet> {
+  const { clientId, clientSecret } = oauthClient(integration, provider);
+  const startedAt = Date.now();
+  const answer = await postForm(integration.name, endpointUrl(provider.tokenEndpoint), {
+    grant_type: "authorization_code",
+    code: request.code,
+    code_verifier: request.codeVerifier,
+    redirect_uri: request.redirectUri,
+    client_id: clientId,
+    client_secret: clientSecret,
+  });
+  return parseTokenAnswer(integration.name, answer, startedAt);
+}
+
+/**
+ * Spends a refresh token for a new access token (and, with providers that
+ * rotate them, a new refresh token). `invalid_grant` is a ProviderError of
+ * kind "invalid_grant".
+ */
+export async function refreshTokens(integration: Integration, provider: OAuthProvider, refreshToken: string): Promise<TokenSet> {
+  const { clientId, clientSecret } = oauthClient(integration, provider);
+  const startedAt = Date.now();
+  const answer = await postForm(integration.name, endpointUrl(provider.tokenEndpoint), {
+    grant_type: "refresh_token",
+    refresh_token: refreshToken,
+    client_id: clientId,
+    client_secret: clientSecret,
+  });
+  return parseTokenAnswer(integration.name, answer, startedAt);
+}
+
+/** Revokes a token at the provider (RFC 7009); revoking a refresh token ends the whole grant. */
+export async function revokeToken(integration: Integration, provider: OAuthProvider, token: string): Promise<void> {
+  const { clientId, clientSecret } = oauthClient(integration, provider);
+  try {
+    // The answer's body (empty at Google) means nothing: the status says it all.
+    await postForm(
+      integration.name,
+      endpointUrl(provider.revocationEndpoint),
+      { token, client_id: clientId, client_secret: clientSecret },
+      true,
+    );
+  } catch (error) {
+    // A grant that is already gone is what revocation wants (RFC 7009 answers 200 for an invalid token; Google answers 400 invalid_token).
+    if (error instanceof ProviderError && error.kind === "invalid_grant") return;
+    throw error;
+  }
+}
