@@ -8,6 +8,7 @@
  */
 import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
 import { maxPbkdf2, useColdHarness, type ColdCounts } from "./helpers/cold";
 import { CASES, world, type Case, type World } from "./helpers/costCases";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
@@ -89,5 +90,57 @@ describe("functions that touch no stored secret derive nothing", () => {
     );
     expect(fake().requests.some((request) => request.route === "openai.models")).toBe(true);
     expect(counts.pbkdf2).toBe(0);
+  });
+});
+
+describe("OAuth connections (every call under one master key: at most 1)", () => {
+  const SETTINGS = { propertyId: SECRETS.gaPropertyId };
+
+  /** startOAuth as alice, the user consents at the fake, the browser comes back: the connection id. */
+  async function connectOAuth(w: World): Promise<Id<"connections">> {
+    const { authorizationUrl } = await w.alice.mutation(api.connections.startOAuth, {
+      projectId: w.projectId,
+      service: "google_analytics",
+      settings: SETTINGS,
+    });
+    const response = await w.t.fetch(fake().oauth.authorize(authorizationUrl).callbackPath);
+    const location = new URL(response.headers.get("Location") ?? "");
+    expect(location.searchParams.get("oauth")).toBe("connected");
+    return location.searchParams.get("connectionId") as Id<"connections">;
+  }
+
+  test("connections.startOAuth (encrypts the PKCE verifier) and the /oauth/callback HTTP action (opens it, encrypts the tokens)", async () => {
+    const w = await world(harness);
+    const start = await harness.measure(() =>
+      w.alice.mutation(api.connections.startOAuth, { projectId: w.projectId, service: "google_analytics", settings: SETTINGS }),
+    );
+    expect(start.counts.pbkdf2, breakdown(start.counts)).toBe(1);
+    const callback = await harness.measure(() => w.t.fetch(fake().oauth.authorize(start.result.authorizationUrl).callbackPath));
+    expect(callback.result.status).toBe(302);
+    expect(callback.counts.executions[0]?.path).toBe("http:GET /oauth/callback");
+    expect(callback.counts.pbkdf2, breakdown(callback.counts)).toBeLessThanOrEqual(1);
+    expect(maxPbkdf2(callback.counts)).toBeLessThanOrEqual(1);
+  });
+
+  test("a sync that refreshes the access token (decrypts, then encrypts the new tokens)", async () => {
+    fake().oauth.accessTokenLifetimeSeconds = 60; // inside the refresh margin
+    const w = await world(harness);
+    const connectionId = await connectOAuth(w);
+    const { counts, result } = await harness.measure(() => w.alice.action(api.connections.syncMetrics, { connectionId }));
+    expect(result).toMatchObject({ status: "active" });
+    expect(fake().requests.some((request) => request.route === "google.token")).toBe(true);
+    expect(counts.pbkdf2, breakdown(counts)).toBeLessThanOrEqual(1);
+  });
+
+  test("removing an OAuth connection: the scheduled revocation decrypts the grant", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const w = await world(harness);
+    const connectionId = await connectOAuth(w);
+    const { counts } = await harness.measure(async () => {
+      await w.alice.mutation(api.connections.remove, { connectionId });
+      await w.t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+    });
+    expect(fake().oauth.revoked).toHaveLength(1);
+    expect(counts.pbkdf2, breakdown(counts)).toBeLessThanOrEqual(1);
   });
 });
