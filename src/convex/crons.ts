@@ -10,4 +10,7 @@ crons.interval("sync due connection metrics", { minutes: 1 }, internal.metricsSy
 // Once a day, delete metric points and audit entries older than their retention (retention.ts).
 crons.daily("delete expired metrics and audit entries", { hourUTC: 3, minuteUTC: 17 }, internal.retention.start, {});
 
+// Every 5 minutes, resume a key rotation whose batch chain died (keyRotation.resumeStalled; one read when none runs).
+crons.interval("resume a stalled key rotation", { minutes: 5 }, internal.keyRotation.resumeStalled, {});
+
 export default crons;

@@ -45,8 +45,12 @@ export const errorCodes = Object.keys(ERROR_CODES) as ErrorCode[];
 /** The deployment variables a configuration error can name. */
 export type ConfigurationVariable = "MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY";
 
-/** Why encryption is unavailable because of a master key variable: the encryption core's code. */
-export type ConfigurationReason = "MASTER_KEY_MISSING" | "MASTER_KEY_TOO_SHORT" | "MASTER_KEY_INVALID";
+/**
+ * Why encryption is unavailable because of a master key variable: the
+ * encryption core's code, or MASTER_KEY_WEAK (secrets.ts: a key that looks
+ * non-random, refused while nothing is encrypted under it yet).
+ */
+export type ConfigurationReason = "MASTER_KEY_MISSING" | "MASTER_KEY_TOO_SHORT" | "MASTER_KEY_INVALID" | "MASTER_KEY_WEAK";
 
 /** Why a stored secret did not decrypt: the encryption core's code. */
 export type DecryptionReason =
@@ -157,13 +161,12 @@ const CRYPTO_ERROR_MAPPING: Record<
  * The variable a configuration error is about. A too-short key is either
  * the current key or an OLD_MASTER_KEY entry (a value only an unusable
  * entry could open fails with that entry's code); the core names the entry
- * as "OLD_MASTER_KEY (entry N)" in its message. Every other code is about
- * MASTER_ENCRYPTION_KEY.
+ * in the error's `source`, "OLD_MASTER_KEY (entry N)". Every other code is
+ * about MASTER_ENCRYPTION_KEY.
  */
 function configurationVariableOf(error: CryptoError): ConfigurationVariable {
-  return error.code === "MASTER_KEY_TOO_SHORT" && error.message.includes("OLD_MASTER_KEY (entry")
-    ? "OLD_MASTER_KEY"
-    : "MASTER_ENCRYPTION_KEY";
+  // The core sets `source` to where the key was configured: "MASTER_ENCRYPTION_KEY" or "OLD_MASTER_KEY (entry N)".
+  return error.source?.startsWith("OLD_MASTER_KEY") ? "OLD_MASTER_KEY" : "MASTER_ENCRYPTION_KEY";
 }
 
 /**
@@ -185,6 +188,14 @@ export function toAppError(error: unknown): never {
         });
       }
       const variable = configurationVariableOf(error);
+      if (variable === "OLD_MASTER_KEY") {
+        // Only the decryption that may need this entry fails; the message names the entry, never its value.
+        throw appError(
+          "ENCRYPTION_UNAVAILABLE",
+          `This secret needs a master key that is not usable: ${error.source ?? "OLD_MASTER_KEY"} is invalid (${mapped.reason}) and may be that key`,
+          { reason: mapped.reason, variable },
+        );
+      }
       throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment: ${variable} (${mapped.reason})`, {
         reason: mapped.reason,
         variable,

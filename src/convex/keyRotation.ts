@@ -41,6 +41,14 @@ import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import type { Keyring } from "./lib/keyring";
 import {
+  inventoryOf,
+  nextStep,
+  progressOf,
+  readConfiguredKeys,
+  ROTATE_COMMAND,
+  unusableOldKeyEntries,
+} from "./rotation/status";
+import {
   countShape,
   derivationsNeeded,
   emptyShapeCounts,
@@ -51,11 +59,13 @@ import {
   writesRow,
   type JobKeyIds,
   type RotationRow,
+  type SecretShape,
 } from "./rotation/rows";
-import { loadKeyring, loadKeyringForWrite, readRootSalt } from "./secrets";
+import { loadKeyring, loadKeyringForWrite, readRootSalt, weakMasterKeyError } from "./secrets";
 import {
   rotationFailureFields,
-  rotationJobStatusValidator,
+  rotationStatusResultValidator,
+  type RotationInventory,
   type RotationBatchState,
   type RotationCounts,
   type RotationCursor,
@@ -93,6 +103,15 @@ const MIN_BYTE_BUDGET = 256 * 1024;
 
 /** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
+
+/** Per-row failure lines one batch logs; the rest of the batch's failures are one summary line. */
+export const MAX_FAILURE_LOG_LINES = 5;
+
+/** Distinct key ids a job's inventory lists; rows under further ids are counted together. */
+export const MAX_INVENTORY_KEY_IDS = 50;
+
+/** Earlier jobs read to tell whether a key was ever rotated to or from (swapped-variable detection). */
+const HISTORY_JOBS = 50;
 
 type Job = Doc<"keyRotationJobs">;
 type Stage = { phase: RotationPhase; table: RotationTable };
@@ -182,6 +201,53 @@ interface BatchResult {
   tableDone: boolean;
   shapes: SecretShapeCounts;
   counts: RotationCounts;
+  /** Scan only: rows per key id in this batch. */
+  inventory: RotationInventory;
+}
+
+function emptyInventory(): RotationInventory {
+  return { keyIds: [], otherKeyIdRows: 0, originalFormat: 0 };
+}
+
+/** `inventory` with `rows` more under (keyId, format); ids past MAX_INVENTORY_KEY_IDS go to otherKeyIdRows. */
+function addKeyIdRows(inventory: RotationInventory, keyId: string, format: "v1" | "v2", rows: number): RotationInventory {
+  const index = inventory.keyIds.findIndex((entry) => entry.keyId === keyId && entry.format === format);
+  if (index >= 0) {
+    const keyIds = inventory.keyIds.map((entry, i) => (i === index ? { ...entry, rows: entry.rows + rows } : entry));
+    return { ...inventory, keyIds };
+  }
+  if (inventory.keyIds.length >= MAX_INVENTORY_KEY_IDS) return { ...inventory, otherKeyIdRows: inventory.otherKeyIdRows + rows };
+  return { ...inventory, keyIds: [...inventory.keyIds, { keyId, format, rows }] };
+}
+
+/** Adds one row's shape to an inventory (API keys name no master key). */
+function inventoryWith(inventory: RotationInventory, row: RotationRow, shape: SecretShape, keys: JobKeyIds): RotationInventory {
+  if (row.table === "apiKeys") return inventory;
+  switch (shape.kind) {
+    case "current":
+      return addKeyIdRows(inventory, keys.v2[0] ?? "", "v2", 1);
+    case "previousKey":
+      return addKeyIdRows(inventory, shape.keyId, "v2", 1);
+    case "olderFormat":
+      return addKeyIdRows(inventory, shape.keyId, "v1", 1);
+    case "unknownKey":
+      return addKeyIdRows(inventory, shape.keyId, shape.format, 1);
+    case "legacyFormat":
+      return { ...inventory, originalFormat: inventory.originalFormat + 1 };
+    default:
+      return inventory;
+  }
+}
+
+/** Two inventories added up. */
+function mergeInventories(a: RotationInventory, b: RotationInventory): RotationInventory {
+  let merged: RotationInventory = {
+    ...a,
+    otherKeyIdRows: a.otherKeyIdRows + b.otherKeyIdRows,
+    originalFormat: a.originalFormat + b.originalFormat,
+  };
+  for (const { keyId, format, rows } of b.keyIds) merged = addKeyIdRows(merged, keyId, format, rows);
+  return merged;
 }
 
 /**
@@ -251,9 +317,12 @@ class RowReader {
 async function countBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<BatchResult> {
   const reader = new RowReader(ctx, job, budgetsOf(job), 1);
   let shapes = emptyShapeCounts();
+  let inventory = emptyInventory();
   let cursor = job.cursor;
   for (let next = await reader.next(); next; next = await reader.next()) {
-    shapes = countShape(shapes, shapeOf(next.row, keys));
+    const shape = shapeOf(next.row, keys);
+    shapes = countShape(shapes, shape);
+    if (job.phase === "scan") inventory = inventoryWith(inventory, next.row, shape, keys);
     reader.handled++;
     cursor = positionOf(next.row);
   }
@@ -265,6 +334,7 @@ async function countBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<
     tableDone: reader.tableDone,
     shapes,
     counts: emptyCounts(),
+    inventory,
   };
 }
 
@@ -275,6 +345,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring:
   const counts = emptyCounts();
   let cursor = job.cursor;
   let stoppedEarly = false;
+  let unlogged = 0;
   for (let next = await reader.next(); next; next = await reader.next()) {
     const { row, size } = next;
     const shape = shapeOf(row, keys);
@@ -294,9 +365,14 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring:
     } else {
       counts.failed++;
       const keyId = "keyId" in shape ? shape.keyId : undefined;
-      console.warn(
-        `keyRotation ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}${keyId ? ` (master key ${keyId})` : ""}`,
-      );
+      // Bounded: a few lines per batch, then one summary; keyRotation:failures lists every row.
+      if (counts.failed <= MAX_FAILURE_LOG_LINES) {
+        console.warn(
+          `keyRotation ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}${keyId ? ` (master key ${keyId})` : ""}`,
+        );
+      } else {
+        unlogged++;
+      }
       await ctx.db.insert("keyRotationFailures", {
         jobId: job._id,
         table: row.table,
@@ -309,6 +385,9 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring:
     reader.handled++;
     cursor = positionOf(row);
   }
+  if (unlogged > 0) {
+    console.warn(`keyRotation ${job._id}: ${unlogged} more rows left unchanged in this batch (keyRotation:failures lists them)`);
+  }
   return {
     handled: reader.handled,
     derivations: keyring.pbkdf2Runs,
@@ -317,6 +396,7 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring:
     tableDone: !stoppedEarly && reader.tableDone,
     shapes: emptyShapeCounts(),
     counts,
+    inventory: emptyInventory(),
   };
 }
 
@@ -327,22 +407,125 @@ function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
   return sum;
 }
 
+/** Row counts of the scan's inventory under the job's current key and under its previous keys (v2 and v1). */
+function rowsByJobKey(job: Job, keys: JobKeyIds): { current: number; previous: number } {
+  let current = 0;
+  let previous = 0;
+  for (const { keyId, format, rows } of job.inventory?.keyIds ?? []) {
+    const index = (format === "v2" ? keys.v2 : keys.v1).indexOf(keyId);
+    if (index === 0) current += rows;
+    else if (index > 0) previous += rows;
+  }
+  return { current, previous };
+}
+
+/** " (N rows are unreadable as stored: see preflight.invalid)" when there are any. */
+function invalidNote(job: Job): string {
+  return job.preflight.invalid > 0 ? ` (${job.preflight.invalid} rows are unreadable as stored: see preflight.invalid)` : "";
+}
+
+/**
+ * Decides, once the scan is complete and before anything is written,
+ * whether the job must stop: rows under key ids no configured key has
+ * (UNKNOWN_KEY_IDS, unless the job was started with allowMissingKeys), or
+ * nothing to rotate (NOTHING_TO_ROTATE, with the likely cause). Null: go on.
+ *
+ * Swapped variables: previous keys are configured, no row is under any of
+ * them, rows are under the current key, and one of OLD_MASTER_KEY's keys
+ * was never the current or a previous key of an earlier real job that
+ * got past its scan. A freshly generated key that sits in OLD_MASTER_KEY
+ * with nothing under it is what a swap looks like; a key a finished
+ * rotation moved the data off is not.
+ */
+async function refusalAfterScan(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<RotationStopReason | null> {
+  const { preflight } = job;
+  if (preflight.unknownKey > 0 && !job.allowMissingKeys) {
+    const missingKeyIds = (job.inventory?.keyIds ?? [])
+      .filter(({ keyId, format }) => !(format === "v2" ? keys.v2 : keys.v1).includes(keyId))
+      .map(({ keyId }) => keyId);
+    const unusable = unusableOldKeyEntries();
+    return {
+      code: "UNKNOWN_KEY_IDS",
+      missingKeyIds,
+      message:
+        `${preflight.unknownKey} rows are under master key ids no configured key has: ${missingKeyIds.join(", ") || "(see inventory)"}. ` +
+        "Nothing was written. Find the key(s) with these ids (each keyRotation.started audit entry lists the ids configured then), " +
+        `add them to OLD_MASTER_KEY (comma-separated), then run ${ROTATE_COMMAND} again` +
+        (unusable.length > 0
+          ? `; ${unusable.map((entry) => `OLD_MASTER_KEY (entry ${entry})`).join(", ")} is unusable and may be one of them`
+          : "") +
+        `. To give those rows up instead (they become failures): ${ROTATE_COMMAND} '{"allowMissingKeys": true}'`,
+    };
+  }
+  if (preflight.unknownKey > 0) return null;
+  const toMigrate = preflight.legacyFormat + preflight.plaintext;
+  const under = rowsByJobKey(job, keys);
+  if (job.previousKeyIds.length === 0) {
+    if (toMigrate > 0) return null;
+    return {
+      code: "NOTHING_TO_ROTATE",
+      cause: "NO_OLD_KEY",
+      message:
+        "Nothing to rotate: every row is under MASTER_ENCRYPTION_KEY in format v2 and OLD_MASTER_KEY is empty" +
+        `${invalidNote(job)}. To rotate the key, start at step 1 of docs/key-rotation.md`,
+    };
+  }
+  if (under.previous > 0) return null;
+
+  const history = (await ctx.db.query("keyRotationJobs").order("desc").take(HISTORY_JOBS)).filter(
+    (earlier) => earlier._id !== job._id && !earlier.dryRun && (earlier.status === "done" || earlier.counts.scanned > 0),
+  );
+  const neverUsed = job.previousKeyIds.filter(
+    (keyId) => !history.some((earlier) => earlier.currentKeyId === keyId || earlier.previousKeyIds.includes(keyId)),
+  );
+  if (under.current > 0 && neverUsed.length > 0) {
+    return {
+      code: "NOTHING_TO_ROTATE",
+      cause: "SWAPPED_KEYS",
+      message:
+        `Nothing to rotate: the ${under.current} encrypted rows are under MASTER_ENCRYPTION_KEY (${job.currentKeyId}) and none under ` +
+        `OLD_MASTER_KEY, whose key ${neverUsed.join(", ")} no rotation ever used: the variables look swapped ` +
+        "(MASTER_ENCRYPTION_KEY holds the old key, OLD_MASTER_KEY the new one). Nothing was written; keep both keys. " +
+        "Swap them back (docs/key-rotation.md, \"Swapped variables\"), check keyRotation:status, then run the rotation again",
+    };
+  }
+  if (toMigrate > 0) return null;
+  const finished = history.find((earlier) => earlier.status === "done" && earlier.currentKeyId === job.currentKeyId);
+  return {
+    code: "NOTHING_TO_ROTATE",
+    cause: "ALREADY_ROTATED",
+    message:
+      `Nothing to rotate: every row is already under MASTER_ENCRYPTION_KEY (${job.currentKeyId}) and none under OLD_MASTER_KEY's keys` +
+      `${invalidNote(job)}: ${finished ? `job ${finished._id}` : "an earlier rotation"} moved them. ` +
+      (finished
+        ? `If npx convex run keyRotation:status '{"jobId": "${finished._id}"}' shows safeToRemoveOldKey: true, remove OLD_MASTER_KEY (step 6)`
+        : "Keep OLD_MASTER_KEY until a finished rotation shows safeToRemoveOldKey: true"),
+  };
+}
+
 /** Records a batch in the job, then schedules the next batch, moves to the next stage, or ends the job. */
-async function advance(ctx: MutationCtx, job: Job, batch: BatchResult): Promise<void> {
+async function advance(ctx: MutationCtx, job: Job, keys: JobKeyIds, batch: BatchResult): Promise<void> {
+  const now = Date.now();
   const updated: Job = {
     ...job,
     preflight: job.phase === "scan" ? sumCounts(job.preflight, batch.shapes) : job.preflight,
     verification: job.phase === "verify" ? sumCounts(job.verification, batch.shapes) : job.verification,
     counts: sumCounts(job.counts, batch.counts),
+    ...(job.phase === "scan" ? { inventory: mergeInventories(job.inventory ?? emptyInventory(), batch.inventory) } : {}),
     batches: job.batches + 1,
     maxBatchRows: Math.max(job.maxBatchRows, batch.handled),
     maxBatchDerivations: Math.max(job.maxBatchDerivations, batch.derivations),
     maxBatchBytes: Math.max(job.maxBatchBytes ?? 0, batch.bytes),
     cursor: batch.cursor,
-    updatedAt: Date.now(),
+    updatedAt: now,
   };
   const next = batch.tableDone ? nextStage(job) : { phase: job.phase, table: job.table };
-  if (batch.tableDone && next !== null) {
+  const scanEnds = batch.tableDone && job.phase === "scan" && next?.phase !== "scan";
+  if (scanEnds) updated.scanFinishedAt = now;
+  // Refusals come after the whole scan and before the first write; the job stays at the end of its scan.
+  const refusal = scanEnds ? await refusalAfterScan(ctx, updated, keys) : null;
+  if (batch.tableDone && next !== null && refusal === null) {
+    if (next.phase !== job.phase) updated.phaseStartedAt = now;
     updated.phase = next.phase;
     updated.table = next.table;
     updated.cursor = undefined;
@@ -350,15 +533,8 @@ async function advance(ctx: MutationCtx, job: Job, batch: BatchResult): Promise<
   const { _id, _creationTime, ...fields } = updated;
   await ctx.db.replace("keyRotationJobs", _id, fields);
 
+  if (refusal !== null) return endJob(ctx, updated, refusal);
   if (next === null) return endJob(ctx, updated);
-  if (job.phase === "scan" && next.phase === "rotate" && updated.preflight.unknownKey > 0 && job.previousKeyIds.length === 0) {
-    return endJob(ctx, updated, {
-      code: "UNKNOWN_KEYS_WITHOUT_OLD_KEY",
-      message:
-        `${updated.preflight.unknownKey} rows are encrypted under a key that is not configured and OLD_MASTER_KEY is empty: ` +
-        "set OLD_MASTER_KEY to the previous master key, then run keyRotation:rotate again",
-    });
-  }
   const nextBatchId = await scheduleBatch(ctx, _id, job.sequence);
   await ctx.db.patch("keyRotationJobs", _id, { nextBatchId });
 }
@@ -399,10 +575,66 @@ export const runBatch = internalMutation({
       `keyRotation ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ` +
         `${batch.bytes} bytes read, ${batch.derivations} key derivations`,
     );
-    await advance(ctx, job, batch);
+    await advance(ctx, job, keys, batch);
     return null;
   },
 });
+
+/** Smallest budgets a resume halves to: a chain that still dies there does not die from its size. */
+function atMinimumBudgets(job: Job): boolean {
+  const budgets = budgetsOf(job);
+  return budgets.derivations <= 1 && budgets.rows <= 1 && budgets.bytes <= MIN_BYTE_BUDGET;
+}
+
+/**
+ * Restarts a job whose batch chain died (a batch failed, was canceled, or
+ * its record is gone), from its cursor, with its derivation, row and byte
+ * budgets halved first: a batch that hit a limit is retried smaller.
+ * Returns what happened, for `rotate`'s plan.
+ */
+async function resumeJob(ctx: MutationCtx, job: Job, batchState: RotationBatchState, by: "rotate" | "cron"): Promise<string> {
+  const sequence = job.sequence + 1;
+  const before = budgetsOf(job);
+  const derivationBudget = Math.max(1, Math.floor(before.derivations / 2));
+  const rowBudget = Math.max(1, Math.floor(before.rows / 2));
+  const byteBudget = Math.max(MIN_BYTE_BUDGET, Math.floor(before.bytes / 2));
+  const nextBatchId = await scheduleBatch(ctx, job._id, sequence);
+  const now = Date.now();
+  await ctx.db.patch("keyRotationJobs", job._id, {
+    sequence,
+    nextBatchId,
+    derivationBudget,
+    rowBudget,
+    byteBudget,
+    resumes: job.resumes + 1,
+    updatedAt: now,
+    ...(by === "cron"
+      ? { autoResumes: (job.autoResumes ?? 0) + 1, lastAutoResumeAt: now, batchesAtAutoResume: job.batches }
+      : { batchesAtAutoResume: undefined, autoResumeGaveUpAt: undefined }),
+  });
+  const change =
+    `budgets per batch ${before.derivations} -> ${derivationBudget} derivations, ` +
+    `${before.rows} -> ${rowBudget} rows, ${before.bytes} -> ${byteBudget} bytes`;
+  console.info(`keyRotation ${job._id} resumed by ${by} (its batch was ${batchState}): ${change}`);
+  return `Its batch chain had stopped (batch ${batchState}): resumed from where it was, ${change}. Watch: npx convex run keyRotation:status`;
+}
+
+/** What a new job will do, in words (rotate's answer). */
+function planOf(dryRun: boolean, currentKeyId: string, previousKeyIds: readonly string[], lastScanRows: number | undefined): string {
+  const scan =
+    "scan every connection, AI key and API key by its header (no crypto, no writes)" +
+    (lastScanRows === undefined ? "" : `, about ${lastScanRows} rows at the last scan`);
+  const work =
+    previousKeyIds.length > 0
+      ? `${dryRun ? "decrypt and count, writing nothing, " : "re-encrypt "}the rows under OLD_MASTER_KEY's keys (${previousKeyIds.join(", ")}) ` +
+        `to MASTER_ENCRYPTION_KEY (${currentKeyId}) and ${dryRun ? "the rows in older formats to migrate" : "migrate older formats and plaintext"}`
+      : `${dryRun ? "count the rows in older formats and plaintext to migrate" : "migrate older formats and plaintext"} to MASTER_ENCRYPTION_KEY (${currentKeyId}); OLD_MASTER_KEY is empty, so no key changes`;
+  return (
+    `${dryRun ? "Dry run: " : ""}${scan}; then ${work}${dryRun ? "" : ", then verify"}. ` +
+    "The job stops after the scan, writing nothing, if rows are under a key id no configured key has, or if there is nothing to rotate " +
+    "(swapped variables, a rotation already done). Watch: npx convex run keyRotation:status"
+  );
+}
 
 /**
  * Starts a rotation job, or returns the running one: a second call joins the
@@ -413,23 +645,35 @@ export const runBatch = internalMutation({
  * and is ended (REPLACED) if its chain died. `dryRun` decrypts to find
  * failures and counts what would change, but writes nothing outside the
  * job's own tables (and the deployment's root salt, if it had none yet).
- * Refuses when OLD_MASTER_KEY contains the current key. Starting a job
- * computes the v2 and v1 ids of every configured key: two PBKDF2 runs per key.
+ *
+ * Refuses, creating nothing, until a new key is set: when OLD_MASTER_KEY
+ * holds the current key (step 1 done, step 2 not), and when the current key
+ * looks non-random while OLD_MASTER_KEY has keys (a rotation would move
+ * every secret onto it). `allowMissingKeys` lets a job go past rows under
+ * unknown key ids (they become failures) instead of stopping after the scan.
+ * Starting a job computes the v2 and v1 ids of every configured key: two
+ * PBKDF2 runs per key. Returns what will happen (`plan`).
  */
 export const rotate = internalMutation({
-  args: { dryRun: v.optional(v.boolean()) },
+  args: { dryRun: v.optional(v.boolean()), allowMissingKeys: v.optional(v.boolean()) },
   returns: v.object({
     jobId: v.id("keyRotationJobs"),
     outcome: v.union(v.literal("started"), v.literal("joined"), v.literal("resumed")),
     dryRun: v.boolean(),
+    plan: v.string(),
   }),
-  handler: async (ctx, { dryRun = false }) => {
+  handler: async (ctx, { dryRun = false, allowMissingKeys = false }) => {
     const keyring = await loadKeyringForWrite(ctx);
     if (keyring.previousIncludesCurrent) {
       throw appError(
         "INVALID_ARGUMENT",
-        "OLD_MASTER_KEY contains the current MASTER_ENCRYPTION_KEY: set MASTER_ENCRYPTION_KEY to the new key and OLD_MASTER_KEY to the old one",
+        "Old key saved, ready for a new MASTER_ENCRYPTION_KEY: OLD_MASTER_KEY holds the current MASTER_ENCRYPTION_KEY, so a rotation " +
+          "would change nothing. Next: step 2 of docs/key-rotation.md (set MASTER_ENCRYPTION_KEY to a new key from openssl rand -hex 32), then rotate",
       );
+    }
+    const weak = keyring.current.weakReasons();
+    if (weak.length > 0 && keyring.previous.length > 0) {
+      throw weakMasterKeyError(weak, "a rotation would move every secret onto it");
     }
     const currentKeyId = await keyring.current.keyId();
     const latest = await latestJob(ctx);
@@ -454,28 +698,17 @@ export const rotate = internalMutation({
           message: `its batches had stopped (${batchState}) when a ${dryRun ? "dry run" : "rotation"} was started`,
         });
       } else if (alive) {
-        return { jobId: latest._id, outcome: "joined" as const, dryRun };
+        const progress = progressOf(latest);
+        const where = progress.percent === null ? `${progress.done} rows scanned` : `${progress.percent}% of ${progress.total} rows`;
+        return {
+          jobId: latest._id,
+          outcome: "joined" as const,
+          dryRun,
+          plan: `Joined the running ${dryRun ? "dry run" : "rotation"} (phase ${latest.phase}, ${where}). Watch: npx convex run keyRotation:status`,
+        };
       } else {
-        const sequence = latest.sequence + 1;
-        const before = budgetsOf(latest);
-        const derivationBudget = Math.max(1, Math.floor(before.derivations / 2));
-        const rowBudget = Math.max(1, Math.floor(before.rows / 2));
-        const byteBudget = Math.max(MIN_BYTE_BUDGET, Math.floor(before.bytes / 2));
-        const nextBatchId = await scheduleBatch(ctx, latest._id, sequence);
-        await ctx.db.patch("keyRotationJobs", latest._id, {
-          sequence,
-          nextBatchId,
-          derivationBudget,
-          rowBudget,
-          byteBudget,
-          resumes: latest.resumes + 1,
-          updatedAt: Date.now(),
-        });
-        console.info(
-          `keyRotation ${latest._id} resumed (its batch was ${batchState}): budgets per batch ` +
-            `${before.derivations} -> ${derivationBudget} derivations, ${before.rows} -> ${rowBudget} rows, ${before.bytes} -> ${byteBudget} bytes`,
-        );
-        return { jobId: latest._id, outcome: "resumed" as const, dryRun };
+        const plan = await resumeJob(ctx, latest, batchState, "rotate");
+        return { jobId: latest._id, outcome: "resumed" as const, dryRun, plan };
       }
     }
 
@@ -504,7 +737,11 @@ export const rotate = internalMutation({
       rowBudget: MAX_ROWS_PER_BATCH,
       byteBudget: MAX_BYTES_PER_BATCH,
       resumes: 0,
+      autoResumes: 0,
+      inventory: emptyInventory(),
+      ...(allowMissingKeys ? { allowMissingKeys } : {}),
       startedAt: now,
+      phaseStartedAt: now,
       updatedAt: now,
     });
     await ctx.db.patch("keyRotationJobs", jobId, { nextBatchId: await scheduleBatch(ctx, jobId, 0) });
@@ -516,51 +753,97 @@ export const rotate = internalMutation({
         detail: `current key ${currentKeyId}; previous keys ${previousKeyIds.join(", ") || "none"}`,
       });
     }
-    return { jobId, outcome: "started" as const, dryRun };
+    const lastScanRows = latest?.scanFinishedAt !== undefined ? latest.preflight.rows : undefined;
+    return { jobId, outcome: "started" as const, dryRun, plan: planOf(dryRun, currentKeyId, previousKeyIds, lastScanRows) };
   },
 });
 
 /**
- * Whether the deployment's keys are still the ones the job rotated to and
- * from: otherwise its result says nothing about the data under today's
- * keys (e.g. the next rotation was configured but not yet started).
+ * Cron (every 5 minutes): resumes the running job whose batch chain died
+ * (a batch failed, was canceled, or its record vanished), with the same
+ * halving as a manual resume, and records it (autoResumes,
+ * lastAutoResumeAt). It gives up, logging once, when the chain died again
+ * without a single batch since its last resume while the budgets are at
+ * their minimum: that failure is not about size, a human must read the
+ * error. With no job running it reads one document (the latest job).
  */
-async function jobMatchesKeysNow(ctx: QueryCtx, job: Job): Promise<boolean> {
-  let keyring: Keyring;
-  try {
-    keyring = loadKeyring(await readRootSalt(ctx.db));
-    // One PBKDF2 per configured key: only asked once a job looks complete.
-    const [currentKeyId, ...previousKeyIds] = await Promise.all(keyring.all.map((key) => key.keyId()));
-    return currentKeyId === job.currentKeyId && previousKeyIds.every((id) => job.previousKeyIds.includes(id));
-  } catch {
-    return false;
-  }
-}
+export const resumeStalled = internalMutation({
+  args: {},
+  returns: v.null(),
+  handler: async (ctx) => {
+    const job = await latestJob(ctx);
+    if (!job || job.status !== "running" || job.autoResumeGaveUpAt !== undefined) return null;
+    const batchState = await batchStateOf(ctx, job);
+    if (batchState === "pending" || batchState === "inProgress") return null;
+    if (job.batchesAtAutoResume === job.batches && atMinimumBudgets(job)) {
+      await ctx.db.patch("keyRotationJobs", job._id, { autoResumeGaveUpAt: Date.now() });
+      console.error(
+        `keyRotation ${job._id}: batches keep failing at the smallest budgets; not resuming automatically any more. ` +
+          `Read the error in the logs, fix it, then run ${ROTATE_COMMAND}`,
+      );
+      return null;
+    }
+    await resumeJob(ctx, job, batchState, "cron");
+    return null;
+  },
+});
 
-/** The latest job (or `jobId`): phase, counts, per-batch maxima and budget, state of its next batch, first failures. */
+/**
+ * The keys configured now (ids, unusable OLD_MASTER_KEY entries, a weak
+ * current key, "old key saved"), the key ids the latest finished scan found
+ * in the data against them, the next step, and the latest job (or `jobId`):
+ * phase, progress, counts, per-batch maxima and budgets, state of its next
+ * batch, resumes, first failures. Costs one PBKDF2 per configured key (its
+ * v2 id), plus one per key when the data holds v1 values.
+ */
 export const status = internalQuery({
   args: { jobId: v.optional(v.id("keyRotationJobs")) },
-  returns: v.union(v.null(), rotationJobStatusValidator),
+  returns: rotationStatusResultValidator,
   handler: async (ctx, { jobId }) => {
+    const keys = await readConfiguredKeys(await readRootSalt(ctx.db));
     const job = jobId ? await ctx.db.get("keyRotationJobs", jobId) : await latestJob(ctx);
-    if (!job) return null;
-    const failures = await ctx.db
-      .query("keyRotationFailures")
-      .withIndex("by_jobId", (q) => q.eq("jobId", job._id))
-      .take(FAILURE_SAMPLE_SIZE);
+    let jobStatus = null;
+    let facts = null;
+    if (job) {
+      const failures = await ctx.db
+        .query("keyRotationFailures")
+        .withIndex("by_jobId", (q) => q.eq("jobId", job._id))
+        .take(FAILURE_SAMPLE_SIZE);
+      const { current, previous } = keys.state;
+      // The job's result covers today's data only if today's keys are the ones it rotated to and from.
+      const matchesKeysNow = current === job.currentKeyId && previous.every((id) => job.previousKeyIds.includes(id));
+      const batchState = await batchStateOf(ctx, job);
+      const progress = progressOf(job);
+      const safeToRemoveOldKey =
+        job.status === "done" && !job.dryRun && job.counts.failed === 0 && outstanding(job.verification) === 0 && matchesKeysNow;
+      jobStatus = {
+        ...job,
+        derivationBudget: budgetsOf(job).derivations,
+        rowBudget: budgetsOf(job).rows,
+        byteBudget: budgetsOf(job).bytes,
+        batchState,
+        progress,
+        autoResumes: job.autoResumes ?? 0,
+        safeToRemoveOldKey,
+        failureSample: failures.map(({ table, rowId, code, keyId }) => ({ table, rowId, code, ...(keyId ? { keyId } : {}) })),
+      };
+      facts = {
+        doc: job,
+        progress,
+        batchAlive: batchState === "pending" || batchState === "inProgress",
+        safeToRemoveOldKey,
+        matchesKeysNow,
+      };
+    }
+    const scanned =
+      job?.scanFinishedAt !== undefined
+        ? job
+        : (await ctx.db.query("keyRotationJobs").order("desc").take(10)).find((earlier) => earlier.scanFinishedAt !== undefined);
     return {
-      ...job,
-      derivationBudget: budgetsOf(job).derivations,
-      rowBudget: budgetsOf(job).rows,
-      byteBudget: budgetsOf(job).bytes,
-      batchState: await batchStateOf(ctx, job),
-      safeToRemoveOldKey:
-        job.status === "done" &&
-        !job.dryRun &&
-        job.counts.failed === 0 &&
-        outstanding(job.verification) === 0 &&
-        (await jobMatchesKeysNow(ctx, job)),
-      failureSample: failures.map(({ table, rowId, code, keyId }) => ({ table, rowId, code, ...(keyId ? { keyId } : {}) })),
+      keys: keys.state,
+      inventory: scanned ? await inventoryOf(scanned, keys) : null,
+      next: nextStep(keys.state, facts),
+      job: jobStatus,
     };
   },
 });

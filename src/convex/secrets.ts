@@ -62,12 +62,8 @@ export async function ensureRootSalt(db: MutationCtx["db"]): Promise<string> {
   return rootSalt;
 }
 
-/**
- * The deployment's keyring with `rootSalt` (from readRootSalt, loaded by the
- * same query that loads the ciphertext). Derives nothing. A missing or short
- * master key, or a bad root salt, is ENCRYPTION_UNAVAILABLE.
- */
-export function loadKeyring(rootSalt: string | null): Keyring {
+/** The keyring from the environment, or ENCRYPTION_UNAVAILABLE naming the variable. Derives nothing, logs nothing. */
+function keyringFromEnv(rootSalt: string | null): Keyring {
   try {
     return Keyring.fromEnv({ MASTER_ENCRYPTION_KEY: env.MASTER_ENCRYPTION_KEY, OLD_MASTER_KEY: env.OLD_MASTER_KEY }, rootSalt);
   } catch (error) {
@@ -75,10 +71,64 @@ export function loadKeyring(rootSalt: string | null): Keyring {
   }
 }
 
-/** The keyring for a mutation that encrypts: checks the master key first, then reads or creates the root salt. */
+/** How to replace a weak master key, for messages. */
+export const GENERATE_KEY_HINT = 'npx convex env set MASTER_ENCRYPTION_KEY "$(openssl rand -hex 32)"';
+
+/**
+ * The deployment's keyring with `rootSalt` (from readRootSalt, loaded by the
+ * same query that loads the ciphertext). Derives nothing. A missing or short
+ * master key, or a bad root salt, is ENCRYPTION_UNAVAILABLE. A current key
+ * that looks non-random (lib/keyStrength.ts) is accepted here (data may
+ * depend on it) and reported with one console.warn per load: one per call.
+ */
+export function loadKeyring(rootSalt: string | null): Keyring {
+  const keyring = keyringFromEnv(rootSalt);
+  const weak = keyring.current.weakReasons();
+  if (weak.length > 0) {
+    // Operators read `npx convex logs`: the reasons only, never the key.
+    console.warn(
+      `MASTER_ENCRYPTION_KEY looks non-random (${weak.join(", ")}): rotate to a generated key (docs/key-rotation.md)`,
+    );
+  }
+  return keyring;
+}
+
+/**
+ * Whether no secret can be encrypted under any key yet: no root salt (every
+ * format v2 write creates it) and no connection or AI key row (rows left by
+ * older versions hold v1, legacy or plaintext secrets without one). Three
+ * indexed reads of at most one document each.
+ */
+async function nothingEncryptedYet(db: QueryCtx["db"], rootSalt: string | null): Promise<boolean> {
+  if (rootSalt !== null) return false;
+  return (await db.query("connections").first()) === null && (await db.query("aiKeys").first()) === null;
+}
+
+/**
+ * The keyring for a mutation that encrypts: checks the master key first,
+ * then reads or creates the root salt. A current key that looks non-random
+ * is refused (ENCRYPTION_UNAVAILABLE) while nothing is encrypted yet, so no
+ * data ever comes to depend on it; once data exists it is accepted and
+ * flagged (loadKeyring).
+ */
 export async function loadKeyringForWrite(ctx: Pick<MutationCtx, "db">): Promise<Keyring> {
-  loadKeyring(null);
-  return loadKeyring(await ensureRootSalt(ctx.db));
+  const unsalted = keyringFromEnv(null);
+  const rootSalt = await readRootSalt(ctx.db);
+  const weak = unsalted.current.weakReasons();
+  if (weak.length > 0 && (await nothingEncryptedYet(ctx.db, rootSalt))) {
+    throw weakMasterKeyError(weak, "nothing is encrypted under it yet");
+  }
+  return loadKeyring(rootSalt ?? (await ensureRootSalt(ctx.db)));
+}
+
+/** ENCRYPTION_UNAVAILABLE for a non-random MASTER_ENCRYPTION_KEY (reason MASTER_KEY_WEAK), with the fix. */
+export function weakMasterKeyError(reasons: readonly string[], why: string) {
+  return appError(
+    "ENCRYPTION_UNAVAILABLE",
+    `MASTER_ENCRYPTION_KEY looks non-random (MASTER_KEY_WEAK: ${reasons.join(", ")}) and ${why}: ` +
+      `replace it with a generated key: ${GENERATE_KEY_HINT}`,
+    { reason: "MASTER_KEY_WEAK", variable: "MASTER_ENCRYPTION_KEY" },
+  );
 }
 
 /** The version a row's secret gets when it is replaced (rows written before versions existed are at 0). */

@@ -231,9 +231,30 @@ export const rotationCountsValidator = v.object({
 });
 export type RotationCounts = Infer<typeof rotationCountsValidator>;
 
-/** Why a rotation job stopped before finishing. */
+/**
+ * Why a rotation job stopped before finishing: the message says what to do.
+ * UNKNOWN_KEY_IDS and NOTHING_TO_ROTATE stop a job right after its scan,
+ * before anything is written (UNKNOWN_KEYS_WITHOUT_OLD_KEY: the same, from
+ * older versions).
+ */
 export const rotationStopReasonValidator = v.object({
-  code: v.union(v.literal("UNKNOWN_KEYS_WITHOUT_OLD_KEY"), v.literal("KEYRING_CHANGED"), v.literal("REPLACED")),
+  code: v.union(
+    v.literal("UNKNOWN_KEY_IDS"),
+    v.literal("NOTHING_TO_ROTATE"),
+    v.literal("UNKNOWN_KEYS_WITHOUT_OLD_KEY"),
+    v.literal("KEYRING_CHANGED"),
+    v.literal("REPLACED"),
+  ),
+  /**
+   * NOTHING_TO_ROTATE's likely cause: SWAPPED_KEYS (the data is under
+   * MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY holds a key nothing was ever
+   * under), ALREADY_ROTATED (an earlier job moved the data off
+   * OLD_MASTER_KEY's keys), NO_OLD_KEY (OLD_MASTER_KEY is empty and the data
+   * is up to date).
+   */
+  cause: v.optional(v.union(v.literal("SWAPPED_KEYS"), v.literal("ALREADY_ROTATED"), v.literal("NO_OLD_KEY"))),
+  /** UNKNOWN_KEY_IDS: the key ids found in the data that no configured key has. */
+  missingKeyIds: v.optional(v.array(v.string())),
   message: v.string(),
 });
 export type RotationStopReason = Infer<typeof rotationStopReasonValidator>;
@@ -248,6 +269,25 @@ export const rotationBatchStateValidator = v.union(
   v.literal("canceled"),
 );
 export type RotationBatchState = Infer<typeof rotationBatchStateValidator>;
+
+/** Rows under one master key id, as the scan found them (v2 or v1 ciphertext headers). */
+export const keyIdRowsValidator = v.object({
+  keyId: v.string(),
+  format: v.union(v.literal("v2"), v.literal("v1")),
+  rows: v.number(),
+});
+export type KeyIdRows = Infer<typeof keyIdRowsValidator>;
+
+/** What the scan found per master key id, plus the secrets that name no key. */
+export const rotationInventoryValidator = v.object({
+  /** Every key id found in the data (at most MAX_INVENTORY_KEY_IDS; the rest in `otherKeyIdRows`). */
+  keyIds: v.array(keyIdRowsValidator),
+  /** Rows under key ids beyond the first MAX_INVENTORY_KEY_IDS. */
+  otherKeyIdRows: v.number(),
+  /** Ciphertext in the original Dashtray format (names no key). */
+  originalFormat: v.number(),
+});
+export type RotationInventory = Infer<typeof rotationInventoryValidator>;
 
 /** Fields of a keyRotationJobs document (one master-key rotation or dry run). */
 export const rotationJobFields = {
@@ -293,8 +333,23 @@ export const rotationJobFields = {
   rowBudget: v.optional(v.number()),
   /** Bytes a batch may read; each resume halves it. Absent on older jobs: MAX_BYTES_PER_BATCH. */
   byteBudget: v.optional(v.number()),
-  /** How many times `rotate` restarted a dead batch chain. */
+  /** How many times a dead batch chain was restarted (by `rotate` or by the cron). */
   resumes: v.number(),
+  /** How many of those restarts the cron did (keyRotation:resumeStalled), and when it last did. */
+  autoResumes: v.optional(v.number()),
+  lastAutoResumeAt: v.optional(v.number()),
+  /** `batches` when the cron last resumed: no batch since then means the chain died again without progress. */
+  batchesAtAutoResume: v.optional(v.number()),
+  /** When the cron gave up: the chain died at the smallest budgets without progress (a human reads the error). */
+  autoResumeGaveUpAt: v.optional(v.number()),
+  /** When the current phase began (for rows per second); absent on older jobs: startedAt. */
+  phaseStartedAt: v.optional(v.number()),
+  /** Rows per key id found by the scan so far (absent on older jobs). */
+  inventory: v.optional(rotationInventoryValidator),
+  /** When the scan ended (the inventory is complete from then on). */
+  scanFinishedAt: v.optional(v.number()),
+  /** Set by `rotate {allowMissingKeys: true}`: rows under unknown key ids become failures instead of stopping the job. */
+  allowMissingKeys: v.optional(v.boolean()),
   stopReason: v.optional(rotationStopReasonValidator),
   startedAt: v.number(),
   updatedAt: v.number(),
@@ -313,11 +368,70 @@ export const rotationFailureFields = {
   at: v.number(),
 };
 
-/** What keyRotation:status returns. */
+/** How far a job is: rows done of the scan's total in the current phase, rate and time left. */
+export const rotationProgressValidator = v.object({
+  phase: rotationPhaseValidator,
+  /** Rows the scan counted (null while the scan runs: the total is what it is counting). */
+  total: v.union(v.number(), v.null()),
+  /** Rows handled in this phase. */
+  done: v.number(),
+  percent: v.union(v.number(), v.null()),
+  /** Rows per second in this phase, from its start to the last batch. */
+  rowsPerSecond: v.union(v.number(), v.null()),
+  /** Seconds until this phase ends at that rate (verify, header-only, is much faster than rotate). */
+  etaSeconds: v.union(v.number(), v.null()),
+});
+export type RotationProgress = Infer<typeof rotationProgressValidator>;
+
+/** The deployment's master keys as configured now (ids only, never a value). */
+export const keyringStateValidator = v.object({
+  /** v2 id of MASTER_ENCRYPTION_KEY; null when it is unusable or nothing was ever encrypted in format v2 (no root salt). */
+  current: v.union(v.string(), v.null()),
+  /** v2 ids of OLD_MASTER_KEY's usable keys (the current key excluded). */
+  previous: v.array(v.string()),
+  /** OLD_MASTER_KEY entries that are unusable (position and code, never the value). */
+  invalidEntries: v.array(v.object({ variable: v.literal("OLD_MASTER_KEY"), entry: v.number(), code: v.string() })),
+  /** True when OLD_MASTER_KEY holds the current key: step 1 done, the new key not set yet. */
+  oldKeySavedOnly: v.boolean(),
+  /** Why MASTER_ENCRYPTION_KEY looks non-random (lib/keyStrength.ts); empty when it looks generated. */
+  currentKeyWeak: v.array(v.string()),
+  /** Why MASTER_ENCRYPTION_KEY is unusable (e.g. MASTER_KEY_MISSING), if it is. */
+  error: v.optional(v.object({ code: v.string(), variable: v.string() })),
+  /** The key state in words, e.g. "old key saved, ready for a new MASTER_ENCRYPTION_KEY". */
+  message: v.string(),
+});
+export type KeyringState = Infer<typeof keyringStateValidator>;
+
+/** Key ids in the data (from a job's scan) against the keys configured now. */
+export const keyInventoryValidator = v.object({
+  /** The job whose scan this is, and when its scan ended. */
+  jobId: v.id("keyRotationJobs"),
+  scannedAt: v.number(),
+  keyIds: v.array(
+    v.object({
+      keyId: v.string(),
+      format: v.union(v.literal("v2"), v.literal("v1")),
+      rows: v.number(),
+      /** Which configured key has this id now: "current", "previous", or "missing" (no configured key). */
+      configured: v.union(v.literal("current"), v.literal("previous"), v.literal("missing")),
+    }),
+  ),
+  /** Key ids in the data that no configured key has. */
+  missingKeyIds: v.array(v.string()),
+  otherKeyIdRows: v.number(),
+  originalFormat: v.number(),
+  plaintext: v.number(),
+  invalid: v.number(),
+});
+export type KeyInventory = Infer<typeof keyInventoryValidator>;
+
+/** A rotation job as keyRotation:status shows it. */
 export const rotationJobStatusValidator = v.object({
   _id: v.id("keyRotationJobs"),
   _creationTime: v.number(),
   ...rotationJobFields,
+  progress: rotationProgressValidator,
+  autoResumes: v.number(),
   /** The job's current derivation budget per rotate batch. */
   derivationBudget: v.number(),
   /** The job's current row and byte budgets per batch. */
@@ -332,3 +446,14 @@ export const rotationJobStatusValidator = v.object({
   ),
 });
 export type RotationJobStatus = Infer<typeof rotationJobStatusValidator>;
+
+/** What keyRotation:status returns: the keys now, what the data is under, the next step, and the job. */
+export const rotationStatusResultValidator = v.object({
+  keys: keyringStateValidator,
+  /** From the latest job whose scan finished (null before any). */
+  inventory: v.union(keyInventoryValidator, v.null()),
+  /** The next thing the operator should do, in words. */
+  next: v.string(),
+  job: v.union(rotationJobStatusValidator, v.null()),
+});
+export type RotationStatusResult = Infer<typeof rotationStatusResultValidator>;

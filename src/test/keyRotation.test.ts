@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
+import crons from "../convex/crons";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
 import { describeCiphertext } from "../convex/lib/cipher";
@@ -55,10 +56,10 @@ async function keyIdOf(t: LimitedBackend, masterKey: string): Promise<string> {
   return (await onlyKey(t, masterKey)).current.keyId();
 }
 
-async function jobStatus(t: LimitedBackend) {
-  const status = await t.query(internal.keyRotation.status, {});
-  if (!status) throw new Error("no rotation job");
-  return status;
+async function jobStatus(t: LimitedBackend, jobId?: Id<"keyRotationJobs">) {
+  const status = await t.query(internal.keyRotation.status, jobId ? { jobId } : {});
+  if (!status.job) throw new Error("no rotation job");
+  return status.job;
 }
 
 /** Decrypts every seeded row with `masterKey` alone and compares it to the plaintext it was seeded with (v2 under that key). */
@@ -285,7 +286,7 @@ describe("keyRotation batches", () => {
     expect(await countUnderKey(t, await keyIdOf(t, NEW_KEY))).toBe(35);
 
     const resumed = await t.mutation(internal.keyRotation.rotate, {});
-    expect(resumed).toEqual({ jobId: broken._id, outcome: "resumed", dryRun: false });
+    expect(resumed).toEqual({ jobId: broken._id, outcome: "resumed", dryRun: false, plan: expect.stringMatching(/batch failed.*8 -> 4 derivations/) });
     expect(await jobStatus(t)).toMatchObject({
       derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
       rowBudget: MAX_ROWS_PER_BATCH / 2,
@@ -430,13 +431,13 @@ describe("keyRotation during live traffic", () => {
     await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
-  test("a second rotate joins the running job; one started after it finished finds nothing to do", async () => {
+  test("a second rotate joins the running job; one started after it finished stops after its scan: nothing to rotate", async () => {
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 3, connectionsPerProject: 2, users: 2 }, OLD_KEY);
     rotatingEnv();
     const first = await t.mutation(internal.keyRotation.rotate, {});
     const second = await t.mutation(internal.keyRotation.rotate, {});
-    expect(second).toEqual({ jobId: first.jobId, outcome: "joined", dryRun: false });
+    expect(second).toEqual({ jobId: first.jobId, outcome: "joined", dryRun: false, plan: expect.stringMatching(/^Joined the running rotation/) });
     await expect(t.mutation(internal.keyRotation.rotate, { dryRun: true })).rejects.toThrow(/rotation is running/);
     await runAllBatches(t);
 
@@ -444,10 +445,18 @@ describe("keyRotation during live traffic", () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.counts.reEncrypted).toBe(8);
 
+    const before = await snapshotTables(t, ["connections", "aiKeys", "apiKeys"]);
     const again = await t.mutation(internal.keyRotation.rotate, {});
     expect(again.outcome).toBe("started");
+    expect(again.plan).toMatch(/about 8 rows at the last scan/);
     await runAllBatches(t);
-    expect((await jobStatus(t)).counts).toEqual({ scanned: 8, reEncrypted: 0, migrated: 0, alreadyCurrent: 8, failed: 0 });
+    const status = await jobStatus(t);
+    expect(status).toMatchObject({ status: "stopped", stopReason: { code: "NOTHING_TO_ROTATE", cause: "ALREADY_ROTATED" }, safeToRemoveOldKey: false });
+    expect(status.stopReason?.message).toContain(`job ${first.jobId} moved them`);
+    expect(status.counts.scanned).toBe(0);
+    expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
+    // The first job still answers whether OLD_MASTER_KEY can go.
+    expect((await jobStatus(t, first.jobId)).safeToRemoveOldKey).toBe(true);
   });
 
   test("a dry run whose batches died does not block the real rotation: it is replaced", async () => {
@@ -463,7 +472,7 @@ describe("keyRotation during live traffic", () => {
     const real = await t.mutation(internal.keyRotation.rotate, {});
     expect(real).toMatchObject({ outcome: "started", dryRun: false });
     expect(real.jobId).not.toBe(dry.jobId);
-    const replaced = await t.query(internal.keyRotation.status, { jobId: dry.jobId });
+    const replaced = await jobStatus(t, dry.jobId);
     expect(replaced).toMatchObject({ status: "stopped", stopReason: { code: "REPLACED" } });
     await runAllBatches(t);
     expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
@@ -485,7 +494,7 @@ describe("keyRotation during live traffic", () => {
 });
 
 describe("keyRotation failures and refusals", () => {
-  test("rows no configured key decrypts are listed as failures and left byte for byte; the job goes on", async () => {
+  test("with allowMissingKeys, rows no configured key decrypts are listed as failures and left byte for byte; the job goes on", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 4, connectionsPerProject: 3, users: 2 }, OLD_KEY);
     const third = await onlyKey(t, THIRD_MASTER_KEY);
@@ -502,7 +511,7 @@ describe("keyRotation failures and refusals", () => {
     });
     const before = await t.run(async (ctx) => [await ctx.db.get("connections", unknownId), await ctx.db.get("connections", tamperedId)]);
     rotatingEnv();
-    await t.mutation(internal.keyRotation.rotate, {});
+    await t.mutation(internal.keyRotation.rotate, { allowMissingKeys: true });
     await runAllBatches(t);
 
     const status = await jobStatus(t);
@@ -629,7 +638,7 @@ describe("keyRotation failures and refusals", () => {
   test("refuses to start when OLD_MASTER_KEY contains the current key", async () => {
     const t = newLimitedBackend();
     vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${TEST_MASTER_KEY}`);
-    await expect(t.mutation(internal.keyRotation.rotate, {})).rejects.toThrow(/OLD_MASTER_KEY contains the current/);
+    await expect(t.mutation(internal.keyRotation.rotate, {})).rejects.toThrow(/OLD_MASTER_KEY holds the current MASTER_ENCRYPTION_KEY.*Next: step 2/);
     expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
   });
 
@@ -643,12 +652,13 @@ describe("keyRotation failures and refusals", () => {
 
     const status = await jobStatus(t);
     expect(status.status).toBe("stopped");
-    expect(status.stopReason?.code).toBe("UNKNOWN_KEYS_WITHOUT_OLD_KEY");
+    expect(status.stopReason?.code).toBe("UNKNOWN_KEY_IDS");
+    expect(status.stopReason?.missingKeyIds).toEqual([await keyIdOf(t, OLD_KEY)]);
     expect(status.preflight.unknownKey).toBe(11);
     expect(status.counts.scanned).toBe(0);
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
     const audit = await t.run((ctx) => ctx.db.query("auditLog").collect());
-    expect(audit.map((entry) => entry.detail)).toContain("stopped: UNKNOWN_KEYS_WITHOUT_OLD_KEY");
+    expect(audit.map((entry) => entry.detail)).toContain("stopped: UNKNOWN_KEY_IDS");
   });
 });
 
@@ -766,11 +776,15 @@ describe("legacy migration", () => {
     expect(rows.hashedApiKey?.keyHash).toBe(hashedApiKey);
     expect(JSON.stringify(Object.values(rows).filter((row) => row?._id !== ids.conflicting))).not.toContain(plainApiKey);
 
-    // A second run changes nothing.
+    // A second run changes nothing: it stops after its scan, with nothing left to rotate or migrate.
     const snapshot = await snapshotTables(t, ["connections", "aiKeys", "apiKeys"]);
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
-    expect((await jobStatus(t)).counts).toEqual({ scanned: 8, reEncrypted: 0, migrated: 0, alreadyCurrent: 7, failed: 1 });
+    expect(await jobStatus(t)).toMatchObject({
+      status: "stopped",
+      stopReason: { code: "NOTHING_TO_ROTATE", cause: "ALREADY_ROTATED" },
+      preflight: { rows: 8, upToDate: 7, invalid: 1 },
+    });
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(snapshot);
   });
 
@@ -795,5 +809,249 @@ describe("legacy migration", () => {
     const oldOnly = await onlyKey(t, OLD_KEY);
     expect((await decryptAiKey(oldOnly, row?.userId as Id<"users">, row?.encryptedKey ?? "", row?.secretVersion)).plaintext).toBe(secret);
     expect(row?.hint).toBe("sk-…");
+  });
+});
+
+describe("operator mistakes, through the runbook's npx convex run calls", () => {
+  test("the safe order: status says when the old key is saved; rotate refuses until a new key is set, then says what it will do", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
+    const oldId = await keyIdOf(t, OLD_KEY);
+    expect((await t.query(internal.keyRotation.status, {})).keys).toMatchObject({
+      current: oldId,
+      previous: [],
+      oldKeySavedOnly: false,
+    });
+
+    // Step 1: the current key saved as OLD_MASTER_KEY (it is now in both variables).
+    vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
+    const saved = await t.query(internal.keyRotation.status, {});
+    expect(saved.keys).toMatchObject({ current: oldId, previous: [], oldKeySavedOnly: true });
+    expect(saved.keys.message).toBe("old key saved, ready for a new MASTER_ENCRYPTION_KEY");
+    expect(saved.next).toMatch(/^Old key saved, ready for a new MASTER_ENCRYPTION_KEY: step 2/);
+    await expect(t.mutation(internal.keyRotation.rotate, {})).rejects.toThrow(/Next: step 2/);
+    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+
+    // Step 2: the new key.
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    const ready = await t.query(internal.keyRotation.status, {});
+    expect(ready.keys).toMatchObject({ current: await keyIdOf(t, NEW_KEY), previous: [oldId], oldKeySavedOnly: false, invalidEntries: [] });
+    expect(ready.next).toMatch(/step 3/);
+    expect(ready.job).toBeNull();
+
+    // Step 3: a dry run says what it will do, and its scan fills the inventory.
+    const dry = await t.mutation(internal.keyRotation.rotate, { dryRun: true });
+    expect(dry.plan).toMatch(/^Dry run: scan every connection, AI key and API key/);
+    expect(dry.plan).toContain(`OLD_MASTER_KEY's keys (${oldId})`);
+    await runAllBatches(t);
+    const afterDry = await t.query(internal.keyRotation.status, {});
+    expect(afterDry.inventory).toMatchObject({
+      jobId: dry.jobId,
+      keyIds: [{ keyId: oldId, format: "v2", rows: 5, configured: "previous" }],
+      missingKeyIds: [],
+      originalFormat: 0,
+      plaintext: 0,
+    });
+    expect(afterDry.next).toMatch(/^Dry run done/);
+
+    // Step 4.
+    const real = await t.mutation(internal.keyRotation.rotate, {});
+    expect(real.plan).toMatch(/^scan every connection.*about 5 rows at the last scan.*re-encrypt the rows under OLD_MASTER_KEY/);
+    await runAllBatches(t);
+    const done = await t.query(internal.keyRotation.status, {});
+    expect(done.job).toMatchObject({ status: "done", safeToRemoveOldKey: true, progress: { total: 5, done: 5, percent: 100, etaSeconds: 0 } });
+    expect(done.next).toMatch(/remove OLD_MASTER_KEY \(step 6\)/);
+    expect(done.inventory?.keyIds).toEqual([{ keyId: oldId, format: "v2", rows: 5, configured: "previous" }]);
+  });
+
+  test("swapped variables (MASTER_ENCRYPTION_KEY = old, OLD_MASTER_KEY = new) end as nothing to rotate, never safeToRemoveOldKey", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 3, connectionsPerProject: 2, users: 2 }, OLD_KEY);
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", OLD_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", NEW_KEY);
+    const before = await snapshotTables(t);
+
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+
+    const status = await t.query(internal.keyRotation.status, {});
+    expect(status.job).toMatchObject({
+      status: "stopped",
+      stopReason: { code: "NOTHING_TO_ROTATE", cause: "SWAPPED_KEYS" },
+      safeToRemoveOldKey: false,
+      counts: { scanned: 0, failed: 0 },
+    });
+    expect(status.job?.stopReason?.message).toMatch(/variables look swapped.*keep both keys/);
+    expect(status.job?.stopReason?.message).toContain(await keyIdOf(t, NEW_KEY));
+    expect(status.next).toBe(status.job?.stopReason?.message);
+    // The data is under the key in MASTER_ENCRYPTION_KEY; nothing under OLD_MASTER_KEY's.
+    expect(status.inventory?.keyIds).toEqual([{ keyId: await keyIdOf(t, OLD_KEY), format: "v2", rows: 8, configured: "current" }]);
+    expect(await t.run((ctx) => ctx.db.query("keyRotationFailures").collect())).toEqual([]);
+    const after = await snapshotTables(t);
+    expect({ ...after, auditLog: [] }).toEqual({ ...before, auditLog: [] });
+
+    // Swapped back, the rotation runs and ends safe.
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "done", safeToRemoveOldKey: true, counts: { reEncrypted: 8 } });
+  });
+
+  test("a wrong OLD_MASTER_KEY (another deployment's) stops after the scan naming the missing id: no per-row failures or log lines", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 4, connectionsPerProject: 5, users: 3 }, OLD_KEY);
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", THIRD_MASTER_KEY);
+    const warn = vi.spyOn(console, "warn");
+    const before = await snapshotTables(t, ["connections", "aiKeys", "apiKeys"]);
+
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+
+    const oldId = await keyIdOf(t, OLD_KEY);
+    const status = await t.query(internal.keyRotation.status, {});
+    expect(status.job).toMatchObject({
+      status: "stopped",
+      stopReason: { code: "UNKNOWN_KEY_IDS", missingKeyIds: [oldId] },
+      preflight: { unknownKey: 23 },
+      counts: { scanned: 0, failed: 0 },
+    });
+    expect(status.job?.stopReason?.message).toMatch(/23 rows are under master key ids no configured key has: .*Nothing was written.*add them to OLD_MASTER_KEY/);
+    expect(status.inventory).toMatchObject({
+      keyIds: [{ keyId: oldId, format: "v2", rows: 23, configured: "missing" }],
+      missingKeyIds: [oldId],
+    });
+    expect(await t.run((ctx) => ctx.db.query("keyRotationFailures").collect())).toEqual([]);
+    expect(warn.mock.calls.filter((call) => String(call[0]).includes("left unchanged"))).toEqual([]);
+    expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
+
+    // With the right old key added, the inventory shows it configured, and the rotation completes.
+    vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${OLD_KEY}`);
+    expect((await t.query(internal.keyRotation.status, {})).inventory?.missingKeyIds).toEqual([]);
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "done", counts: { reEncrypted: 23, failed: 0 } });
+  });
+
+  test("v1 ids in the data are listed with their rows; an unusable OLD_MASTER_KEY entry is named in the refusal", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 2, connectionsPerProject: 1, users: 1 }, OLD_KEY, { format: "v1" });
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", "tooshort");
+    await t.mutation(internal.keyRotation.rotate, {});
+    await runAllBatches(t);
+    const status = await t.query(internal.keyRotation.status, {});
+    const v1Id = await v1KeyId(OLD_KEY);
+    expect(status.inventory?.keyIds).toEqual([{ keyId: v1Id, format: "v1", rows: 3, configured: "missing" }]);
+    expect(status.job?.stopReason?.message).toContain("OLD_MASTER_KEY (entry 1) is unusable and may be one of them");
+    expect(status.keys.invalidEntries).toEqual([{ variable: "OLD_MASTER_KEY", entry: 1, code: "MASTER_KEY_TOO_SHORT" }]);
+    expect(status.keys.message).toContain("OLD_MASTER_KEY (entry 1) is unusable (MASTER_KEY_TOO_SHORT)");
+  });
+
+  test("allowMissingKeys: unknown-key rows become failures, with a bounded number of log lines per batch", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 5, connectionsPerProject: 4, users: 2 }, THIRD_MASTER_KEY);
+    rotatingEnv();
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    await t.mutation(internal.keyRotation.rotate, { allowMissingKeys: true });
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "done", counts: { failed: 22 }, safeToRemoveOldKey: false });
+    const lines = warn.mock.calls.map((call) => String(call[0])).filter((line) => line.startsWith("keyRotation"));
+    // connections (20 failures) and aiKeys (2): 5 lines + a summary, then 2 lines.
+    expect(lines.filter((line) => line.includes("left unchanged:"))).toHaveLength(7);
+    expect(lines.filter((line) => line.includes("15 more rows left unchanged in this batch"))).toHaveLength(1);
+  });
+
+  test("progress: total from the scan, rows done, percent, rows per second and ETA", async () => {
+    const t = newLimitedBackend();
+    await seedEncrypted(t, { projects: 4, connectionsPerProject: 10, users: 2 }, OLD_KEY);
+    rotatingEnv();
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { rowBudget: 10 }));
+    const scanning = await jobStatus(t);
+    expect(scanning.progress).toEqual({ phase: "scan", total: null, done: 0, percent: null, rowsPerSecond: null, etaSeconds: null });
+
+    // The scan: 42 rows in 10-row batches (connections), then aiKeys and apiKeys.
+    for (let job = await jobStatus(t); job.phase === "scan"; job = await jobStatus(t)) await runOneBatch(t);
+    vi.setSystemTime(Date.now() + 1_000);
+    await runOneBatch(t);
+    vi.setSystemTime(Date.now() + 1_000);
+    await runOneBatch(t);
+    const rotating = await jobStatus(t);
+    // 20 rows in 2 s since the phase began.
+    expect(rotating.progress).toEqual({ phase: "rotate", total: 42, done: 20, percent: 47, rowsPerSecond: 10, etaSeconds: 3 });
+  });
+});
+
+describe("no dead chains: the cron resumes a job whose batch chain died", () => {
+  test("a canceled batch is resumed by the cron with halved budgets; status says so", async () => {
+    const t = newLimitedBackend();
+    const seeded = await seedEncrypted(t, { projects: 3, connectionsPerProject: 2, users: 2 }, OLD_KEY);
+    rotatingEnv();
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    // Nothing to do while the chain is alive.
+    await t.mutation(internal.keyRotation.resumeStalled, {});
+    expect(await jobStatus(t)).toMatchObject({ resumes: 0, autoResumes: 0, batchState: "pending" });
+
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+      await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
+    });
+    const dead = await t.query(internal.keyRotation.status, {});
+    expect(dead.job?.batchState).toBe("canceled");
+    expect(dead.next).toMatch(/the cron resumes it within 5 minutes/);
+
+    vi.spyOn(console, "info").mockImplementation(() => {});
+    await t.mutation(internal.keyRotation.resumeStalled, {});
+    const resumed = await jobStatus(t);
+    expect(resumed).toMatchObject({
+      resumes: 1,
+      autoResumes: 1,
+      lastAutoResumeAt: Date.now(),
+      batchState: "pending",
+      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
+      rowBudget: MAX_ROWS_PER_BATCH / 2,
+    });
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "done", safeToRemoveOldKey: true, counts: { reEncrypted: 8 } });
+    await expectSeededIntact(t, seeded, NEW_KEY);
+  });
+
+  test("it gives up (logging once) when the chain dies again without progress at the smallest budgets; no job: nothing happens", async () => {
+    const t = newLimitedBackend();
+    await t.mutation(internal.keyRotation.resumeStalled, {});
+    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+
+    await seedEncrypted(t, { projects: 1, connectionsPerProject: 1, users: 1 }, OLD_KEY);
+    rotatingEnv();
+    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
+    const cancel = () =>
+      t.run(async (ctx) => {
+        const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+        await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
+      });
+    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: 2, rowBudget: 2, byteBudget: 256 * 1024 }));
+    vi.spyOn(console, "info").mockImplementation(() => {});
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    await cancel();
+    await t.mutation(internal.keyRotation.resumeStalled, {}); // halves to the minimum
+    await cancel();
+    await t.mutation(internal.keyRotation.resumeStalled, {}); // no batch since: gives up
+    await t.mutation(internal.keyRotation.resumeStalled, {});
+    const status = await jobStatus(t);
+    expect(status).toMatchObject({ autoResumes: 1, rowBudget: 1, derivationBudget: 1, batchState: "canceled" });
+    expect(status.autoResumeGaveUpAt).toBeDefined();
+    expect(error.mock.calls.filter((call) => String(call[0]).includes("not resuming automatically"))).toHaveLength(1);
+
+    // A human's rotate resumes it and clears the give-up.
+    expect((await t.mutation(internal.keyRotation.rotate, {})).outcome).toBe("resumed");
+    await runAllBatches(t);
+    expect(await jobStatus(t)).toMatchObject({ status: "done", counts: { reEncrypted: 2 } });
+  });
+
+  test("the cron is registered every 5 minutes", () => {
+    const entry = Object.values(crons.crons).find((cron) => cron.name === "keyRotation:resumeStalled");
+    expect(entry?.schedule).toEqual({ type: "interval", minutes: 5 });
   });
 });

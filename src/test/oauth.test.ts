@@ -446,7 +446,7 @@ test("master-key rotation re-encrypts OAuth tokens like any credentials; syncs a
   await t.mutation(internal.keyRotation.rotate, {});
   await t.finishAllScheduledFunctions(() => vi.runAllTimers(), 1_000);
   vi.useRealTimers();
-  const status = await t.query(internal.keyRotation.status, {});
+  const { job: status } = await t.query(internal.keyRotation.status, {});
   expect(status).toMatchObject({ status: "done", safeToRemoveOldKey: true });
 
   const after = await row(t, connectionId);

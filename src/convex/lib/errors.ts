@@ -30,11 +30,17 @@ export type CryptoErrorCode =
 /** An encryption-core failure with a stable code and a secret-free message. */
 export class CryptoError extends Error {
   readonly code: CryptoErrorCode;
+  /**
+   * The configured key the failure is about, when it is about one:
+   * "MASTER_ENCRYPTION_KEY" or "OLD_MASTER_KEY (entry i)" (a place, never a value).
+   */
+  readonly source: string | undefined;
 
-  constructor(code: CryptoErrorCode, message: string) {
+  constructor(code: CryptoErrorCode, message: string, source?: string) {
     super(message);
     this.name = "CryptoError";
     this.code = code;
+    this.source = source;
   }
 }
 

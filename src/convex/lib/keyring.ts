@@ -11,6 +11,7 @@
  */
 import { base64UrlDecode, base64UrlEncode, utf8Encode } from "./encoding";
 import { CryptoError, type CryptoErrorCode } from "./errors";
+import { weakKeyReasons, type WeakKeyReason } from "./keyStrength";
 import { DEFAULT_PBKDF2_ITERATIONS, deriveAesGcmKey, hkdfAesGcmKey, hkdfBytes, importHkdfKey, pbkdf2Sha256 } from "./kdf";
 
 /** Shortest accepted master key, in characters (`openssl rand -hex 32` gives 64). */
@@ -74,6 +75,7 @@ export class MasterKey {
       throw new CryptoError(
         "MASTER_KEY_TOO_SHORT",
         `${source} must be at least ${MIN_MASTER_KEY_LENGTH} characters (generate one with: openssl rand -hex 32)`,
+        source,
       );
     }
     return new MasterKey(secret, source, rootSalt, meter);
@@ -154,6 +156,11 @@ export class MasterKey {
     return this.#derived.has(kind === "root" ? "root" : `${kind}\u0000${salt}`);
   }
 
+  /** Why this key looks non-random (lib/keyStrength.ts); empty for a key that looks generated. No derivation. */
+  weakReasons(): WeakKeyReason[] {
+    return weakKeyReasons(this.#secret);
+  }
+
   /** Whether two keys are the same secret (no derivation). */
   equals(other: MasterKey): boolean {
     return other.#secret === this.#secret;
@@ -180,6 +187,11 @@ export interface InvalidKeyEntry {
   /** 1-based position in OLD_MASTER_KEY (or in `previous` for fromSecrets). */
   entry: number;
   code: CryptoErrorCode;
+}
+
+/** Where an OLD_MASTER_KEY entry is, for messages: "OLD_MASTER_KEY (entry i)". */
+export function oldKeyEntrySource(entry: number): string {
+  return `OLD_MASTER_KEY (entry ${entry})`;
 }
 
 /** Options of Keyring.findByKeyId. */
@@ -235,7 +247,7 @@ export class Keyring {
     for (const { secret, entry } of previous) {
       let key: MasterKey;
       try {
-        key = MasterKey.create(secret, `OLD_MASTER_KEY (entry ${entry})`, salt, meter);
+        key = MasterKey.create(secret, oldKeyEntrySource(entry), salt, meter);
       } catch (error) {
         if (error instanceof CryptoError) {
           invalid.push({ entry, code: error.code });
@@ -275,6 +287,7 @@ export class Keyring {
       throw new CryptoError(
         "MASTER_KEY_MISSING",
         'MASTER_ENCRYPTION_KEY is not set (run: npx convex env set MASTER_ENCRYPTION_KEY "$(openssl rand -hex 32)")',
+        "MASTER_ENCRYPTION_KEY",
       );
     }
     if (current.includes(",")) {
@@ -282,6 +295,7 @@ export class Keyring {
       throw new CryptoError(
         "MASTER_KEY_INVALID",
         "MASTER_ENCRYPTION_KEY must not contain a comma (OLD_MASTER_KEY separates keys with commas); generate one with: openssl rand -hex 32",
+        "MASTER_ENCRYPTION_KEY",
       );
     }
     const previous = (env.OLD_MASTER_KEY ?? "")
@@ -320,8 +334,12 @@ export class Keyring {
   keyNotFound(fallback: CryptoError): CryptoError {
     const [first] = this.invalidPrevious;
     if (!first) return fallback;
-    const entries = this.invalidPrevious.map(({ entry, code }) => `OLD_MASTER_KEY (entry ${entry}): ${code}`).join(", ");
-    return new CryptoError(first.code, `${fallback.message}; unusable keys that may be the one it needs: ${entries}`);
+    const entries = this.invalidPrevious.map(({ entry, code }) => `${oldKeyEntrySource(entry)}: ${code}`).join(", ");
+    return new CryptoError(
+      first.code,
+      `${fallback.message}; unusable keys that may be the one it needs: ${entries}`,
+      oldKeyEntrySource(first.entry),
+    );
   }
 
   toJSON(): { current: string; previous: string[]; invalidPrevious: InvalidKeyEntry[] } {

@@ -47,7 +47,7 @@ export type SecretShape =
   /** v2 under a configured previous key (`keyIndex` in JobKeyIds). */
   | { kind: "previousKey"; keyId: string; keyIndex: number }
   /** v2 or v1 under a key the job does not know. */
-  | { kind: "unknownKey"; keyId: string }
+  | { kind: "unknownKey"; keyId: string; format: "v1" | "v2" }
   /** v1 under a configured key, current or previous: migrated to v2. */
   | { kind: "olderFormat"; keyId: string; keyIndex: number }
   | { kind: "legacyFormat" }
@@ -164,11 +164,11 @@ function shapeOfCiphertext(value: string, keys: JobKeyIds): SecretShape {
   if (described.format === "v1") {
     const keyIndex = keys.v1.indexOf(keyId);
     // A v1 value is never up to date, even under the current key: it is migrated to v2.
-    return keyIndex >= 0 ? { kind: "olderFormat", keyId, keyIndex } : { kind: "unknownKey", keyId };
+    return keyIndex >= 0 ? { kind: "olderFormat", keyId, keyIndex } : { kind: "unknownKey", keyId, format: "v1" };
   }
   const keyIndex = keys.v2.indexOf(keyId);
   if (keyIndex === 0) return { kind: "current" };
-  return keyIndex > 0 ? { kind: "previousKey", keyId, keyIndex } : { kind: "unknownKey", keyId };
+  return keyIndex > 0 ? { kind: "previousKey", keyId, keyIndex } : { kind: "unknownKey", keyId, format: "v2" };
 }
 
 function shapeOfEncryptedField(encrypted: string | undefined, hasPlaintext: boolean, keys: JobKeyIds): SecretShape {
