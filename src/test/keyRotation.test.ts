@@ -20,6 +20,7 @@ import {
   runOneBatch,
   seedEncrypted,
   snapshotTables,
+  useRotationHarness,
   type LimitedBackend,
   type Seeded,
 } from "./helpers/rotation";
@@ -27,6 +28,9 @@ import { v1KeyId } from "./helpers/v1";
 
 const OLD_KEY = TEST_MASTER_KEY;
 const NEW_KEY = SECOND_MASTER_KEY;
+
+// Every backend here is cold (a fresh module graph per batch), and PBKDF2 runs are counted at crypto.subtle.
+useRotationHarness();
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -33,7 +33,6 @@ function binaryStringToBytes(binary: string): Uint8Array<ArrayBuffer> {
 
 // Single character classes only: a repeated group such as (?:[…]{4})* makes V8's
 // backtracking regex engine overflow its stack on a multi-megabyte input.
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const BASE64_STANDARD = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Standard base64 with padding (the legacy Dashtray ciphertext encoding). */
@@ -57,24 +56,79 @@ export function base64Decode(text: string): Uint8Array<ArrayBuffer> | null {
   return base64Encode(bytes) === text ? bytes : null;
 }
 
-/** URL-safe base64 without padding (RFC 4648 §5), used by the current format. */
+const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** Character code → 6-bit value, or -1 for a character outside the base64url alphabet. */
+const BASE64URL_VALUES = new Int8Array(128).fill(-1);
+for (let i = 0; i < BASE64URL_ALPHABET.length; i++) BASE64URL_VALUES[BASE64URL_ALPHABET.charCodeAt(i)] = i;
+/** Every 12-bit value → its two base64url characters, so encoding appends strings and allocates no buffer. */
+const BASE64URL_PAIRS: readonly string[] = Array.from(
+  { length: 4096 },
+  (_, n) => BASE64URL_ALPHABET[n >>> 6]! + BASE64URL_ALPHABET[n & 63]!,
+);
+
+/**
+ * URL-safe base64 without padding (RFC 4648 §5), used by the dtenc formats.
+ * Table-driven over the bytes (no btoa, no regex passes): it runs on every
+ * encryption, where it was the largest part of the core's own work.
+ */
 export function base64UrlEncode(bytes: Uint8Array): string {
-  return base64Encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const whole = bytes.length - (bytes.length % 3);
+  let out = "";
+  for (let i = 0; i < whole; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += BASE64URL_PAIRS[n >>> 12]! + BASE64URL_PAIRS[n & 4095]!;
+  }
+  if (bytes.length - whole === 1) {
+    out += BASE64URL_PAIRS[bytes[whole]! << 4]!;
+  } else if (bytes.length - whole === 2) {
+    const n = (bytes[whole]! << 10) | (bytes[whole + 1]! << 2);
+    out += BASE64URL_PAIRS[n >>> 6]! + BASE64URL_ALPHABET[n & 63]!;
+  }
+  return out;
 }
 
-const BASE64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 /** By `length % 4`: the bits of the last character that carry no data (they must be zero). */
 const UNUSED_LAST_CHARACTER_BITS = [0, 0, 0b1111, 0b11] as const;
 
-/** Decodes unpadded URL-safe base64; returns null for anything non-canonical. */
+/**
+ * Decodes unpadded URL-safe base64; returns null for anything non-canonical:
+ * a character outside the alphabet (padding included), a length ≡ 1 (mod 4),
+ * or non-zero unused bits in the last character. One table-driven pass.
+ */
 export function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
-  // Canonical means the unused low bits of the last character are zero
-  // (checked directly: cheaper than re-encoding on every decryption).
-  const unusedBits = UNUSED_LAST_CHARACTER_BITS[text.length % 4 as 0 | 2 | 3];
-  if (unusedBits !== 0 && (BASE64URL_ALPHABET.indexOf(text.charAt(text.length - 1)) & unusedBits) !== 0) return null;
-  const standard = text.replace(/-/g, "+").replace(/_/g, "/");
-  return binaryStringToBytes(atob(standard + "=".repeat((4 - (standard.length % 4)) % 4)));
+  const length = text.length;
+  const rest = length % 4;
+  if (rest === 1) return null;
+  const whole = length - rest;
+  const out = new Uint8Array(Math.floor((length * 3) / 4));
+  const value = (i: number) => {
+    const code = text.charCodeAt(i);
+    return code < 128 ? BASE64URL_VALUES[code]! : -1;
+  };
+  let o = 0;
+  for (let i = 0; i < whole; i += 4) {
+    const a = value(i);
+    const b = value(i + 1);
+    const c = value(i + 2);
+    const d = value(i + 3);
+    if ((a | b | c | d) < 0) return null;
+    const n = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = n >>> 16;
+    out[o++] = (n >>> 8) & 0xff;
+    out[o++] = n & 0xff;
+  }
+  if (rest !== 0) {
+    const a = value(whole);
+    const b = value(whole + 1);
+    const c = rest === 3 ? value(whole + 2) : 0;
+    if ((a | b | c) < 0) return null;
+    // Canonical means the unused low bits of the last character are zero.
+    if (((rest === 3 ? c : b) & UNUSED_LAST_CHARACTER_BITS[rest as 2 | 3]) !== 0) return null;
+    const n = (a << 18) | (b << 12) | (c << 6);
+    out[o] = n >>> 16;
+    if (rest === 3) out[o + 1] = (n >>> 8) & 0xff;
+  }
+  return out;
 }
 
 /** Lowercase hex of bytes. */

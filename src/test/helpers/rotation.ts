@@ -4,20 +4,17 @@
  * the storage API writes them, and helpers that run the scheduled batch
  * chain one batch at a time or to the end.
  */
-import { convexTest } from "convex-test";
-import { vi } from "vitest";
+import { afterEach, beforeEach, vi } from "vitest";
 import type { Id } from "../../convex/_generated/dataModel";
 import { Keyring } from "../../convex/lib/keyring";
-import schema from "../../convex/schema";
 import { encryptAiKey, encryptCredentials, ensureRootSalt } from "../../convex/secrets";
+import { ColdHarness } from "./cold";
 import { encryptV1 } from "./v1";
 import type { Credentials } from "../../convex/validators";
 
-const modules = import.meta.glob("../../convex/**/*.ts");
-
-/** A backend that enforces the real per-transaction read/write limits. */
+/** A cold backend (fresh module graph per function execution) that enforces the real per-transaction read/write limits. */
 export function newLimitedBackend() {
-  return convexTest({ schema, modules, transactionLimits: true });
+  return rotationHarness.backend({ transactionLimits: true });
 }
 
 export type LimitedBackend = ReturnType<typeof newLimitedBackend>;
@@ -136,36 +133,27 @@ export async function runOneBatch(t: LimitedBackend): Promise<void> {
   await t.finishInProgressScheduledFunctions();
 }
 
-let pbkdf2Runs = 0;
-let counting = false;
-
 /**
- * PBKDF2 runs this process performed so far, counted at crypto.subtle
- * (deriveBits and deriveKey with PBKDF2) from the first call on, whoever
- * ran them. Nothing is cached across calls any more, so every batch is cold.
+ * The cold harness every rotation test backend runs on: each batch (each
+ * function execution) on a fresh module graph, PBKDF2 counted at
+ * crypto.subtle. Test files install it with `useRotationHarness()`.
  */
-export function derivationCount(): number {
-  if (!counting) {
-    counting = true;
-    const subtle = crypto.subtle;
-    const deriveBits = subtle.deriveBits.bind(subtle);
-    const deriveKey = subtle.deriveKey.bind(subtle);
-    const isPbkdf2 = (algorithm: unknown) =>
-      typeof algorithm === "object" && algorithm !== null && (algorithm as { name?: unknown }).name === "PBKDF2";
-    subtle.deriveBits = (algorithm, key, length) => {
-      if (isPbkdf2(algorithm)) pbkdf2Runs++;
-      return deriveBits(algorithm, key, length);
-    };
-    subtle.deriveKey = (algorithm, key, derived, extractable, usages) => {
-      if (isPbkdf2(algorithm)) pbkdf2Runs++;
-      return deriveKey(algorithm, key, derived, extractable, usages);
-    };
-  }
-  return pbkdf2Runs;
+export const rotationHarness = new ColdHarness();
+
+/** Installs the rotation harness's counters before each test and restores crypto.subtle after it. */
+export function useRotationHarness(): ColdHarness {
+  beforeEach(() => {
+    rotationHarness.reset();
+    rotationHarness.install();
+  });
+  afterEach(() => rotationHarness.uninstall());
+  return rotationHarness;
 }
 
-/** Kept for the benchmark: nothing is cached across calls any more, so there is nothing to clear. */
-export function simulateFreshIsolate(): void {}
+/** PBKDF2 runs since the test started, counted at crypto.subtle by the harness (whoever ran them). */
+export function derivationCount(): number {
+  return rotationHarness.counts.pbkdf2;
+}
 
 /** Every document of the given tables, for before/after comparisons. */
 export async function snapshotTables(t: LimitedBackend, tables: readonly DataTable[] = DATA_TABLES) {

@@ -3,9 +3,16 @@
  * whose every function execution (each query, mutation, action, nested call
  * and scheduled function) loads a fresh module graph (vi.resetModules), so no
  * module-level cache (derived keys, key ids) survives from one execution to
- * the next; it counts those executions, and PBKDF2 runs at crypto.subtle.
- * A minimal stand-in for a shared cold harness: counts, never times.
+ * the next; it counts those executions, and PBKDF2 runs at crypto.subtle,
+ * with the shared cold harness (helpers/cold.ts). Counts, never times.
  */
+import { onTestFinished, vi } from "vitest";
+import { internal } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import { ColdHarness, type ColdBackend as HarnessBackend } from "./cold";
+import { seedConnection, seedProject } from "./seed";
+import type { FakeProviders } from "./fakeProviders";
+import { SECRETS } from "./secrets";
 
 /**
  * What the previous design (one scheduled action per connection, each with
@@ -18,76 +25,46 @@ export function previousDesignCost(connections: number): { executions: number; p
   const pages = Math.floor(connections / 20) + 3; // the active pages, plus one closing page per status
   return { executions: 4 * connections + pages, pbkdf2: 2 * connections };
 }
-import { convexTest } from "convex-test";
-import { vi } from "vitest";
-import { internal } from "../../convex/_generated/api";
-import type { Id } from "../../convex/_generated/dataModel";
-import schema from "../../convex/schema";
-import { seedConnection, seedProject } from "./seed";
-import type { FakeProviders } from "./fakeProviders";
-import { SECRETS } from "./secrets";
-
-const modules = import.meta.glob("../../convex/**/*.ts");
-
-/** The unspied WebCrypto derivations (a later backend re-spies them; its spy must not call an earlier one). */
-const derive = {
-  deriveBits: crypto.subtle.deriveBits.bind(crypto.subtle) as (...args: unknown[]) => Promise<unknown>,
-  deriveKey: crypto.subtle.deriveKey.bind(crypto.subtle) as (...args: unknown[]) => Promise<unknown>,
-};
 
 /** Function executions and PBKDF2 runs since the counter was created or reset. */
 export interface CostCounter {
-  executions: number;
-  pbkdf2: number;
-  /** Executions per module path. */
-  byModule: Record<string, number>;
+  readonly executions: number;
+  readonly pbkdf2: number;
+  /** Executions per function path ("metricsSync:syncProjectGroup"). */
+  readonly byFunction: Record<string, number>;
   reset(): void;
 }
 
-/** A convex-test backend that runs every function execution cold, and its counter. */
+/**
+ * A backend on the shared cold harness (helpers/cold.ts: a fresh module
+ * graph per function execution, each execution counted once, PBKDF2 counted
+ * at crypto.subtle), and its counter. Call inside a test: crypto.subtle is
+ * restored when the test finishes.
+ */
 export function newColdBackend() {
+  const harness = new ColdHarness();
+  harness.install();
+  onTestFinished(() => harness.uninstall());
   const counter: CostCounter = {
-    executions: 0,
-    pbkdf2: 0,
-    byModule: {},
+    get executions() {
+      return harness.counts.executions.length;
+    },
+    get pbkdf2() {
+      return harness.counts.pbkdf2;
+    },
+    get byFunction() {
+      const counts: Record<string, number> = {};
+      for (const { path } of harness.counts.executions) counts[path] = (counts[path] ?? 0) + 1;
+      return counts;
+    },
     reset() {
-      this.executions = 0;
-      this.pbkdf2 = 0;
-      this.byModule = {};
+      harness.reset();
     },
   };
-  // Loads run one after another: two overlapping loads could otherwise share one fresh module graph
-  // (and its caches), which would undercount.
-  let previousLoad: Promise<unknown> = Promise.resolve();
-  const cold = Object.fromEntries(
-    Object.entries(modules).map(([path, load]) => [
-      path,
-      () => {
-        // convex-test loads a function's module once per execution, and once more before running a
-        // scheduled function (to learn its type): measureCycle subtracts those.
-        if (!path.includes("/_generated/")) counter.executions++;
-        counter.byModule[path] = (counter.byModule[path] ?? 0) + 1;
-        const loaded = previousLoad.then(() => {
-          vi.resetModules();
-          return load();
-        });
-        previousLoad = loaded.catch(() => undefined);
-        return loaded;
-      },
-    ]),
-  );
-  for (const method of ["deriveBits", "deriveKey"] as const) {
-    const original = derive[method];
-    vi.spyOn(crypto.subtle, method).mockImplementation(((algorithm: AlgorithmIdentifier, ...rest: unknown[]) => {
-      const name = typeof algorithm === "string" ? algorithm : algorithm.name;
-      if (name.toUpperCase() === "PBKDF2") counter.pbkdf2++;
-      return original(algorithm, ...rest);
-    }) as never);
-  }
-  return { t: convexTest(schema, cold), counter };
+  return { t: harness.backend(), counter };
 }
 
-export type ColdBackend = ReturnType<typeof newColdBackend>["t"];
+export type ColdBackend = HarnessBackend;
 
 /** What one cron cycle cost and did. */
 export interface CycleCost {
@@ -123,15 +100,12 @@ export async function measureCycle(
   projects: number,
 ): Promise<CycleCost> {
   const requestsBefore = fake.requests.length;
-  const scheduledJobs = () => t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length);
-  const jobsBefore = await scheduledJobs();
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   counter.reset();
   await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
-  const { pbkdf2 } = counter;
+  const { pbkdf2, executions } = counter;
   vi.useRealTimers();
-  const executions = counter.executions - ((await scheduledJobs()) - jobsBefore);
   const syncedOnce = await t.run(async (ctx) => {
     let count = 0;
     for (const id of ids) {

@@ -39,6 +39,19 @@ describe("base64url (current format)", () => {
     }
     // Zh and Zm9 differ from Zg and Zm8 only in bits that carry no data.
     expect(base64UrlDecode("Zg")).not.toBeNull();
+    expect(base64UrlDecode("Zm9v\u00e9")).toBeNull();
+    expect(base64UrlDecode("Zm9v\u{1F511}")).toBeNull();
+  });
+
+  test("agrees with the platform's base64 (btoa) on random bytes, small and large", () => {
+    for (const length of [1, 2, 3, 12, 80, 1000, 100_000]) {
+      const bytes = Uint8Array.from({ length }, () => Math.floor(Math.random() * 256));
+      let binary = "";
+      for (const byte of bytes) binary += String.fromCharCode(byte);
+      const expected = btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      expect(base64UrlEncode(bytes)).toBe(expected);
+      expect(base64UrlDecode(expected)).toEqual(bytes);
+    }
   });
 });
 

@@ -3,8 +3,11 @@ import { inspect } from "node:util";
 import { describe, expect, test } from "vitest";
 import { decryptSecret, encryptSecret, type SecretContext } from "../../convex/lib/cipher";
 import { KEY_ID_BYTES, Keyring, MIN_MASTER_KEY_LENGTH } from "../../convex/lib/keyring";
+import { ColdHarness } from "../helpers/cold";
 import { expectCryptoError, expectNoSecrets } from "../helpers/cryptoErrors";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, TEST_ROOT_SALT, THIRD_MASTER_KEY } from "../helpers/keys";
+import { encryptLegacy } from "../helpers/legacy";
+import { encryptV1 } from "../helpers/v1";
 
 const CONTEXT: SecretContext = { salt: "user_keyring_test", purpose: "aiKeys/user_keyring_test/apiKey", version: 1 };
 const ALL_SECRETS = [TEST_MASTER_KEY, SECOND_MASTER_KEY, THIRD_MASTER_KEY];
@@ -224,5 +227,27 @@ describe("keys and keyrings never show their secrets", () => {
   test("an error wrapping a key does not reveal it", async () => {
     const keyring = ring(TEST_MASTER_KEY);
     expectNoSecrets(new Error(`bad key ${keyring.current} in ${keyring}`), [TEST_MASTER_KEY]);
+  });
+});
+
+describe("pbkdf2Runs (the rotation job's derivation budget relies on it)", () => {
+  test("equals the PBKDF2 runs counted at crypto.subtle, for roots, v1 ids, v1 and legacy keys", async () => {
+    const v1Value = await encryptV1(SECOND_MASTER_KEY, CONTEXT.salt, CONTEXT.purpose, "v1 secret");
+    const legacyValue = await encryptLegacy(SECOND_MASTER_KEY, CONTEXT.salt, "legacy secret");
+    const counter = new ColdHarness();
+    counter.install();
+    try {
+      const keyring = ring(TEST_MASTER_KEY, [THIRD_MASTER_KEY, SECOND_MASTER_KEY]);
+      const written = await encryptSecret(keyring, "v2 secret", CONTEXT);
+      await decryptSecret(keyring, written, CONTEXT);
+      await keyring.current.v1KeyId();
+      await decryptSecret(keyring, v1Value, CONTEXT);
+      await decryptSecret(keyring, legacyValue, CONTEXT);
+      await keyring.findByKeyId("AAAAAAAAAAA");
+      expect(counter.counts.pbkdf2).toBeGreaterThan(5);
+      expect(keyring.pbkdf2Runs).toBe(counter.counts.pbkdf2);
+    } finally {
+      counter.uninstall();
+    }
   });
 });

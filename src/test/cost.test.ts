@@ -1,0 +1,146 @@
+/**
+ * What each secret-touching public function costs in production, where
+ * every execution is cold: PBKDF2 runs per call, counted at crypto.subtle by
+ * the cold harness (helpers/cold.ts), never by the project's own counters.
+ * Targets (issue 13): at most one PBKDF2 per call per master key actually
+ * used; old master keys are derived only when a value under them is read.
+ * Counting only: no timing.
+ */
+import { describe, expect, test, vi } from "vitest";
+import { api } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { maxPbkdf2, useColdHarness, type ColdCounts } from "./helpers/cold";
+import { CASES, world, type Case, type World } from "./helpers/costCases";
+import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
+import { SECRETS, useFakeProviders } from "./helpers/secrets";
+
+const harness = useColdHarness();
+const fake = useFakeProviders();
+
+/** Per-execution PBKDF2 runs, for failure messages. */
+function breakdown(counts: ColdCounts): string {
+  return counts.executions.map((execution) => `${execution.path}=${execution.pbkdf2}`).join(", ");
+}
+
+/** Runs `call` cold and checks the PBKDF2 runs of the whole call (all its executions) against `limit`. */
+async function expectCost(w: World, testCase: Case, limit: number): Promise<ColdCounts> {
+  const { counts } = await harness.measure(() => testCase.call(w));
+  expect(counts.executions.length, "the call ran through the harness").toBeGreaterThan(0);
+  expect(counts.pbkdf2, `${testCase.name}: PBKDF2 runs per call (${breakdown(counts)})`).toBeLessThanOrEqual(limit);
+  expect(maxPbkdf2(counts)).toBeLessThanOrEqual(limit);
+  return counts;
+}
+
+describe("cold PBKDF2 runs per call", () => {
+  describe("without OLD_MASTER_KEY: at most 1", () => {
+    for (const testCase of CASES) {
+      test(testCase.name, async () => {
+        const w = await world(harness);
+        const counts = await expectCost(w, testCase, 1);
+        if (testCase.reads || testCase.writes) expect(counts.pbkdf2, "a secret was really touched").toBe(1);
+      });
+    }
+  });
+
+  describe("OLD_MASTER_KEY set, every value under the current key: still at most 1 (old keys never derived on load)", () => {
+    for (const testCase of CASES) {
+      test(testCase.name, async () => {
+        vi.stubEnv("OLD_MASTER_KEY", `${SECOND_MASTER_KEY},${THIRD_MASTER_KEY}`);
+        const w = await world(harness);
+        await expectCost(w, testCase, 1);
+      });
+    }
+  });
+
+  describe("while rotating (one old key, values under it): at most 1 + the old key when a value under it is read", () => {
+    for (const testCase of CASES) {
+      test(testCase.name, async () => {
+        const w = await world(harness);
+        vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
+        vi.stubEnv("OLD_MASTER_KEY", TEST_MASTER_KEY);
+        await expectCost(w, testCase, 1 + (testCase.reads ? 1 : 0));
+      });
+    }
+  });
+
+  describe("while rotating (two old keys, values under the second): at most 1 + the old keys actually met", () => {
+    for (const testCase of CASES) {
+      /*
+       * KNOWN GAP (issue 13): a read derives the root of every key tried before the one whose id
+       * the value carries (current, then OLD_MASTER_KEY in order): 3 here, where only one old key
+       * is met. Remove `.fails` when reads find the key without deriving the others (e.g. a key
+       * hint from the ids the rotation job stored). Writes meet no old key and pass.
+       */
+      const run = testCase.reads ? test.fails : test;
+      run(testCase.name, async () => {
+        const w = await world(harness);
+        vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
+        vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${TEST_MASTER_KEY}`);
+        await expectCost(w, testCase, 1 + (testCase.reads ? 1 : 0));
+      });
+    }
+  });
+});
+
+describe("functions that touch no stored secret derive nothing", () => {
+  test("ai.verifyKey checks the key it is given (no decryption, no PBKDF2)", async () => {
+    const w = await world(harness);
+    const { counts } = await harness.measure(() =>
+      w.alice.action(api.ai.verifyKey, { provider: "openai", apiKey: SECRETS.openaiKey }),
+    );
+    expect(fake().requests.some((request) => request.route === "openai.models")).toBe(true);
+    expect(counts.pbkdf2).toBe(0);
+  });
+});
+
+describe("OAuth connections (every call under one master key: at most 1)", () => {
+  const SETTINGS = { propertyId: SECRETS.gaPropertyId };
+
+  /** startOAuth as alice, the user consents at the fake, the browser comes back: the connection id. */
+  async function connectOAuth(w: World): Promise<Id<"connections">> {
+    const { authorizationUrl } = await w.alice.mutation(api.connections.startOAuth, {
+      projectId: w.projectId,
+      service: "google_analytics",
+      settings: SETTINGS,
+    });
+    const response = await w.t.fetch(fake().oauth.authorize(authorizationUrl).callbackPath);
+    const location = new URL(response.headers.get("Location") ?? "");
+    expect(location.searchParams.get("oauth")).toBe("connected");
+    return location.searchParams.get("connectionId") as Id<"connections">;
+  }
+
+  test("connections.startOAuth (encrypts the PKCE verifier) and the /oauth/callback HTTP action (opens it, encrypts the tokens)", async () => {
+    const w = await world(harness);
+    const start = await harness.measure(() =>
+      w.alice.mutation(api.connections.startOAuth, { projectId: w.projectId, service: "google_analytics", settings: SETTINGS }),
+    );
+    expect(start.counts.pbkdf2, breakdown(start.counts)).toBe(1);
+    const callback = await harness.measure(() => w.t.fetch(fake().oauth.authorize(start.result.authorizationUrl).callbackPath));
+    expect(callback.result.status).toBe(302);
+    expect(callback.counts.executions[0]?.path).toBe("http:GET /oauth/callback");
+    expect(callback.counts.pbkdf2, breakdown(callback.counts)).toBeLessThanOrEqual(1);
+    expect(maxPbkdf2(callback.counts)).toBeLessThanOrEqual(1);
+  });
+
+  test("a sync that refreshes the access token (decrypts, then encrypts the new tokens)", async () => {
+    fake().oauth.accessTokenLifetimeSeconds = 60; // inside the refresh margin
+    const w = await world(harness);
+    const connectionId = await connectOAuth(w);
+    const { counts, result } = await harness.measure(() => w.alice.action(api.connections.syncMetrics, { connectionId }));
+    expect(result).toMatchObject({ status: "active" });
+    expect(fake().requests.some((request) => request.route === "google.token")).toBe(true);
+    expect(counts.pbkdf2, breakdown(counts)).toBeLessThanOrEqual(1);
+  });
+
+  test("removing an OAuth connection: the scheduled revocation decrypts the grant", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const w = await world(harness);
+    const connectionId = await connectOAuth(w);
+    const { counts } = await harness.measure(async () => {
+      await w.alice.mutation(api.connections.remove, { connectionId });
+      await w.t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+    });
+    expect(fake().oauth.revoked).toHaveLength(1);
+    expect(counts.pbkdf2, breakdown(counts)).toBeLessThanOrEqual(1);
+  });
+});

@@ -1,0 +1,252 @@
+/**
+ * A production-faithful cost harness. Convex runs every function execution
+ * (each query, mutation, action, nested runQuery/runMutation/runAction,
+ * scheduled function and HTTP action) in a fresh V8 context, so nothing a
+ * module keeps survives from one execution to the next. convex-test keeps
+ * module state; this harness takes it away and counts, from outside the
+ * project's code, what each execution really costs:
+ *
+ * - Fresh module graph per execution: convex-test asks its module loader for
+ *   a function's module every time it runs one (resolveFunction in
+ *   convex-test/dist/index.js, for top-level calls, nested runQuery /
+ *   runMutation / runAction and ctx.runQuery inside mutations alike;
+ *   scheduled functions go through `fun`, which resolves the module twice;
+ *   `t.fetch` loads the `http` module once per request). Each loader here
+ *   calls `vi.resetModules()` first, so the import that follows evaluates
+ *   the project's modules (lib included) anew. convex-test itself is
+ *   imported statically by this file and never re-imported, so its state
+ *   (database, scheduler) is untouched. Loads are serialised so that one
+ *   reset never lands in the middle of another load.
+ * - Executions: every registered function's handler is wrapped on load, so
+ *   each execution is recorded once with its path ("connections:create"),
+ *   however often convex-test loaded its module; HTTP actions are recorded
+ *   as "http:<METHOD> <path>".
+ * - WebCrypto: `crypto.subtle.deriveBits` / `deriveKey` are wrapped while a
+ *   harness is installed and calls are counted by algorithm (PBKDF2, HKDF),
+ *   in total and per execution (the execution running when the call was made,
+ *   tracked with AsyncLocalStorage).
+ *
+ * Use `useColdHarness()` in a test file: it installs the crypto counters
+ * before each test and restores crypto.subtle after it.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { convexTest } from "convex-test";
+import { afterEach, beforeEach, vi } from "vitest";
+import schema from "../../convex/schema";
+
+const modules = import.meta.glob("../../convex/**/*.ts");
+
+/** What one function execution did. */
+export interface Execution {
+  /** "module:export" for queries, mutations and actions; "http:<METHOD> <path>" for HTTP actions. */
+  path: string;
+  pbkdf2: number;
+  hkdf: number;
+}
+
+/** Counts since the harness was installed (or since `reset`). */
+export interface ColdCounts {
+  /** Every function execution, in the order they started. */
+  executions: Execution[];
+  /** Module paths convex-test loaded (each load a fresh graph); ≥ executions. */
+  loads: string[];
+  /** PBKDF2 deriveBits/deriveKey calls, inside executions or not. */
+  pbkdf2: number;
+  /** HKDF deriveBits/deriveKey calls, inside executions or not. */
+  hkdf: number;
+  /** Milliseconds from each PBKDF2 call to its result, summed (benchmarks only; tests never assert time). */
+  pbkdf2Ms: number;
+}
+
+type Subtle = SubtleCrypto;
+type DeriveBits = Subtle["deriveBits"];
+type DeriveKey = Subtle["deriveKey"];
+
+function algorithmName(algorithm: unknown): string {
+  if (typeof algorithm === "string") return algorithm.toUpperCase();
+  if (typeof algorithm === "object" && algorithm !== null && "name" in algorithm) {
+    return String((algorithm as { name: unknown }).name).toUpperCase();
+  }
+  return "";
+}
+
+/** The harness's counters and the cold backend factory. */
+export class ColdHarness {
+  counts: ColdCounts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
+  private readonly current = new AsyncLocalStorage<Execution>();
+  private loadChain: Promise<unknown> = Promise.resolve();
+  private restoreSubtle: (() => void) | null = null;
+  /** Module namespaces as loaded, latest last (to check that each load is a fresh instance). */
+  readonly loadedModules: { path: string; module: Record<string, unknown> }[] = [];
+
+  /** Starts counting WebCrypto derivations on the global crypto.subtle. */
+  install(): void {
+    if (this.restoreSubtle) return;
+    const subtle = crypto.subtle;
+    const originalBits = subtle.deriveBits;
+    const originalKey = subtle.deriveKey;
+    let active = true;
+    const count = <T>(algorithm: unknown, run: () => Promise<T>): Promise<T> => {
+      // A wrapper put back by someone else's restore (e.g. vi.restoreAllMocks) after uninstall counts nothing.
+      if (!active) return run();
+      const name = algorithmName(algorithm);
+      const execution = this.current.getStore();
+      if (name === "HKDF") {
+        this.counts.hkdf++;
+        if (execution) execution.hkdf++;
+      }
+      if (name !== "PBKDF2") return run();
+      this.counts.pbkdf2++;
+      if (execution) execution.pbkdf2++;
+      const counts = this.counts;
+      const started = performance.now();
+      const result = run();
+      const addTime = () => {
+        counts.pbkdf2Ms += performance.now() - started;
+      };
+      result.then(addTime, addTime);
+      return result;
+    };
+    const deriveBits = function (this: Subtle, ...args: Parameters<DeriveBits>) {
+      return count(args[0], () => originalBits.apply(this, args));
+    } as DeriveBits;
+    const deriveKey = function (this: Subtle, ...args: Parameters<DeriveKey>) {
+      return count(args[0], () => originalKey.apply(this, args));
+    } as DeriveKey;
+    // The methods live on SubtleCrypto.prototype: own properties shadow them. Restoring puts back
+    // whatever own property was there before (another harness's wrapper) or deletes ours.
+    const saved = (["deriveBits", "deriveKey"] as const).map((name) => [name, Object.getOwnPropertyDescriptor(subtle, name)] as const);
+    Object.defineProperty(subtle, "deriveBits", { value: deriveBits, configurable: true, writable: true });
+    Object.defineProperty(subtle, "deriveKey", { value: deriveKey, configurable: true, writable: true });
+    this.restoreSubtle = () => {
+      active = false;
+      for (const [name, descriptor] of saved) {
+        if (descriptor) Object.defineProperty(subtle, name, descriptor);
+        else delete (subtle as unknown as Record<string, unknown>)[name];
+      }
+    };
+  }
+
+  /** Restores crypto.subtle. */
+  uninstall(): void {
+    this.restoreSubtle?.();
+    this.restoreSubtle = null;
+  }
+
+  /** Forgets every count (e.g. after seeding). */
+  reset(): void {
+    this.counts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
+    this.loadedModules.length = 0;
+  }
+
+  /** Runs `work` and returns what happened during it (counts keep accumulating too). */
+  async measure<T>(work: () => Promise<T>): Promise<{ result: T; counts: ColdCounts }> {
+    const before = {
+      executions: this.counts.executions.length,
+      loads: this.counts.loads.length,
+      pbkdf2: this.counts.pbkdf2,
+      hkdf: this.counts.hkdf,
+      pbkdf2Ms: this.counts.pbkdf2Ms,
+    };
+    const result = await work();
+    return {
+      result,
+      counts: {
+        executions: this.counts.executions.slice(before.executions),
+        loads: this.counts.loads.slice(before.loads),
+        pbkdf2: this.counts.pbkdf2 - before.pbkdf2,
+        hkdf: this.counts.hkdf - before.hkdf,
+        pbkdf2Ms: this.counts.pbkdf2Ms - before.pbkdf2Ms,
+      },
+    };
+  }
+
+  private wrapHandler(func: unknown, path: string): unknown {
+    if (typeof func !== "function" && (typeof func !== "object" || func === null)) return func;
+    const handler = (func as { _handler?: unknown })._handler;
+    if (typeof handler !== "function") return func;
+    const current = this.current;
+    const executions = () => this.counts.executions;
+    // A prototype-linked copy: convex-test reads isQuery/isMutation/isAction, exportArgs and
+    // exportReturns through the chain and calls `_handler`, which now records the execution.
+    const wrapped: Record<string, unknown> = Object.create(func as object);
+    wrapped._handler = (...args: unknown[]) => {
+      const execution: Execution = { path, pbkdf2: 0, hkdf: 0 };
+      executions().push(execution);
+      return current.run(execution, () => (handler as (...a: unknown[]) => unknown)(...args));
+    };
+    return wrapped;
+  }
+
+  private wrapRouter(router: unknown): unknown {
+    if (typeof router !== "object" || router === null || !("lookup" in router)) return router;
+    const lookup = (router as { lookup: (path: string, method: string) => unknown }).lookup.bind(router);
+    const wrapped: Record<string, unknown> = Object.create(router);
+    wrapped.lookup = (path: string, method: string) => {
+      const found = lookup(path, method);
+      if (!Array.isArray(found)) return found;
+      const [func, ...rest] = found as unknown[];
+      return [this.wrapHandler(func, `http:${method} ${path}`), ...rest];
+    };
+    return wrapped;
+  }
+
+  private wrapModule(modulePath: string, module: Record<string, unknown>): Record<string, unknown> {
+    const wrapped: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(module)) {
+      wrapped[name] =
+        modulePath === "http" && name === "default" ? this.wrapRouter(value) : this.wrapHandler(value, `${modulePath}:${name}`);
+    }
+    return wrapped;
+  }
+
+  /** The glob's loaders, each loading a fresh module graph and wrapping its functions. */
+  coldModules(): Record<string, () => Promise<unknown>> {
+    const cold: Record<string, () => Promise<unknown>> = {};
+    for (const [file, load] of Object.entries(modules)) {
+      const modulePath = file.replace(/^.*\/convex\//, "").replace(/\.ts$/, "");
+      cold[file] = () => {
+        const next = this.loadChain.then(async () => {
+          vi.resetModules();
+          const module = (await load()) as Record<string, unknown>;
+          this.counts.loads.push(modulePath);
+          this.loadedModules.push({ path: modulePath, module });
+          return this.wrapModule(modulePath, module);
+        });
+        // A failed load must not block the ones after it.
+        this.loadChain = next.catch(() => undefined);
+        return next;
+      };
+    }
+    return cold;
+  }
+
+  /** A convex-test backend whose every function execution runs on a fresh module graph. */
+  backend(options: { transactionLimits?: boolean } = {}) {
+    return convexTest({ schema, modules: this.coldModules(), transactionLimits: options.transactionLimits ?? false });
+  }
+}
+
+export type ColdBackend = ReturnType<ColdHarness["backend"]>;
+
+/**
+ * One harness for the test file: counters installed on crypto.subtle and
+ * reset before each test, crypto.subtle restored after it.
+ */
+export function useColdHarness(): ColdHarness {
+  const harness = new ColdHarness();
+  beforeEach(() => {
+    harness.reset();
+    harness.install();
+  });
+  afterEach(() => {
+    harness.uninstall();
+  });
+  return harness;
+}
+
+/** The most PBKDF2 runs any one execution of `path` made (0 if none ran). */
+export function maxPbkdf2(counts: ColdCounts, path?: string): number {
+  const runs = counts.executions.filter((execution) => path === undefined || execution.path === path);
+  return Math.max(0, ...runs.map((execution) => execution.pbkdf2));
+}
