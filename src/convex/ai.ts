@@ -15,7 +15,7 @@ import { findStoredAiKey } from "./aiKeys";
 import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit";
 import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./secrets";
 import { connectionNameOf } from "./upgrade/defaults";
-import { aiProviderValidator, insightValidator, type Insight } from "./validators";
+import { aiProviderValidator, insightValidator, keyIdOrderValidator, type Insight } from "./validators";
 
 /** Most recent metric points an insight looks at. */
 export const MAX_METRICS_IN_PROMPT = 200;
@@ -102,6 +102,8 @@ const insightInputValidator = v.object({
   secretVersion: v.optional(v.number()),
   /** The deployment's root salt, read here so decrypting costs no extra call. */
   rootSalt: v.union(v.string(), v.null()),
+  /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
+  keyIdOrder: v.union(keyIdOrderValidator, v.null()),
   /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
   legacyRetired: v.boolean(),
   prompt: v.string(),
@@ -121,7 +123,7 @@ export const loadInsightInput = internalQuery({
     const project = await ctx.db.get("projects", projectId);
     if (!project) throw appError("NOT_FOUND", "Project not found");
     const stored = await findStoredAiKey(ctx.db, userId);
-    const key: Omit<typeof insightInputValidator.type, "rootSalt" | "legacyRetired" | "prompt"> | null =
+    const key: Omit<typeof insightInputValidator.type, "rootSalt" | "keyIdOrder" | "legacyRetired" | "prompt"> | null =
       stored?.table === "users"
         ? { keyRow: { table: "users" as const, id: userId }, provider: stored.provider, encryptedKey: stored.encryptedKey }
         : stored?.row.encryptedKey !== undefined
@@ -193,7 +195,7 @@ export const generateInsight = projectAction({
     let apiKey: string;
     let legacyNote = "";
     try {
-      const keyring = loadKeyring(input.rootSalt);
+      const keyring = loadKeyring(input.rootSalt, input.keyIdOrder);
       const secret = await decryptAiKey(keyring, userId, input.encryptedKey, input.secretVersion, { legacyRetired: input.legacyRetired });
       apiKey = secret.plaintext;
       if (secret.format === "legacy") legacyNote = `; ${LEGACY_FORMAT_AUDIT_NOTE}`;

@@ -61,7 +61,7 @@ import {
   type RotationRow,
   type SecretShape,
 } from "./rotation/rows";
-import { loadKeyring, loadKeyringForWrite, readRootSalt, weakMasterKeyError } from "./secrets";
+import { loadKeyring, loadKeyringForWrite, readRootSalt, recordKeyIdOrder, weakMasterKeyError } from "./secrets";
 import {
   rotationFailureFields,
   rotationStatusResultValidator,
@@ -715,6 +715,9 @@ export const rotate = internalMutation({
     // Once per job: batches classify values by header against these ids, with no crypto.
     const previousKeyIds = await Promise.all(keyring.previous.map((key) => key.keyId()));
     const [currentV1KeyId, ...previousV1KeyIds] = await Promise.all(keyring.all.map((key) => key.v1KeyId()));
+    if (currentV1KeyId !== undefined) {
+      await recordKeyIdOrder(ctx.db, { v2: [currentKeyId, ...previousKeyIds], v1: [currentV1KeyId, ...previousV1KeyIds] });
+    }
     const now = Date.now();
     const jobId = await ctx.db.insert("keyRotationJobs", {
       status: "running",

@@ -29,7 +29,7 @@ import type { Integration, MetricPoint } from "./integrations/types";
 import type { Keyring } from "./lib/keyring";
 import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "./secrets";
-import { connectionStatusValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
+import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
 export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -142,6 +142,8 @@ export const loadSyncGroup = internalQuery({
   returns: v.object({
     /** The deployment's root salt, read here so decrypting costs no extra call. */
     rootSalt: v.union(v.string(), v.null()),
+    /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
+    keyIdOrder: v.union(keyIdOrderValidator, v.null()),
     /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
     legacyRetired: v.boolean(),
     targets: v.array(syncTargetValidator),
@@ -318,7 +320,7 @@ export async function syncConnections(
   connectionIds: readonly Id<"connections">[],
   { actorId }: { actorId?: Id<"users"> } = {},
 ): Promise<ConnectionSync[]> {
-  const { rootSalt, legacyRetired, targets } = await ctx.runQuery(internal.metricsSync.loadSyncGroup, {
+  const { rootSalt, keyIdOrder, legacyRetired, targets } = await ctx.runQuery(internal.metricsSync.loadSyncGroup, {
     projectId,
     connectionIds: [...connectionIds],
   });
@@ -352,7 +354,7 @@ export async function syncConnections(
       continue;
     }
     try {
-      keyring ??= loadKeyring(rootSalt);
+      keyring ??= loadKeyring(rootSalt, keyIdOrder);
       const { credentials, secret } = await decryptCredentials(
         keyring,
         projectId,

@@ -3,6 +3,7 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 import {
   aiProviderValidator,
+  keyIdOrderValidator,
   auditEntryValidator,
   connectionStatusValidator,
   invitationStateValidator,
@@ -265,6 +266,8 @@ export default defineSchema({
      * its row, so a legacy value copied into another row would otherwise decrypt there.
      */
     legacyRetiredAt: v.optional(v.number()),
+    /** Key ids recorded when the last rotation job started: hints for decrypting calls (validators.ts keyIdOrderValidator). */
+    keyIdOrder: v.optional(keyIdOrderValidator),
   }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */

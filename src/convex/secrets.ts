@@ -22,7 +22,7 @@ import { decryptSecret, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret
 import { isCryptoError } from "./lib/errors";
 import { randomToken } from "./lib/hash";
 import { Keyring, ROOT_SALT_BYTES } from "./lib/keyring";
-import type { Credentials } from "./validators";
+import type { Credentials, KeyIdOrder } from "./validators";
 
 async function mapCryptoErrors<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -63,9 +63,27 @@ export interface LegacyPolicy {
  * The deployment's root salt and legacy policy, read together by the query
  * that loads a ciphertext, so decrypting costs no extra call.
  */
-export async function readEncryptionSettings(db: QueryCtx["db"]): Promise<{ rootSalt: string | null } & LegacyPolicy> {
+export async function readEncryptionSettings(
+  db: QueryCtx["db"],
+): Promise<{ rootSalt: string | null; keyIdOrder: KeyIdOrder | null } & LegacyPolicy> {
   const settings = await db.query("encryptionSettings").order("asc").first();
-  return { rootSalt: settings?.rootSalt ?? null, legacyRetired: settings?.legacyRetiredAt !== undefined };
+  return {
+    rootSalt: settings?.rootSalt ?? null,
+    keyIdOrder: settings?.keyIdOrder ?? null,
+    legacyRetired: settings?.legacyRetiredAt !== undefined,
+  };
+}
+
+/**
+ * Records the configured keys' ids (computed by a rotation job's start) as
+ * hints for decrypting calls: during the rotation, a value under an old key
+ * then costs that key's PBKDF2 root alone, not also the roots of the keys
+ * tried before it (docs/encryption.md, "Cost per call").
+ */
+export async function recordKeyIdOrder(db: MutationCtx["db"], keyIdOrder: KeyIdOrder): Promise<void> {
+  await ensureRootSalt(db);
+  const settings = await db.query("encryptionSettings").order("asc").first();
+  if (settings) await db.patch("encryptionSettings", settings._id, { keyIdOrder });
 }
 
 /**
@@ -106,13 +124,15 @@ export const GENERATE_KEY_HINT = 'npx convex env set MASTER_ENCRYPTION_KEY "$(op
 
 /**
  * The deployment's keyring with `rootSalt` (from readRootSalt, loaded by the
- * same query that loads the ciphertext). Derives nothing. A missing or short
+ * same query that loads the ciphertext) and, when given, the key id hints a
+ * rotation job recorded (readEncryptionSettings). Derives nothing. A missing or short
  * master key, or a bad root salt, is ENCRYPTION_UNAVAILABLE. A current key
  * that looks non-random (lib/keyStrength.ts) is accepted here (data may
  * depend on it) and reported with one console.warn per load: one per call.
  */
-export function loadKeyring(rootSalt: string | null): Keyring {
+export function loadKeyring(rootSalt: string | null, keyIdOrder: KeyIdOrder | null = null): Keyring {
   const keyring = keyringFromEnv(rootSalt);
+  if (keyIdOrder) keyring.useKeyIdHints(keyIdOrder);
   const weak = keyring.current.weakReasons();
   if (weak.length > 0) {
     // Operators read `npx convex logs`: the reasons only, never the key.

@@ -184,6 +184,15 @@ export const insightValidator = v.object({
 });
 export type Insight = Infer<typeof insightValidator>;
 
+/**
+ * Ids of the configured master keys when the last rotation job started, in
+ * keyring order (current first, then OLD_MASTER_KEY's entries): v2 ids and
+ * v1 ids. Decrypting calls use them as hints to derive the right old key
+ * first. Public: every ciphertext carries its key's id in clear text.
+ */
+export const keyIdOrderValidator = v.object({ v2: v.array(v.string()), v1: v.array(v.string()) });
+export type KeyIdOrder = Infer<typeof keyIdOrderValidator>;
+
 /** Master-key rotation job: running (scheduled batches in flight), done, or stopped (see stopReason). */
 export const rotationStatusValidator = v.union(v.literal("running"), v.literal("done"), v.literal("stopped"));
 export type RotationStatus = Infer<typeof rotationStatusValidator>;

@@ -9,6 +9,8 @@
 import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { Keyring } from "../convex/lib/keyring";
+import { readEncryptionSettings, recordKeyIdOrder } from "../convex/secrets";
 import { maxPbkdf2, useColdHarness, type ColdCounts } from "./helpers/cold";
 import { CASES, world, type Case, type World } from "./helpers/costCases";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
@@ -29,6 +31,22 @@ async function expectCost(w: World, testCase: Case, limit: number): Promise<Cold
   expect(counts.pbkdf2, `${testCase.name}: PBKDF2 runs per call (${breakdown(counts)})`).toBeLessThanOrEqual(limit);
   expect(maxPbkdf2(counts)).toBeLessThanOrEqual(limit);
   return counts;
+}
+
+/**
+ * Records the configured keys' ids as keyRotation.rotate does when a job
+ * starts (keyRotation.test.ts checks that it does): the hints decrypting
+ * calls read with the root salt. Written directly so that no rotation batch
+ * runs underneath the measured call.
+ */
+async function recordKeyIdsAsRotateDoes(w: World, current: string, previous: string[]): Promise<void> {
+  await w.t.run(async (ctx) => {
+    const { rootSalt } = await readEncryptionSettings(ctx.db);
+    const keyring = Keyring.fromSecrets(current, previous, rootSalt);
+    const v2 = await Promise.all(keyring.all.map((key) => key.keyId()));
+    const v1 = await Promise.all(keyring.all.map((key) => key.v1KeyId()));
+    await recordKeyIdOrder(ctx.db, { v2, v1 });
+  });
 }
 
 describe("cold PBKDF2 runs per call", () => {
@@ -63,20 +81,16 @@ describe("cold PBKDF2 runs per call", () => {
     }
   });
 
-  describe("while rotating (two old keys, values under the second): at most 1 + the old keys actually met", () => {
+  describe("while rotating (two old keys, values under the second, the job's key id hints recorded): 1 + the old key met", () => {
     for (const testCase of CASES) {
-      /*
-       * KNOWN GAP (issue 13): a read derives the root of every key tried before the one whose id
-       * the value carries (current, then OLD_MASTER_KEY in order): 3 here, where only one old key
-       * is met. Remove `.fails` when reads find the key without deriving the others (e.g. a key
-       * hint from the ids the rotation job stored). Writes meet no old key and pass.
-       */
-      const run = testCase.reads ? test.fails : test;
-      run(testCase.name, async () => {
+      test(testCase.name, async () => {
         const w = await world(harness);
         vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
         vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${TEST_MASTER_KEY}`);
-        await expectCost(w, testCase, 1 + (testCase.reads ? 1 : 0));
+        await recordKeyIdsAsRotateDoes(w, SECOND_MASTER_KEY, [THIRD_MASTER_KEY, TEST_MASTER_KEY]);
+        const counts = await expectCost(w, testCase, 1 + (testCase.reads ? 1 : 0));
+        // The value names its key and the hint says which entry that is: no other root is derived.
+        if (testCase.reads) expect(counts.pbkdf2, "only the old key the value is under").toBe(1);
       });
     }
   });

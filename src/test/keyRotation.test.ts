@@ -172,6 +172,13 @@ describe("keyRotation batches", () => {
     await t.mutation(internal.keyRotation.rotate, {});
     // Starting computes each configured key's v2 and v1 id once: 2 keys x 2.
     expect(derivationCount() - beforeStart).toBe(4);
+    // ...and records them, in keyring order, as hints for the decrypting calls made while it runs.
+    const started = await jobStatus(t);
+    const keyIdOrder = await t.run(async (ctx) => (await ctx.db.query("encryptionSettings").first())?.keyIdOrder);
+    expect(keyIdOrder).toEqual({
+      v2: [started.currentKeyId, ...started.previousKeyIds],
+      v1: [started.currentV1KeyId, ...(started.previousV1KeyIds ?? [])],
+    });
     expect(await jobStatus(t)).toMatchObject({
       derivationBudget: MAX_DERIVATIONS_PER_BATCH,
       rowBudget: MAX_ROWS_PER_BATCH,

@@ -243,7 +243,7 @@ async function decryptV2(keyring: Keyring, parsed: ParsedDtenc, context: SecretC
 async function decryptV1(keyring: Keyring, parsed: ParsedDtenc, context: SecretContext, options: DecryptOptions): Promise<DecryptedSecret> {
   const { keyId, iv, sealed } = parsed;
   const additionalData = v1AssociatedData(keyId, context.purpose);
-  for (const master of trialOrder(keyring, options.keyHint)) {
+  for (const master of trialOrder(keyring, options.keyHint ?? keyring.hintFor(keyId))) {
     const plaintext = await openAesGcm(await master.aesKey("v1", context.salt), iv, sealed, additionalData);
     if (plaintext !== null) return { plaintext, format: "v1", keyId, needsReencryption: true };
   }

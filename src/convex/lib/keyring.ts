@@ -232,6 +232,29 @@ export class Keyring {
     this.#meter = meter;
   }
 
+  /** Index in `all` per key id (v2 or v1) believed to be that key's: see useKeyIdHints. */
+  readonly #keyIdHints = new Map<string, number>();
+
+  /**
+   * Records which key each id probably belongs to: `order.v2[i]` and
+   * `order.v1[i]` are the ids of `all[i]` as seen when they were computed
+   * (e.g. by a rotation job's start). Decryption then tries that key first,
+   * so a value under an old key costs that key's root alone. A hint is
+   * verified like any guess (by the key id or the GCM tag), so a stale one
+   * costs a derivation, never a wrong answer. Returns the keyring.
+   */
+  useKeyIdHints(order: { v2: readonly string[]; v1: readonly string[] }): this {
+    for (const ids of [order.v2, order.v1]) {
+      ids.slice(0, this.all.length).forEach((keyId, index) => this.#keyIdHints.set(keyId, index));
+    }
+    return this;
+  }
+
+  /** The index in `all` of the key `keyId` probably belongs to (useKeyIdHints), if known. */
+  hintFor(keyId: string): number | undefined {
+    return this.#keyIdHints.get(keyId);
+  }
+
   /** PBKDF2 runs this keyring performed so far (roots, v1 and legacy keys, v1 ids). */
   get pbkdf2Runs(): number {
     return this.#meter.runs;
@@ -311,14 +334,16 @@ export class Keyring {
   }
 
   /**
-   * The key whose v2 id is `keyId`: the hinted key first (if any), then the
+   * The key whose v2 id is `keyId`: the hinted key first (`options.hint`,
+   * else the one useKeyIdHints recorded for this id), then the
    * current key, then previous keys in order, deriving roots lazily and
    * stopping at the match. A value under previous key k costs the roots of
    * the keys tried before it and its own.
    */
   async findByKeyId(keyId: string, options: FindKeyOptions = {}): Promise<MasterKey | undefined> {
     const keys = this.all;
-    const hinted = options.hint === undefined ? undefined : keys[options.hint];
+    const hint = options.hint ?? this.hintFor(keyId);
+    const hinted = hint === undefined ? undefined : keys[hint];
     const order = hinted ? [hinted, ...keys.filter((key) => key !== hinted)] : keys;
     for (const key of order) {
       if ((await key.keyId()) === keyId) return key;

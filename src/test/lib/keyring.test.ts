@@ -70,6 +70,27 @@ describe("key ids", () => {
     expect(await hinted.findByKeyId("AAAAAAAAAAA")).toBeUndefined();
     expect(hinted.pbkdf2Runs).toBe(3);
   });
+
+  test("key id hints (a rotation job's recorded ids): the hinted key is derived alone; a stale hint costs a derivation, never a wrong key", async () => {
+    const order = {
+      v2: [TEST_MASTER_KEY, SECOND_MASTER_KEY, THIRD_MASTER_KEY].map((secret) => expectedKeyId(secret)),
+      v1: [TEST_MASTER_KEY, SECOND_MASTER_KEY, THIRD_MASTER_KEY].map((secret) => expectedV1KeyId(secret)),
+    };
+    const keyring = ring(TEST_MASTER_KEY, [SECOND_MASTER_KEY, THIRD_MASTER_KEY]).useKeyIdHints(order);
+    expect(await keyring.findByKeyId(expectedKeyId(THIRD_MASTER_KEY))).toBe(keyring.previous[1]);
+    expect(keyring.pbkdf2Runs).toBe(1);
+
+    // A v1 value under the last old key: its header id is hinted, so one v1 key is derived for its salt.
+    const v1Value = await encryptV1(THIRD_MASTER_KEY, CONTEXT.salt, CONTEXT.purpose, "v1 under an old key");
+    const v1Keyring = ring(TEST_MASTER_KEY, [SECOND_MASTER_KEY, THIRD_MASTER_KEY]).useKeyIdHints(order);
+    expect((await decryptSecret(v1Keyring, v1Value, CONTEXT)).plaintext).toBe("v1 under an old key");
+    expect(v1Keyring.pbkdf2Runs).toBe(1);
+
+    // OLD_MASTER_KEY reordered since the hints were recorded: the hinted entry is now another key.
+    const reordered = ring(TEST_MASTER_KEY, [THIRD_MASTER_KEY, SECOND_MASTER_KEY]).useKeyIdHints(order);
+    expect(await reordered.findByKeyId(expectedKeyId(THIRD_MASTER_KEY))).toBe(reordered.previous[0]);
+    expect(reordered.pbkdf2Runs).toBe(3);
+  });
 });
 
 describe("Keyring.fromEnv", () => {
