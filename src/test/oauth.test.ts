@@ -16,6 +16,7 @@ import { identity, newBackend, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "./helpers/keys";
 import { LEGACY_READ } from "./helpers/legacy";
 import { SECRETS, TEST_DASHBOARD_URL, TEST_SITE_URL, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
+import { HUGE_BODY_BYTES } from "./helpers/fakeProviders";
 
 const fake = useFakeProviders();
 const SERVICE = "google_analytics";
@@ -459,4 +460,21 @@ test("master-key rotation re-encrypts OAuth tokens like any credentials; syncs a
   expect(await storedRefreshToken(t, connectionId)).toBe(refreshToken);
   expect(await syncOnce(t, connectionId)).toEqual({ status: "active", metricsStored: 3 });
   expect(tokenRequests("refresh_token")).toHaveLength(1);
+});
+
+test("a huge token endpoint answer is refused at the cap, without reading the rest", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  fake().oauth.accessTokenLifetimeSeconds = 60;
+  const connectionId = await connected(t, admin, projectId);
+  fake().setMode("google.token", "huge");
+
+  expect(await syncOnce(t, connectionId)).toEqual({
+    status: "error",
+    metricsStored: 0,
+    error: "Google Analytics sent an unexpected response (HTTP 200)",
+  });
+  // The fake writes only as fast as the client reads: a whole-body read would take all 30 MB.
+  expect(fake().hugeBytesSent()).toBeLessThan(HUGE_BODY_BYTES / 3);
+  expect((await row(t, connectionId))?.secretVersion).toBe(1);
 });

@@ -73,7 +73,7 @@ export async function requestJson(service: string, url: string, init: RequestIni
  * out to hold more than `maxBytes`: reading stops at the cap, so an endless
  * or huge body costs at most `maxBytes` of memory and transfer.
  */
-async function readBoundedText(response: Response, maxBytes: number): Promise<string | null> {
+export async function readBoundedText(response: Response, maxBytes: number): Promise<string | null> {
   const declared = Number(response.headers.get("content-length") ?? "");
   if (Number.isFinite(declared) && declared > maxBytes) {
     await response.body?.cancel().catch(() => undefined);

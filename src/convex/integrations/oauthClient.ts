@@ -11,12 +11,12 @@
  * secret.
  */
 import { env } from "../_generated/server";
-import { baseUrl, providerTimeoutMs } from "./http";
+import { baseUrl, providerTimeoutMs, readBoundedText } from "./http";
 import { ProviderError, kindForStatus } from "./providerError";
 import type { Integration, OAuthProvider } from "./types";
 
-/** Largest token endpoint answer read (real ones are a few kilobytes). */
-const MAX_TOKEN_RESPONSE_CHARS = 64_000;
+/** Largest token endpoint answer read, in bytes (real ones are a few kilobytes); reading stops there. */
+export const MAX_TOKEN_RESPONSE_BYTES = 64_000;
 /** Longest token accepted from a provider (Google's are a few hundred characters). */
 const MAX_TOKEN_LENGTH = 4096;
 /** Lifetime assumed when a token answer has no expires_in (RFC 6749 makes it optional). */
@@ -97,7 +97,7 @@ function timeoutSignal(ms: number): AbortSignal {
 async function postForm(service: string, url: string, form: Record<string, string>, tokenGoneIsGrantGone = false): Promise<string> {
   const signal = timeoutSignal(providerTimeoutMs());
   let status: number | null = null;
-  let text: string;
+  let text: string | null;
   try {
     const response = await fetch(url, {
       method: "POST",
@@ -108,7 +108,8 @@ async function postForm(service: string, url: string, form: Record<string, strin
       signal,
     });
     status = response.status;
-    text = await response.text();
+    // Bounded: a huge or endless body costs at most the cap (null past it).
+    text = await readBoundedText(response, MAX_TOKEN_RESPONSE_BYTES);
   } catch {
     // Messages of fetch failures may quote the URL; only the kind is kept.
     throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status);
@@ -116,13 +117,13 @@ async function postForm(service: string, url: string, form: Record<string, strin
   const failure = kindForStatus(status);
   if (failure) {
     // 400 and 401 carry an OAuth error code; nothing else of the body is looked at.
-    const code = status === 400 || status === 401 ? oauthErrorCode(text) : null;
+    const code = (status === 400 || status === 401) && text !== null ? oauthErrorCode(text) : null;
     if (code === "invalid_grant" || (tokenGoneIsGrantGone && code === "invalid_token")) {
       throw new ProviderError(service, "invalid_grant", status);
     }
     throw new ProviderError(service, failure, status);
   }
-  if (text.length > MAX_TOKEN_RESPONSE_CHARS) throw new ProviderError(service, "bad_response", status);
+  if (text === null) throw new ProviderError(service, "bad_response", status);
   return text;
 }
 
@@ -137,7 +138,6 @@ function parseJson(service: string, text: string): unknown {
 
 /** The RFC 6749 `error` code of an error body, or null; nothing else of the body is kept. */
 function oauthErrorCode(text: string): string | null {
-  if (text.length > MAX_TOKEN_RESPONSE_CHARS) return null;
   try {
     const body: unknown = JSON.parse(text);
     if (typeof body !== "object" || body === null) return null;
