@@ -33,6 +33,7 @@ import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
 import { cleanName } from "./input";
 import { authorizationUrl, exchangeCode, oauthClient, refreshTokens, revokeToken, type TokenSet } from "./integrations/oauthClient";
+import { providerTimeoutMs } from "./integrations/http";
 import { ProviderError, isProviderError, providerAppError } from "./integrations/providerError";
 import { credentialHints, findIntegration, validateOAuthSettings } from "./integrations/registry";
 import type { Integration, OAuthProvider } from "./integrations/types";
@@ -56,8 +57,19 @@ export const OAUTH_STATE_TTL_MS = 10 * 60_000;
 export const MAX_PENDING_OAUTH_FLOWS = 20;
 /** An access token expiring within this margin is refreshed before use. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
-/** How long a refresh lease blocks other refreshers: longer than any token request may take. */
+/** Shortest refresh lease: how long a lease blocks other refreshers when the provider timeout is the default. */
 export const REFRESH_LEASE_MS = 60_000;
+/** What a lease adds to the provider timeout: the claim, the encryption and the write around the token request. */
+export const REFRESH_LEASE_MARGIN_MS = 30_000;
+
+/**
+ * How long a refresh lease lasts: longer than the token request may take
+ * (PROVIDER_TIMEOUT_MS, however it is configured) plus a margin, so a lease
+ * never expires while its holder may still get an answer and write it.
+ */
+export function refreshLeaseMs(): number {
+  return Math.max(REFRESH_LEASE_MS, providerTimeoutMs() + REFRESH_LEASE_MARGIN_MS);
+}
 /** How long a sync waits for another sync's refresh before giving up. */
 export const REFRESH_WAIT_MS = 20_000;
 /** How often a waiting sync looks for the winner's tokens. */
@@ -324,14 +336,17 @@ export const loadGrant = internalQuery({
   },
 });
 
-const writeResultValidator = v.union(v.literal("written"), v.literal("changed"), v.literal("gone"));
+const writeResultValidator = v.union(v.literal("written"), v.literal("changed"), v.literal("lease_lost"), v.literal("gone"));
 
 /**
  * Stores a connection's new token ciphertext if its secretVersion is still
  * `expectedVersion` ("changed" otherwise: someone else wrote first), as
  * version + 1, and drops any refresh lease. "connected" (a finished
- * authorization) also resets the status to pending and the hints;
- * "refreshed" leaves everything else as it is.
+ * authorization) also resets the status to pending and the hints.
+ * "refreshed" is written only by the holder of the current refresh lease
+ * (`leaseId`; "lease_lost" otherwise: another refresher took over after
+ * the lease expired) and takes a needs_reauth status back to pending, since
+ * the grant demonstrably works.
  */
 export const writeGrant = internalMutation({
   args: {
@@ -340,7 +355,7 @@ export const writeGrant = internalMutation({
     encryptedCredentials: v.string(),
     event: v.union(
       v.object({ kind: v.literal("connected"), actorId: v.id("users"), credentialHints: v.record(v.string(), v.string()) }),
-      v.object({ kind: v.literal("refreshed"), refreshTokenRotated: v.boolean() }),
+      v.object({ kind: v.literal("refreshed"), leaseId: v.string(), refreshTokenRotated: v.boolean() }),
     ),
   },
   returns: writeResultValidator,
@@ -348,6 +363,7 @@ export const writeGrant = internalMutation({
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection) return "gone" as const;
     if ((connection.secretVersion ?? 0) !== expectedVersion) return "changed" as const;
+    if (event.kind === "refreshed" && connection.refreshLease?.leaseId !== event.leaseId) return "lease_lost" as const;
     const secret = { encryptedCredentials, secretVersion: expectedVersion + 1, refreshLease: undefined };
     const audit = { projectId: connection.projectId, targetTable: "connections", targetId: connectionId };
     if (event.kind === "connected") {
@@ -363,7 +379,8 @@ export const writeGrant = internalMutation({
       });
       await recordAudit(ctx, { ...audit, action: "connection.oauth_connected", actorId: event.actorId });
     } else {
-      await ctx.db.patch("connections", connectionId, secret);
+      const revived = connection.status === "needs_reauth" ? { status: "pending", lastError: undefined } : {};
+      await ctx.db.patch("connections", connectionId, { ...secret, ...revived });
       await recordAudit(ctx, {
         ...audit,
         action: "connection.tokens_refreshed",
@@ -394,7 +411,7 @@ export const claimRefresh = internalMutation({
     const now = Date.now();
     if (connection.refreshLease && connection.refreshLease.expiresAt > now) return { kind: "busy" as const };
     const leaseId = randomToken(16);
-    await ctx.db.patch("connections", connectionId, { refreshLease: { leaseId, expiresAt: now + REFRESH_LEASE_MS } });
+    await ctx.db.patch("connections", connectionId, { refreshLease: { leaseId, expiresAt: now + refreshLeaseMs() } });
     return { kind: "claimed" as const, leaseId };
   },
 });
@@ -415,16 +432,23 @@ export const releaseRefresh = internalMutation({
 /**
  * Marks a connection `needs_reauth` after the provider answered
  * `invalid_grant` to the refresh token of `version`, with a safe lastError
- * and an audit entry. "changed" when the tokens were replaced meanwhile:
- * the refused token was already outdated, nothing is marked.
+ * and an audit entry. Only the holder of the current refresh lease
+ * (`leaseId`) may mark it. "changed" when the tokens were replaced
+ * meanwhile (the refused token was already outdated), "lease_lost" when
+ * another refresher holds the lease now (it may have spent and rotated the
+ * token this caller presented): nothing is marked.
  */
 export const markNeedsReauth = internalMutation({
-  args: { connectionId: v.id("connections"), version: v.number() },
-  returns: v.union(v.object({ kind: v.literal("marked"), error: v.string() }), v.object({ kind: v.union(v.literal("changed"), v.literal("gone")) })),
-  handler: async (ctx, { connectionId, version }) => {
+  args: { connectionId: v.id("connections"), version: v.number(), leaseId: v.string() },
+  returns: v.union(
+    v.object({ kind: v.literal("marked"), error: v.string() }),
+    v.object({ kind: v.union(v.literal("changed"), v.literal("lease_lost"), v.literal("gone")) }),
+  ),
+  handler: async (ctx, { connectionId, version, leaseId }) => {
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection) return { kind: "gone" as const };
     if ((connection.secretVersion ?? 0) !== version) return { kind: "changed" as const };
+    if (connection.refreshLease?.leaseId !== leaseId) return { kind: "lease_lost" as const };
     const integration = findIntegration(connection.service);
     const error = new ProviderError(integration?.name ?? connection.service, "invalid_grant").message;
     await ctx.db.patch("connections", connectionId, { status: "needs_reauth", lastError: error, refreshLease: undefined });
@@ -528,10 +552,10 @@ export async function oauthAccess(ctx: ActionCtx, input: OAuthAccessInput): Prom
       tokens = await refreshTokens(integration, oauth, grant.refreshToken);
     } catch (error) {
       if (isProviderError(error) && error.kind === "invalid_grant") {
-        const marked = await ctx.runMutation(internal.oauth.markNeedsReauth, { connectionId, version });
+        const marked = await ctx.runMutation(internal.oauth.markNeedsReauth, { connectionId, version, leaseId: claim.leaseId });
         if (marked.kind === "marked") return { kind: "needs_reauth", error: marked.error };
         if (marked.kind === "gone") return { kind: "gone" };
-        // The refused token was outdated: another write replaced it meanwhile.
+        // The refused token was outdated (another write replaced it) or another refresher took over.
         const stop = await reload();
         if (stop) return stop;
         continue;
@@ -552,13 +576,13 @@ export async function oauthAccess(ctx: ActionCtx, input: OAuthAccessInput): Prom
       connectionId,
       expectedVersion: version,
       encryptedCredentials: await sealGrant(keyring, projectId, connectionId, version + 1, refreshed),
-      event: { kind: "refreshed", refreshTokenRotated: tokens.refreshToken !== undefined },
+      event: { kind: "refreshed", leaseId: claim.leaseId, refreshTokenRotated: tokens.refreshToken !== undefined },
     });
     if (written === "written") {
       return { kind: "ready", credentials: fetchCredentials(refreshed), secretVersion: version + 1 };
     }
     if (written === "gone") return { kind: "gone" };
-    // Someone else wrote the tokens (a reconnect): theirs win.
+    // Someone else wrote the tokens (a reconnect) or holds the lease now: theirs win.
     const stop = await reload();
     if (stop) return stop;
   }

@@ -478,3 +478,42 @@ test("a huge token endpoint answer is refused at the cap, without reading the re
   expect(fake().hugeBytesSent()).toBeLessThan(HUGE_BODY_BYTES / 3);
   expect((await row(t, connectionId))?.secretVersion).toBe(1);
 });
+
+test("only the current refresh lease may mark needs_reauth or write refreshed tokens; a refreshed write revives needs_reauth", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const connectionId = await connected(t, admin, projectId);
+  const version = (await row(t, connectionId))!.secretVersion!;
+  const sealed = (await row(t, connectionId))!.encryptedCredentials!;
+  const refreshed = (leaseId: string) => ({ kind: "refreshed" as const, leaseId, refreshTokenRotated: false });
+
+  // The lease lasts longer than the provider timeout, however it is configured.
+  vi.stubEnv("PROVIDER_TIMEOUT_MS", "300000");
+  const stale = await t.mutation(internal.oauth.claimRefresh, { connectionId, version });
+  if (stale.kind !== "claimed") throw new Error("not claimed");
+  expect((await row(t, connectionId))!.refreshLease!.expiresAt - Date.now()).toBeGreaterThan(300_000);
+  vi.unstubAllEnvs();
+
+  // The first holder's lease runs out; a second sync claims the same version.
+  await t.run((ctx) => ctx.db.patch("connections", connectionId, { refreshLease: { leaseId: stale.leaseId, expiresAt: Date.now() - 1 } }));
+  const current = await t.mutation(internal.oauth.claimRefresh, { connectionId, version });
+  if (current.kind !== "claimed") throw new Error("not claimed");
+
+  // The stale holder's token was spent by the current one: its invalid_grant marks nothing, its write is refused.
+  expect(await t.mutation(internal.oauth.markNeedsReauth, { connectionId, version, leaseId: stale.leaseId })).toEqual({ kind: "lease_lost" });
+  expect((await row(t, connectionId))?.status).toBe("pending");
+  expect(
+    await t.mutation(internal.oauth.writeGrant, { connectionId, expectedVersion: version, encryptedCredentials: sealed, event: refreshed(stale.leaseId) }),
+  ).toBe("lease_lost");
+  expect((await row(t, connectionId))?.secretVersion).toBe(version);
+
+  // The current holder's write wins, and takes a needs_reauth status (however it got there) back to pending.
+  await t.run((ctx) => ctx.db.patch("connections", connectionId, { status: "needs_reauth", lastError: "x" }));
+  expect(
+    await t.mutation(internal.oauth.writeGrant, { connectionId, expectedVersion: version, encryptedCredentials: sealed, event: refreshed(current.leaseId) }),
+  ).toBe("written");
+  const after = await row(t, connectionId);
+  expect(after).toMatchObject({ status: "pending", secretVersion: version + 1 });
+  expect(after?.lastError).toBeUndefined();
+  expect(after?.refreshLease).toBeUndefined();
+});
