@@ -11,11 +11,11 @@ import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
-import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery } from "./functions";
+import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
 import { syncConnections } from "./metricsSync";
-import { beginOAuthFlow, queueRevocation } from "./oauth";
+import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
@@ -177,8 +177,9 @@ export const updateCredentials = connectionMutation({
  * integration's non-secret fields (e.g. { propertyId } for
  * google_analytics); `connectionId` reconnects an existing connection of the
  * same service (e.g. one in needs_reauth) instead of creating one. The
- * provider sends the browser to /oauth/callback, which stores the tokens and
- * redirects to DASHBOARD_URL (see oauth.ts).
+ * provider sends the browser to /oauth/callback, which keeps the code and
+ * redirects to DASHBOARD_URL with ?oauth=received&flow=…; the dashboard
+ * then calls finishOAuth (see oauth.ts).
  */
 export const startOAuth = projectMutation({
   args: {
@@ -203,7 +204,25 @@ export const startOAuth = projectMutation({
 });
 
 /**
- * The row of a new OAuth connection, inserted by the callback once the code
+ * Finishes an OAuth flow after the provider's callback: `flow` is the
+ * completion token the callback put in the dashboard URL
+ * (?oauth=received&flow=…). Only the signed-in user who started the flow,
+ * still an admin of its project, can finish it; it is single use and
+ * expires 10 minutes after startOAuth. Exchanges the code and stores the
+ * tokens; returns the connection's id.
+ */
+export const finishOAuth = userAction({
+  args: { flow: v.string() },
+  returns: v.object({ connectionId: v.id("connections") }),
+  handler: async (ctx, { flow }) => {
+    // Explicit type: inferring it would be circular through _generated/api.
+    const connectionId: Id<"connections"> = await finishFlow(ctx, ctx.identity.tokenIdentifier, flow);
+    return { connectionId };
+  },
+});
+
+/**
+ * The row of a new OAuth connection, inserted by finishOAuth once the code
  * was exchanged and before its tokens are written (they are bound to its
  * id): `needs_reauth` until oauth.writeGrant stores them. Null when the
  * user is no longer an admin or the project is full.

@@ -10,7 +10,8 @@
  * requestSource for what "source" is.
  *
  * GET /oauth/callback is where OAuth providers send the browser back after
- * connections.startOAuth (oauth.ts handleOAuthCallback).
+ * connections.startOAuth (oauth.ts handleOAuthCallback); unknown states are
+ * throttled per source like failed API authentications.
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
@@ -104,6 +105,10 @@ const projectMetrics = httpAction(async (ctx, request) => {
 const http = httpRouter();
 
 http.route({ path: "/api/v1/projects/metrics", method: "GET", handler: projectMetrics });
-http.route({ path: OAUTH_CALLBACK_PATH, method: "GET", handler: httpAction(handleOAuthCallback) });
+http.route({
+  path: OAUTH_CALLBACK_PATH,
+  method: "GET",
+  handler: httpAction(async (ctx, request) => handleOAuthCallback(ctx, request, await requestSource(ctx))),
+});
 
 export default http;

@@ -5,10 +5,14 @@
  *   `state` (stored only as its SHA-256) bound to the user, the project and a
  *   10-minute expiry, and a PKCE verifier stored only as ciphertext; the
  *   provider gets the S256 challenge.
- * - The callback (/oauth/callback → handleOAuthCallback): consumes the state
- *   (single use), exchanges the code with the verifier, stores the tokens
- *   encrypted in the connection's credentials and redirects to the dashboard
- *   with the connection id and a status only.
+ * - The callback (/oauth/callback → handleOAuthCallback): takes the state
+ *   (single use), stores the code encrypted on the flow and redirects to the
+ *   dashboard with a new random completion token. It exchanges nothing: it
+ *   runs without a Dashtray sign-in.
+ * - Finishing (connections.finishOAuth → finishFlow): the signed-in user who
+ *   started the flow presents the completion token; the code is exchanged
+ *   with the verifier and the tokens stored encrypted in the connection's
+ *   credentials.
  * - Fresh access tokens for the sync (oauthAccess): when the access token
  *   expires within REFRESH_MARGIN_MS, one sync claims a refresh lease in a
  *   mutation (compare-and-swap on secretVersion) and calls the provider;
@@ -27,7 +31,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { env, internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx } from "./_generated/server";
+import { env, internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
@@ -40,8 +44,11 @@ import type { Integration, OAuthProvider } from "./integrations/types";
 import { randomToken, sha256Hex } from "./lib/hash";
 import type { Keyring } from "./lib/keyring";
 import { codeChallengeS256, newCodeVerifier } from "./lib/pkce";
+import { bucketStateValidator, readBucket, recordOAuthCallbackFailure, sourceThrottledUntil } from "./rateLimits";
 import {
+  decryptAuthorizationCode,
   decryptCodeVerifier,
+  encryptAuthorizationCode,
   decryptCredentials,
   encryptCodeVerifier,
   encryptCredentials,
@@ -78,7 +85,7 @@ export const REFRESH_POLL_MS = 200;
 export const REVOCATION_BACKSTOP_MS = 15 * 60_000;
 /** Path of the HTTP route the provider redirects to (http.ts). */
 export const OAUTH_CALLBACK_PATH = "/oauth/callback";
-/** Longest `state` or `code` query parameter the callback accepts. */
+/** Longest `code` query parameter the callback accepts. */
 const MAX_CALLBACK_PARAM_LENGTH = 2048;
 
 /**
@@ -253,7 +260,87 @@ export const deleteExpiredFlow = internalMutation({
   },
 });
 
-const consumedFlowValidator = v.union(
+/** A flow that still waits for its callback, found by the SHA-256 of its state. */
+async function waitingFlow(ctx: QueryCtx, stateHash: string): Promise<Doc<"oauthStates"> | null> {
+  const flow = await ctx.db
+    .query("oauthStates")
+    .withIndex("by_stateHash", (q) => q.eq("stateHash", stateHash))
+    .unique();
+  return flow && flow.encryptedCode === undefined && flow.encryptedCodeVerifier !== undefined ? flow : null;
+}
+
+/**
+ * What the callback needs before it writes anything: the flow waiting for
+ * this state (its id, project and whether it expired, and the root salt to
+ * encrypt the code with) and the source's failure bucket.
+ */
+export const lookupCallback = internalQuery({
+  args: { stateHash: v.string(), source: v.string() },
+  returns: v.object({
+    flow: v.union(
+      v.object({ stateId: v.id("oauthStates"), projectId: v.id("projects"), expired: v.boolean(), rootSalt: v.union(v.string(), v.null()) }),
+      v.null(),
+    ),
+    sourceFailures: v.union(bucketStateValidator, v.null()),
+  }),
+  handler: async (ctx, { stateHash, source }) => {
+    const flow = await waitingFlow(ctx, stateHash);
+    return {
+      flow: flow && {
+        stateId: flow._id,
+        projectId: flow.projectId,
+        expired: flow.expiresAt <= Date.now(),
+        rootSalt: await readRootSalt(ctx.db),
+      },
+      sourceFailures: await readBucket(ctx, "oauthCallbackFailureBySource", source),
+    };
+  },
+});
+
+/** Counts a callback with an unknown state against its source (rateLimits.ts). */
+export const recordCallbackFailure = internalMutation({
+  args: { source: v.string() },
+  returns: v.null(),
+  handler: async (ctx, { source }) => {
+    await recordOAuthCallbackFailure(ctx, source);
+    return null;
+  },
+});
+
+/**
+ * Records what the callback got for the flow waiting for `stateHash`: the
+ * encrypted code and the SHA-256 of a new completion token, which replaces
+ * the state's hash (so the state cannot be used again, and only the holder
+ * of the completion token can find the flow), or a refusal, which deletes
+ * the flow. An expired flow is deleted. Exchanges nothing: that waits for
+ * the signed-in user (finishFlow).
+ */
+export const receiveCallback = internalMutation({
+  args: {
+    stateHash: v.string(),
+    outcome: v.union(
+      v.object({ kind: v.literal("code"), stateId: v.id("oauthStates"), encryptedCode: v.string(), completionHash: v.string() }),
+      v.object({ kind: v.literal("refused") }),
+    ),
+  },
+  returns: v.union(v.literal("received"), v.literal("refused"), v.literal("expired"), v.literal("unknown")),
+  handler: async (ctx, { stateHash, outcome }) => {
+    const flow = await waitingFlow(ctx, stateHash);
+    if (!flow || (outcome.kind === "code" && outcome.stateId !== flow._id)) return "unknown" as const;
+    if (flow.expiresAt <= Date.now()) {
+      await ctx.db.delete("oauthStates", flow._id);
+      return "expired" as const;
+    }
+    if (outcome.kind === "refused") {
+      await ctx.db.delete("oauthStates", flow._id);
+      return "refused" as const;
+    }
+    await ctx.db.patch("oauthStates", flow._id, { stateHash: outcome.completionHash, encryptedCode: outcome.encryptedCode });
+    return "received" as const;
+  },
+});
+
+const takenFlowValidator = v.union(
   v.object({
     kind: v.literal("ok"),
     stateId: v.id("oauthStates"),
@@ -264,29 +351,36 @@ const consumedFlowValidator = v.union(
     name: v.string(),
     settings: v.record(v.string(), v.string()),
     encryptedCodeVerifier: v.string(),
-    /** The deployment's root salt, for the callback's keyring. */
+    encryptedCode: v.string(),
+    /** The deployment's root salt, for the finishing action's keyring. */
     rootSalt: v.union(v.string(), v.null()),
   }),
   v.object({ kind: v.union(v.literal("unknown"), v.literal("expired"), v.literal("forbidden")) }),
 );
 
 /**
- * Takes the flow whose state hashes to `stateHash` out of the table (single
- * use: whatever happens next, the state cannot be replayed), if it has not
- * expired and its user is still an admin of its project.
+ * Takes the flow whose completion token hashes to `completionHash` out of
+ * the table (single use: whatever happens next, it cannot be finished
+ * again), if it received its code, has not expired, and the caller (by
+ * tokenIdentifier) is the user who started it and still an admin of its
+ * project. A flow finished by anyone else is deleted all the same.
  */
-export const consumeFlow = internalMutation({
-  args: { stateHash: v.string() },
-  returns: consumedFlowValidator,
-  handler: async (ctx, { stateHash }) => {
+export const takeReceivedFlow = internalMutation({
+  args: { completionHash: v.string(), tokenIdentifier: v.string() },
+  returns: takenFlowValidator,
+  handler: async (ctx, { completionHash, tokenIdentifier }) => {
     const flow = await ctx.db
       .query("oauthStates")
-      .withIndex("by_stateHash", (q) => q.eq("stateHash", stateHash))
+      .withIndex("by_stateHash", (q) => q.eq("stateHash", completionHash))
       .unique();
-    if (!flow) return { kind: "unknown" as const };
+    if (!flow?.encryptedCode || !flow.encryptedCodeVerifier) return { kind: "unknown" as const };
     await ctx.db.delete("oauthStates", flow._id);
     if (flow.expiresAt <= Date.now()) return { kind: "expired" as const };
-    if (!flow.encryptedCodeVerifier) return { kind: "unknown" as const };
+    const caller = await ctx.db
+      .query("users")
+      .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", tokenIdentifier))
+      .unique();
+    if (caller?._id !== flow.userId) return { kind: "forbidden" as const };
     try {
       await requireProjectRole(ctx, flow.userId, flow.projectId, "admin");
     } catch (error) {
@@ -303,6 +397,7 @@ export const consumeFlow = internalMutation({
       name: flow.name,
       settings: flow.settings,
       encryptedCodeVerifier: flow.encryptedCodeVerifier,
+      encryptedCode: flow.encryptedCode,
       rootSalt: await readRootSalt(ctx.db),
     };
   },
@@ -379,7 +474,7 @@ export const writeGrant = internalMutation({
       });
       await recordAudit(ctx, { ...audit, action: "connection.oauth_connected", actorId: event.actorId });
     } else {
-      const revived = connection.status === "needs_reauth" ? { status: "pending", lastError: undefined } : {};
+      const revived = connection.status === "needs_reauth" ? { status: "pending" as const, lastError: undefined } : {};
       await ctx.db.patch("connections", connectionId, { ...secret, ...revived });
       await recordAudit(ctx, {
         ...audit,
@@ -589,25 +684,21 @@ export async function oauthAccess(ctx: ActionCtx, input: OAuthAccessInput): Prom
 }
 
 // ---------------------------------------------------------------------------
-// The callback
+// The callback, then the signed-in user finishes the flow
 
-/** Why a flow ended without a connection; the dashboard gets only this code. */
-type CallbackFailure =
-  | "invalid_state"
-  | "expired"
-  | "forbidden"
-  | "denied"
-  | "authorization_failed"
-  | "exchange_failed"
-  | "limit_reached"
-  | "not_configured"
-  | "internal";
+/** A state or completion token: 32 random bytes in base64url without padding. */
+const FLOW_TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** Why the callback sent the browser back without a flow to finish; the dashboard gets only this code. */
+type CallbackFailure = "invalid_state" | "expired" | "denied" | "authorization_failed" | "not_configured" | "internal";
+
+const CALLBACK_HEADERS = { "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" };
 
 /**
- * A redirect to DASHBOARD_URL carrying `oauth` (connected / error), and the
- * connection id or a failure code: never a token, code or state. The
- * Referrer-Policy keeps the callback URL (with the code) out of the
- * dashboard's Referer.
+ * A redirect to DASHBOARD_URL carrying `oauth` (received / error) and the
+ * flow's completion token or a failure code: never a token, the code or the
+ * state. The Referrer-Policy keeps the callback URL (with the code) out of
+ * the dashboard's Referer.
  */
 function dashboardRedirect(params: Record<string, string>): Response {
   let target: URL | null;
@@ -616,50 +707,116 @@ function dashboardRedirect(params: Record<string, string>): Response {
   } catch {
     target = null;
   }
-  const headers = { "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" };
   if (!target) {
     return new Response("Dashtray: DASHBOARD_URL is not configured on this deployment", {
       status: 500,
-      headers: { ...headers, "Content-Type": "text/plain; charset=utf-8" },
+      headers: { ...CALLBACK_HEADERS, "Content-Type": "text/plain; charset=utf-8" },
     });
   }
   for (const [name, value] of Object.entries(params)) target.searchParams.set(name, value);
-  return new Response(null, { status: 302, headers: { ...headers, Location: target.toString() } });
+  return new Response(null, { status: 302, headers: { ...CALLBACK_HEADERS, Location: target.toString() } });
 }
 
 function failed(reason: CallbackFailure): Response {
   return dashboardRedirect({ oauth: "error", reason });
 }
 
-/** A query parameter of bounded length, or null. */
-function callbackParam(url: URL, name: string): string | null {
-  const value = url.searchParams.get(name);
-  return value && value.length <= MAX_CALLBACK_PARAM_LENGTH ? value : null;
+/** 429 with Retry-After (whole seconds, at least 1) for a source that sent too many unknown states. */
+function callbackThrottled(until: number, now: number): Response {
+  return new Response("Too many failed sign-ins from this address; try again later", {
+    status: 429,
+    headers: {
+      ...CALLBACK_HEADERS,
+      "Content-Type": "text/plain; charset=utf-8",
+      "Retry-After": String(Math.max(1, Math.ceil((until - now) / 1000))),
+    },
+  });
 }
 
 /**
- * GET /oauth/callback?code&state (or ?error&state): finishes a flow started
- * by connections.startOAuth. The state is consumed first (single use), the
- * code exchanged with the flow's PKCE verifier, the tokens encrypted into a
- * new connection (or the one being reconnected) at secretVersion + 1, and the
- * browser sent back to DASHBOARD_URL with ?oauth=connected&connectionId=…
- * or ?oauth=error&reason=….
+ * GET /oauth/callback?code&state (or ?error&state), from the browser the
+ * provider sent back. It exchanges nothing: this request carries no
+ * Dashtray sign-in, so whoever's browser it is, the grant must not land in
+ * a project on the strength of the state alone (anyone who started a flow
+ * knows its state and could send its authorization URL to someone else).
+ * It encrypts the code onto the flow (receiveCallback) and sends the
+ * browser to DASHBOARD_URL with ?oauth=received&flow=<completion token>;
+ * the dashboard then calls connections.finishOAuth as the signed-in user.
+ * Failures: ?oauth=error&reason=…. A state that is not 43 base64url
+ * characters is refused before any function call; a well-formed unknown
+ * one counts against the source (`source`, see http.ts requestSource),
+ * which gets 429 once its bucket is empty.
  */
-export async function handleOAuthCallback(ctx: ActionCtx, request: Request): Promise<Response> {
+export async function handleOAuthCallback(ctx: ActionCtx, request: Request, source: string): Promise<Response> {
   const url = new URL(request.url);
-  const state = callbackParam(url, "state");
-  if (!state) return failed("invalid_state");
-  const flow = await ctx.runMutation(internal.oauth.consumeFlow, { stateHash: await sha256Hex(state) });
-  if (flow.kind !== "ok") return failed(flow.kind === "unknown" ? "invalid_state" : flow.kind);
-  const code = callbackParam(url, "code");
+  const state = url.searchParams.get("state") ?? "";
+  if (!FLOW_TOKEN_PATTERN.test(state)) return failed("invalid_state");
+  const stateHash = await sha256Hex(state);
+  const { flow, sourceFailures } = await ctx.runQuery(internal.oauth.lookupCallback, { stateHash, source });
+  const now = Date.now();
+  const throttledUntil = sourceThrottledUntil("oauthCallbackFailureBySource", sourceFailures, now);
+  if (throttledUntil !== null) return callbackThrottled(throttledUntil, now);
+  if (!flow) {
+    await ctx.runMutation(internal.oauth.recordCallbackFailure, { source });
+    return failed("invalid_state");
+  }
+  if (flow.expired) {
+    await ctx.runMutation(internal.oauth.receiveCallback, { stateHash, outcome: { kind: "refused" } });
+    return failed("expired");
+  }
+  const code = url.searchParams.get("code");
   const providerError = url.searchParams.get("error");
-  if (providerError || !code) return failed(providerError === "access_denied" ? "denied" : "authorization_failed");
+  if (providerError || !code || code.length > MAX_CALLBACK_PARAM_LENGTH) {
+    await ctx.runMutation(internal.oauth.receiveCallback, { stateHash, outcome: { kind: "refused" } });
+    return failed(providerError === "access_denied" ? "denied" : "authorization_failed");
+  }
+  try {
+    const keyring = loadKeyring(flow.rootSalt);
+    const completionToken = randomToken(32);
+    const received = await ctx.runMutation(internal.oauth.receiveCallback, {
+      stateHash,
+      outcome: {
+        kind: "code",
+        stateId: flow.stateId,
+        encryptedCode: await encryptAuthorizationCode(keyring, flow.projectId, flow.stateId, code),
+        completionHash: await sha256Hex(completionToken),
+      },
+    });
+    if (received === "received") return dashboardRedirect({ oauth: "received", flow: completionToken });
+    return failed(received === "expired" ? "expired" : "invalid_state");
+  } catch (error) {
+    const errorCode = appErrorCode(error);
+    console.warn(`OAuth callback for project ${flow.projectId} failed: ${errorCode ?? "internal"}`);
+    return failed(errorCode === "ENCRYPTION_UNAVAILABLE" ? "not_configured" : "internal");
+  }
+}
+
+/**
+ * Finishes a flow for the signed-in caller (connections.finishOAuth):
+ * takes the flow named by the completion token the callback put in the
+ * dashboard URL (single use; only its starter, still an admin, may finish
+ * it), exchanges the code with the PKCE verifier, and stores the tokens
+ * encrypted in a new connection (or the one being reconnected) at
+ * secretVersion + 1. Returns the connection id. Errors: NOT_FOUND (unknown,
+ * used or expired flow), FORBIDDEN (another user, or no longer an admin),
+ * PROVIDER_ERROR (the exchange failed), CONFLICT (the project is full).
+ */
+export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, completionToken: string): Promise<Id<"connections">> {
+  if (!FLOW_TOKEN_PATTERN.test(completionToken)) throw appError("NOT_FOUND", "This sign-in was not found or is already finished");
+  const flow = await ctx.runMutation(internal.oauth.takeReceivedFlow, {
+    completionHash: await sha256Hex(completionToken),
+    tokenIdentifier,
+  });
+  if (flow.kind === "unknown") throw appError("NOT_FOUND", "This sign-in was not found or is already finished");
+  if (flow.kind === "expired") throw appError("NOT_FOUND", "This sign-in expired; connect the account again");
+  if (flow.kind === "forbidden") throw appError("FORBIDDEN", "Only the admin who started this sign-in can finish it");
   const integration = oauthIntegration(flow.service);
-  if (!integration) return failed("authorization_failed");
+  if (!integration) throw appError("NOT_FOUND", "This sign-in was not found or is already finished");
 
   try {
     const keyring = loadKeyring(flow.rootSalt);
     const codeVerifier = await decryptCodeVerifier(keyring, flow.projectId, flow.stateId, flow.encryptedCodeVerifier);
+    const code = await decryptAuthorizationCode(keyring, flow.projectId, flow.stateId, flow.encryptedCode);
     const tokens = await exchangeCode(integration, integration.oauth, { code, codeVerifier, redirectUri: oauthRedirectUri() });
     // Without a refresh token the connection would die within the hour.
     if (!tokens.refreshToken) throw new ProviderError(integration.name, "bad_response");
@@ -680,35 +837,28 @@ export async function handleOAuthCallback(ctx: ActionCtx, request: Request): Pro
         name: flow.name,
         credentialHints: hints,
       });
-      if (connectionId === null) return failed("limit_reached");
+      if (connectionId === null) throw appError("CONFLICT", "The project cannot take another connection: remove one first");
     }
     // A reconnect races only with refreshes of the old grant: retry on a changed version.
     for (let attempt = 0; attempt < 3; attempt++) {
       const row = await ctx.runQuery(internal.oauth.loadGrant, { connectionId });
-      if (!row || row.projectId !== flow.projectId) return failed("authorization_failed");
+      if (!row || row.projectId !== flow.projectId) throw appError("NOT_FOUND", "Connection not found");
       const written = await ctx.runMutation(internal.oauth.writeGrant, {
         connectionId,
         expectedVersion: row.secretVersion,
         encryptedCredentials: await sealGrant(keyring, flow.projectId, connectionId, row.secretVersion + 1, grant),
         event: { kind: "connected", actorId: flow.userId, credentialHints: hints },
       });
-      if (written === "written") return dashboardRedirect({ oauth: "connected", connectionId });
-      if (written === "gone") return failed("authorization_failed");
+      if (written === "written") return connectionId;
+      if (written === "gone") throw appError("NOT_FOUND", "Connection not found");
     }
-    return failed("internal");
+    throw appError("CONFLICT", "The connection kept changing while its tokens were stored; connect again");
   } catch (error) {
-    const reason: CallbackFailure = isProviderError(error)
-      ? error.kind === "not_configured"
-        ? "not_configured"
-        : "exchange_failed"
-      : appErrorCode(error) === "ENCRYPTION_UNAVAILABLE" || appErrorCode(error) === "PROVIDER_ERROR"
-        ? "not_configured"
-        : "internal";
     // Ids and codes only: the error may be about a request that carried the code.
     console.warn(
-      `OAuth callback for project ${flow.projectId} failed: ${isProviderError(error) ? `provider_error:${error.kind}` : (appErrorCode(error) ?? "internal")}`,
+      `OAuth finish for project ${flow.projectId} failed: ${isProviderError(error) ? `provider_error:${error.kind}` : (appErrorCode(error) ?? "internal")}`,
     );
-    return failed(reason);
+    throw isProviderError(error) ? providerAppError(error) : error;
   }
 }
 

@@ -77,7 +77,7 @@ export const consume = internalMutation({
 
 /**
  * Failed authentications on the HTTP API (http.ts), per request source and
- * per key prefix. Only failures take tokens; a request that authenticates
+ * per key prefix, and OAuth callbacks with an unknown state, per source. Only failures take tokens; a request that authenticates
  * never touches these buckets. See http.ts for how they are applied.
  */
 export const AUTH_FAILURE_LIMITS = {
@@ -85,6 +85,8 @@ export const AUTH_FAILURE_LIMITS = {
   apiAuthFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
   /** Per key prefix (see http.ts keyPrefixBucket): a burst of 20 failures, then 10 a minute. */
   apiAuthFailureByPrefix: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
+  /** /oauth/callback requests with a well-formed but unknown state, per source: a burst of 20, then 10 a minute. */
+  oauthCallbackFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
 } as const;
 export type AuthFailureLimit = keyof typeof AUTH_FAILURE_LIMITS;
 
@@ -143,4 +145,15 @@ export function authThrottledUntil(source: BucketState | null, prefix: BucketSta
 export async function recordAuthFailure(ctx: MutationCtx, source: string, prefix: string): Promise<void> {
   await authFailures.rateLimit(ctx, { name: "apiAuthFailureBySource", key: source });
   await authFailures.rateLimit(ctx, { name: "apiAuthFailureByPrefix", key: prefix });
+}
+
+/** Until when (ms since the epoch) a source whose bucket of `name` is empty is refused, or null to go on. */
+export function sourceThrottledUntil(name: AuthFailureLimit, state: BucketState | null, now: number): number | null {
+  const tokens = tokensAt(name, state, now);
+  return tokens < 1 ? timeToReach(name, tokens, 1, now) : null;
+}
+
+/** Records one OAuth callback with an unknown state against its source's bucket (an empty bucket stays empty). */
+export async function recordOAuthCallbackFailure(ctx: MutationCtx, source: string): Promise<void> {
+  await authFailures.rateLimit(ctx, { name: "oauthCallbackFailureBySource", key: source });
 }

@@ -133,8 +133,8 @@ export default defineSchema({
 
   /**
    * OAuth authorization flows started by connections.startOAuth and not yet
-   * finished: single use (deleted by the callback), expiring after 10
-   * minutes. The state is stored only as a SHA-256 hash; the PKCE verifier
+   * finished: single use (the callback takes the state, finishOAuth deletes
+   * the row), expiring 10 minutes after the start. The state is stored only as a SHA-256 hash; the PKCE verifier
    * only as ciphertext (salt: project id; purpose: oauthStates/<id>/codeVerifier).
    */
   oauthStates: defineTable({
@@ -148,6 +148,13 @@ export default defineSchema({
     /** The integration's non-secret settings (e.g. GA4 property id). */
     settings: v.record(v.string(), v.string()),
     encryptedCodeVerifier: v.optional(v.string()),
+    /**
+     * Set by the callback: the authorization code, encrypted (purpose
+     * oauthStates/<id>/code), kept for connections.finishOAuth. From then on
+     * stateHash is the SHA-256 of the flow's completion token (sent only to
+     * the browser that came back from the provider), not of the state.
+     */
+    encryptedCode: v.optional(v.string()),
     expiresAt: v.number(),
     createdAt: v.number(),
   })

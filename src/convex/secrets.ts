@@ -6,6 +6,8 @@
  * - AI provider keys: salt = user id, purpose = "aiKeys/<userId>/apiKey", version = aiKeys.secretVersion
  * - OAuth PKCE code verifiers: salt = project id, purpose = "oauthStates/<stateId>/codeVerifier",
  *   version = 0 (written once, never replaced). OAuth tokens are connection credentials.
+ * - OAuth authorization codes waiting for connections.finishOAuth: salt = project id,
+ *   purpose = "oauthStates/<stateId>/code", version = 0.
  * The master keys come from MASTER_ENCRYPTION_KEY and OLD_MASTER_KEY; the
  * deployment's root salt from the encryptionSettings table (created by the
  * first mutation that encrypts). Once the upgrade job found no value in the
@@ -225,6 +227,32 @@ export async function decryptCodeVerifier(
   const context = codeVerifierSecretContext(projectId, stateId);
   // Written by this version only, in format v2: the original Dashtray's format is never one.
   return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCodeVerifier, context, { refuseLegacy: true }))).plaintext;
+}
+
+/** Salt, purpose and version of the authorization code a flow's callback received (written once: version 0). */
+export function authorizationCodeSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
+  return { salt: projectId, purpose: `oauthStates/${stateId}/code`, version: 0 };
+}
+
+/** Ciphertext of the authorization code a flow's callback received, kept until the user finishes the flow. */
+export function encryptAuthorizationCode(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  code: string,
+): Promise<string> {
+  return mapEncryptionErrors(() => encryptSecret(keyring, code, authorizationCodeSecretContext(projectId, stateId)));
+}
+
+/** A flow's authorization code from its ciphertext. */
+export async function decryptAuthorizationCode(
+  keyring: Keyring,
+  projectId: Id<"projects">,
+  stateId: Id<"oauthStates">,
+  encryptedCode: string,
+): Promise<string> {
+  const context = authorizationCodeSecretContext(projectId, stateId);
+  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCode, context, { refuseLegacy: true }))).plaintext;
 }
 
 /** Ciphertext of a connection's credentials under the current master key, bound to the row's `secretVersion`. */

@@ -83,6 +83,12 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     call: (c, f) =>
       c.mutation(api.connections.startOAuth, { projectId: f.projectId, service: "google_analytics", settings: { propertyId: "123" } }),
   },
+  {
+    // Only the user who started the flow can finish it (oauth.test.ts); any signed-in caller may try.
+    name: "connections:finishOAuth",
+    access: "user",
+    call: (c) => c.action(api.connections.finishOAuth, { flow: "A".repeat(43) }),
+  },
   { name: "connections:remove", access: "admin", call: (c, f) => c.mutation(api.connections.remove, { connectionId: f.connectionId }) },
   {
     name: "aiKeys:set",

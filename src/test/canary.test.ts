@@ -134,10 +134,13 @@ test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh to
         return undefined;
       }
     }
+    /** The callback, then finishOAuth as the admin who started the flow (as the dashboard does); the connection id. */
     async function callback(path: string): Promise<string | null> {
       const response = await t.fetch(path);
       seen.push(response.status, await response.text(), [...response.headers.entries()]);
-      return new URL(response.headers.get("Location") ?? "https://none.test").searchParams.get("connectionId");
+      const flow = new URL(response.headers.get("Location") ?? "https://none.test").searchParams.get("flow");
+      if (!flow) return null;
+      return (await observe(admin.action(api.connections.finishOAuth, { flow })))?.connectionId ?? null;
     }
     const settings = { propertyId: SECRETS.gaPropertyId };
     const start = () => observe(admin.mutation(api.connections.startOAuth, { projectId, service: "google_analytics", settings }));

@@ -1,5 +1,6 @@
 // Google Analytics 4 over OAuth 2.0 against the loopback fake Google (token,
-// revocation, GA4 Data API): the authorization URL, the callback, refresh
+// revocation, GA4 Data API): the authorization URL, the callback, finishing
+// the flow as the signed-in user who started it, refresh
 // with rotation, refresh races, invalid_grant → needs_reauth, revocation on
 // disconnect. Tokens, codes, the PKCE verifier and the client secret must
 // never appear in a return value, URL, log, error or stored non-ciphertext
@@ -10,6 +11,7 @@ import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/integrations/registry";
 import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
+import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
 import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
@@ -62,11 +64,23 @@ async function connect(
   return { response, authorizationUrl, state };
 }
 
+/** The completion token of a callback that received a code (the dashboard URL's `flow`). */
+function completionToken(response: Response): string {
+  const target = redirectTarget(response);
+  expect([...target.searchParams.keys()].sort()).toEqual(["flow", "oauth"]);
+  expect(target.searchParams.get("oauth")).toBe("received");
+  return target.searchParams.get("flow") ?? "";
+}
+
+/** What the dashboard does after the callback: connections.finishOAuth as the signed-in user. */
+async function finish(caller: Caller, response: Response): Promise<Id<"connections">> {
+  const { connectionId } = await caller.action(api.connections.finishOAuth, { flow: completionToken(response) });
+  return connectionId;
+}
+
 async function connected(t: Backend, admin: Caller, projectId: Id<"projects">): Promise<Id<"connections">> {
   const { response } = await connect(t, admin, projectId);
-  const target = redirectTarget(response);
-  expect(target.searchParams.get("oauth")).toBe("connected");
-  return target.searchParams.get("connectionId") as Id<"connections">;
+  return finish(admin, response);
 }
 
 async function row(t: Backend, connectionId: Id<"connections">) {
@@ -164,14 +178,22 @@ test("startOAuth: admins get Google's authorization URL with an S256 PKCE challe
   ).toBe("INVALID_CREDENTIALS");
 });
 
-test("the callback exchanges the code with the verifier, stores the tokens encrypted and redirects with the connection id only", async () => {
+test("the callback keeps the code encrypted; finishOAuth exchanges it with the verifier and stores the tokens encrypted", async () => {
   const t = newBackend();
   const { projectId, admin, member } = await projectWithEveryRole(t);
-  const { response } = await connect(t, admin, projectId);
+  const { response, state } = await connect(t, admin, projectId);
 
-  const target = redirectTarget(response);
-  expect([...target.searchParams.keys()].sort()).toEqual(["connectionId", "oauth"]);
-  const connectionId = target.searchParams.get("connectionId") as Id<"connections">;
+  // The callback exchanged nothing: the code waits, encrypted, on the flow, now found by the completion token's hash.
+  const flowToken = completionToken(response);
+  expect(flowToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(tokenRequests("authorization_code")).toHaveLength(0);
+  const [flow] = await t.run((ctx) => ctx.db.query("oauthStates").collect());
+  expect(flow?.encryptedCode).toMatch(/^dtenc:/);
+  expect(flow?.stateHash).toBe(createHash("sha256").update(flowToken).digest("hex"));
+  expect(flow?.stateHash).not.toBe(createHash("sha256").update(state).digest("hex"));
+  expectNoSecrets(await everythingStored(t), issued());
+
+  const { connectionId } = await admin.action(api.connections.finishOAuth, { flow: flowToken });
 
   const [exchange] = tokenRequests("authorization_code");
   const form = new URLSearchParams(exchange!.body);
@@ -206,15 +228,17 @@ test("the state is single use, expires, and is bound to an admin of the project"
   const t = newBackend();
   const { projectId, owner, admin } = await projectWithEveryRole(t);
 
-  // Replay: the second use of the same callback finds no flow and exchanges nothing.
-  const { response } = await connect(t, admin, projectId);
-  expect(redirectTarget(response).searchParams.get("oauth")).toBe("connected");
+  // Replay: the second use of the same callback finds no flow; a finished flow cannot be finished again.
   const { authorizationUrl } = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
   const replayed = fake().oauth.authorize(authorizationUrl);
-  expect(redirectTarget(await t.fetch(replayed.callbackPath)).searchParams.get("oauth")).toBe("connected");
-  const exchanges = tokenRequests("authorization_code").length;
+  const first = await t.fetch(replayed.callbackPath);
   const again = redirectTarget(await t.fetch(replayed.callbackPath));
   expect(Object.fromEntries(again.searchParams)).toEqual({ oauth: "error", reason: "invalid_state" });
+  const flowToken = completionToken(first);
+  await admin.action(api.connections.finishOAuth, { flow: flowToken });
+  const exchanges = tokenRequests("authorization_code").length;
+  expect(exchanges).toBe(1);
+  expect((await errorOf(admin.action(api.connections.finishOAuth, { flow: flowToken }))).code).toBe("NOT_FOUND");
   expect(tokenRequests("authorization_code")).toHaveLength(exchanges);
 
   // Expired.
@@ -225,8 +249,18 @@ test("the state is single use, expires, and is bound to an admin of the project"
   const expired = redirectTarget(await t.fetch(fake().oauth.authorize(late.authorizationUrl).callbackPath));
   expect(Object.fromEntries(expired.searchParams)).toEqual({ oauth: "error", reason: "expired" });
 
-  // The user who started it is no longer an admin when the browser comes back.
+  // Expired between the callback and finishOAuth.
+  const slow = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  const slowToken = completionToken(await t.fetch(fake().oauth.authorize(slow.authorizationUrl).callbackPath));
+  await t.run(async (ctx) => {
+    for (const flow of await ctx.db.query("oauthStates").collect()) await ctx.db.patch("oauthStates", flow._id, { expiresAt: Date.now() - 1 });
+  });
+  expect((await errorOf(admin.action(api.connections.finishOAuth, { flow: slowToken }))).code).toBe("NOT_FOUND");
+  expect(await t.run((ctx) => ctx.db.query("oauthStates").collect())).toEqual([]);
+
+  // The user who started it is no longer an admin when they finish it.
   const demoted = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  const demotedToken = completionToken(await t.fetch(fake().oauth.authorize(demoted.authorizationUrl).callbackPath));
   // (The project API has no role change: the membership is edited directly.)
   await t.run(async (ctx) => {
     const bob = (await ctx.db.query("users").collect()).find((user) => user.email === identity("bob").email)!;
@@ -236,8 +270,8 @@ test("the state is single use, expires, and is bound to an admin of the project"
       .unique();
     await ctx.db.patch("projectMembers", membership!._id, { role: "member" });
   });
-  const forbidden = redirectTarget(await t.fetch(fake().oauth.authorize(demoted.authorizationUrl).callbackPath));
-  expect(Object.fromEntries(forbidden.searchParams)).toEqual({ oauth: "error", reason: "forbidden" });
+  expect((await errorOf(admin.action(api.connections.finishOAuth, { flow: demotedToken }))).code).toBe("FORBIDDEN");
+  expect(tokenRequests("authorization_code")).toHaveLength(exchanges);
 
   // The user declined at Google: the flow is consumed, nothing exchanged.
   const declined = await owner.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
@@ -254,7 +288,58 @@ test("the state is single use, expires, and is bound to an admin of the project"
   });
 });
 
-test("a failed code exchange whose error body echoes the code and verifier redirects with a bare reason", async () => {
+test("a victim who consents to an attacker's authorization URL does not connect their Google account to the attacker's project", async () => {
+  const t = newBackend();
+  const { owner: victim, outsider: attacker } = await projectWithEveryRole(t);
+  const attackersProject = await attacker.mutation(api.projects.create, { name: "Mallory's" });
+  // The attacker starts a flow in their own project and sends the victim the (genuine Google) URL.
+  const { authorizationUrl } = await attacker.mutation(api.connections.startOAuth, {
+    projectId: attackersProject,
+    service: SERVICE,
+    settings: SETTINGS,
+  });
+  const state = new URL(authorizationUrl).searchParams.get("state")!;
+  // The victim consents; Google sends the victim's browser to the callback, which exchanges nothing.
+  const { callbackPath } = fake().oauth.authorize(authorizationUrl);
+  const victimsToken = completionToken(await t.fetch(callbackPath));
+  expect(tokenRequests("authorization_code")).toHaveLength(0);
+
+  // The attacker knows the state, not the completion token the victim's browser got.
+  expect((await errorOf(attacker.action(api.connections.finishOAuth, { flow: state }))).code).toBe("NOT_FOUND");
+  // The victim's dashboard finishes the flow as the victim, who did not start it: refused, and the flow is gone.
+  expect((await errorOf(victim.action(api.connections.finishOAuth, { flow: victimsToken }))).code).toBe("FORBIDDEN");
+  expect((await errorOf(attacker.action(api.connections.finishOAuth, { flow: victimsToken }))).code).toBe("NOT_FOUND");
+
+  expect(tokenRequests("authorization_code")).toHaveLength(0);
+  expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
+  expect(await t.run((ctx) => ctx.db.query("oauthStates").collect())).toEqual([]);
+});
+
+test("a malformed state is refused before any function call; unknown well-formed states are throttled per source", async () => {
+  const t = newBackend();
+  const source = t.withRequestMetadata({ ip: "198.51.100.7" });
+  const bucketRows = () => t.run((ctx) => ctx.db.query("rateLimits").collect());
+  for (const state of ["", "abc", "A".repeat(42), "A".repeat(44), "A".repeat(2048), `${"A".repeat(42)}=`, `${"A".repeat(42)}+`]) {
+    const response = await source.fetch(`/oauth/callback?code=x&state=${encodeURIComponent(state)}`);
+    expect(Object.fromEntries(redirectTarget(response).searchParams)).toEqual({ oauth: "error", reason: "invalid_state" });
+  }
+  // Nothing was looked up or counted.
+  expect(await bucketRows()).toEqual([]);
+
+  const burst = AUTH_FAILURE_LIMITS.oauthCallbackFailureBySource.capacity;
+  for (let n = 0; n < burst; n++) {
+    const response = await source.fetch(`/oauth/callback?code=x&state=${String(n).padStart(43, "A")}`);
+    expect(Object.fromEntries(redirectTarget(response).searchParams)).toEqual({ oauth: "error", reason: "invalid_state" });
+  }
+  const refused = await source.fetch(`/oauth/callback?code=x&state=${"B".repeat(43)}`);
+  expect(refused.status).toBe(429);
+  expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+  // Another source is not slowed.
+  const other = await t.withRequestMetadata({ ip: "203.0.113.9" }).fetch(`/oauth/callback?code=x&state=${"B".repeat(43)}`);
+  expect(Object.fromEntries(redirectTarget(other).searchParams)).toEqual({ oauth: "error", reason: "invalid_state" });
+});
+
+test("a failed code exchange whose error body echoes the code and verifier fails finishOAuth with a bare reason", async () => {
   const t = newBackend();
   const { projectId, admin } = await projectWithEveryRole(t);
   const { authorizationUrl } = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
@@ -262,7 +347,9 @@ test("a failed code exchange whose error body echoes the code and verifier redir
   // Tamper with the code: the fake answers invalid_grant quoting what it got.
   const response = await t.fetch(callbackPath.replace(encodeURIComponent(code), encodeURIComponent(`${code}x`)));
 
-  expect(Object.fromEntries(redirectTarget(response).searchParams)).toEqual({ oauth: "error", reason: "exchange_failed" });
+  const error = await errorOf(admin.action(api.connections.finishOAuth, { flow: completionToken(response) }));
+  expect(error).toMatchObject({ code: "PROVIDER_ERROR", reason: "invalid_grant" });
+  expectNoSecrets(error, [...issued(), `${code}x`]);
   expect(tokenRequests("authorization_code")).toHaveLength(1);
   expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
   expectNoSecrets(await everythingStored(t), [...issued(), `${code}x`]);
@@ -353,7 +440,7 @@ test("invalid_grant marks the connection needs_reauth with a safe message; recon
 
   fake().oauth.accessTokenLifetimeSeconds = 3600;
   const { response } = await connect(t, admin, projectId, { connectionId });
-  expect(Object.fromEntries(redirectTarget(response).searchParams)).toEqual({ oauth: "connected", connectionId });
+  expect(await finish(admin, response)).toBe(connectionId);
   expect(await member.query(api.connections.get, { connectionId })).toMatchObject({ status: "pending" });
   expect(await t.run((ctx) => ctx.db.query("connections").collect())).toHaveLength(1);
   expect(await syncOnce(t, connectionId)).toEqual({ status: "active", metricsStored: 3 });
