@@ -792,6 +792,19 @@ export const resumeStalled = internalMutation({
 });
 
 /**
+ * Whether a row of the short-lived ciphertext tables the job does not visit
+ * (oauthStates: PKCE verifiers and received codes; oauthRevocations: tokens
+ * of removed connections) is older than `startedAt`, so may hold a value
+ * under a key the job rotated away from. One read of the oldest row of each
+ * (by creation time); such rows are gone within 15 minutes.
+ */
+async function unvisitedCiphertextsPredate(ctx: QueryCtx, startedAt: number): Promise<boolean> {
+  const oldestFlow = await ctx.db.query("oauthStates").order("asc").first();
+  const oldestRevocation = await ctx.db.query("oauthRevocations").order("asc").first();
+  return [oldestFlow, oldestRevocation].some((row) => row !== null && row._creationTime < startedAt);
+}
+
+/**
  * The keys configured now (ids, unusable OLD_MASTER_KEY entries, a weak
  * current key, "old key saved"), the key ids the latest finished scan found
  * in the data against them, the next step, and the latest job (or `jobId`):
@@ -818,7 +831,12 @@ export const status = internalQuery({
       const batchState = await batchStateOf(ctx, job);
       const progress = progressOf(job);
       const safeToRemoveOldKey =
-        job.status === "done" && !job.dryRun && job.counts.failed === 0 && outstanding(job.verification) === 0 && matchesKeysNow;
+        job.status === "done" &&
+        !job.dryRun &&
+        job.counts.failed === 0 &&
+        outstanding(job.verification) === 0 &&
+        matchesKeysNow &&
+        !(await unvisitedCiphertextsPredate(ctx, job.startedAt));
       jobStatus = {
         ...job,
         derivationBudget: budgetsOf(job).derivations,

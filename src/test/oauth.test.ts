@@ -604,3 +604,42 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
   expect(after?.lastError).toBeUndefined();
   expect(after?.refreshLease).toBeUndefined();
 });
+
+test("safeToRemoveOldKey waits for sign-ins and revocations that predate the rotation (their ciphertexts are not rotated)", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  // A sign-in in progress (its verifier under the old key) and a revocation waiting for its action.
+  await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  const connectionId = await connected(t, admin, projectId);
+  const pendingRevocation = await t.run(async (ctx) => {
+    const connection = (await ctx.db.get("connections", connectionId))!;
+    return ctx.db.insert("oauthRevocations", {
+      projectId,
+      connectionId,
+      service: SERVICE,
+      secretVersion: connection.secretVersion ?? 0,
+      encryptedCredentials: connection.encryptedCredentials!,
+      createdAt: Date.now(),
+    });
+  });
+
+  vi.stubEnv("OLD_MASTER_KEY", TEST_MASTER_KEY);
+  vi.stubEnv("MASTER_ENCRYPTION_KEY", SECOND_MASTER_KEY);
+  await new Promise((resolve) => setTimeout(resolve, 5)); // the rows are strictly older than the job
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+  await t.mutation(internal.keyRotation.rotate, {});
+  await t.finishAllScheduledFunctions(() => vi.runAllTimers(), 1_000);
+  vi.useRealTimers();
+  const safe = async () => (await t.query(internal.keyRotation.status, {})).job?.safeToRemoveOldKey;
+  expect((await t.query(internal.keyRotation.status, {})).job?.status).toBe("done");
+  expect(await t.run((ctx) => ctx.db.query("oauthStates").collect())).toHaveLength(1);
+  expect(await safe()).toBe(false);
+
+  // The flow expires and is deleted: the revocation still holds an old-key ciphertext.
+  await t.run(async (ctx) => {
+    for (const flow of await ctx.db.query("oauthStates").collect()) await ctx.db.delete("oauthStates", flow._id);
+  });
+  expect(await safe()).toBe(false);
+  await t.run((ctx) => ctx.db.delete("oauthRevocations", pendingRevocation));
+  expect(await safe()).toBe(true);
+});
