@@ -110,7 +110,7 @@ describe("functions that touch no stored secret derive nothing", () => {
 describe("OAuth connections (every call under one master key: at most 1)", () => {
   const SETTINGS = { propertyId: SECRETS.gaPropertyId };
 
-  /** startOAuth as alice, the user consents at the fake, the browser comes back: the connection id. */
+  /** startOAuth as alice, the user consents at the fake, the browser comes back, alice finishes: the connection id. */
   async function connectOAuth(w: World): Promise<Id<"connections">> {
     const { authorizationUrl } = await w.alice.mutation(api.connections.startOAuth, {
       projectId: w.projectId,
@@ -119,11 +119,12 @@ describe("OAuth connections (every call under one master key: at most 1)", () =>
     });
     const response = await w.t.fetch(fake().oauth.authorize(authorizationUrl).callbackPath);
     const location = new URL(response.headers.get("Location") ?? "");
-    expect(location.searchParams.get("oauth")).toBe("connected");
-    return location.searchParams.get("connectionId") as Id<"connections">;
+    expect(location.searchParams.get("oauth")).toBe("received");
+    const { connectionId } = await w.alice.action(api.connections.finishOAuth, { flow: location.searchParams.get("flow") ?? "" });
+    return connectionId;
   }
 
-  test("connections.startOAuth (encrypts the PKCE verifier) and the /oauth/callback HTTP action (opens it, encrypts the tokens)", async () => {
+  test("connections.startOAuth (encrypts the PKCE verifier), the /oauth/callback HTTP action (encrypts the code) and finishOAuth (opens both, encrypts the tokens)", async () => {
     const w = await world(harness);
     const start = await harness.measure(() =>
       w.alice.mutation(api.connections.startOAuth, { projectId: w.projectId, service: "google_analytics", settings: SETTINGS }),
@@ -134,6 +135,11 @@ describe("OAuth connections (every call under one master key: at most 1)", () =>
     expect(callback.counts.executions[0]?.path).toBe("http:GET /oauth/callback");
     expect(callback.counts.pbkdf2, breakdown(callback.counts)).toBeLessThanOrEqual(1);
     expect(maxPbkdf2(callback.counts)).toBeLessThanOrEqual(1);
+    const flow = new URL(callback.result.headers.get("Location") ?? "").searchParams.get("flow") ?? "";
+    const finish = await harness.measure(() => w.alice.action(api.connections.finishOAuth, { flow }));
+    expect(finish.result.connectionId).toBeTruthy();
+    expect(finish.counts.pbkdf2, breakdown(finish.counts)).toBeLessThanOrEqual(1);
+    expect(maxPbkdf2(finish.counts)).toBeLessThanOrEqual(1);
   });
 
   test("a sync that refreshes the access token (decrypts, then encrypts the new tokens)", async () => {
