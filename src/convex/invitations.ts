@@ -227,3 +227,29 @@ export const revoke = userMutation({
     return null;
   },
 });
+
+/**
+ * Revokes the project's pending invitations that `inviterId` created (their
+ * member removal, in the same transaction): an invitation carries its
+ * inviter's authority, which ends with their membership. Audited per
+ * invitation, with `actorId` as the one who revoked.
+ */
+export async function revokeInvitationsOfRemovedMember(
+  ctx: MutationCtx,
+  projectId: Id<"projects">,
+  inviterId: Id<"users">,
+  actorId: Id<"users">,
+): Promise<void> {
+  const pending = await pendingOfProject(ctx, projectId);
+  for (const invitation of pending.filter((candidate) => candidate.invitedBy === inviterId)) {
+    await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy: actorId });
+    await recordAudit(ctx, {
+      action: "invitation.revoked",
+      actorId,
+      projectId,
+      targetTable: "invitations",
+      targetId: invitation._id,
+      detail: `role: ${invitation.role}; inviter removed from the project`,
+    });
+  }
+}

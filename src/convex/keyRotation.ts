@@ -7,8 +7,9 @@
  * every table holding a secret in three phases, one self-scheduling
  * mutation (batch) at a time:
  * 1. scan: counts secrets by the key id in their header against the job's
- *    ids (no crypto, no writes) and refuses to go on when rows are under an
- *    unknown key while no OLD_MASTER_KEY is configured;
+ *    ids (no crypto, no writes) and refuses to go on when rows are under a
+ *    key id no configured key has, unless the job was started with
+ *    allowMissingKeys (those rows then become failures);
  * 2. rotate: brings every row to format v2 under the current key: v2 under
  *    a previous key is re-encrypted, v1 (under any key), legacy ciphertext
  *    and plaintext are migrated, plaintext API keys hashed; rows already v2
@@ -646,8 +647,8 @@ function planOf(dryRun: boolean, currentKeyId: string, previousKeyIds: readonly 
  * failures and counts what would change, but writes nothing outside the
  * job's own tables (and the deployment's root salt, if it had none yet).
  *
- * Refuses, creating nothing, until a new key is set: when OLD_MASTER_KEY
- * holds the current key (step 1 done, step 2 not), and when the current key
+ * Refuses, creating nothing, when OLD_MASTER_KEY holds the current key
+ * (step 1 of the runbook done, step 2 not), and when the current key
  * looks non-random while OLD_MASTER_KEY has keys (a rotation would move
  * every secret onto it). `allowMissingKeys` lets a job go past rows under
  * unknown key ids (they become failures) instead of stopping after the scan.

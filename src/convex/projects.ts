@@ -7,6 +7,7 @@ import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
 import { internalQuery, type QueryCtx } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
+import { revokeInvitationsOfRemovedMember } from "./invitations";
 import { MAX_CONNECTIONS } from "./connections";
 import { MAX_METRICS_PER_SYNC } from "./metricsSync";
 import { recordAudit } from "./audit";
@@ -93,8 +94,9 @@ export const members = projectQuery({
 /**
  * Removes a member from the project. Owners only; removing the last owner
  * is CONFLICT (a project always has an owner). The API keys the member
- * created in the project are revoked in the same transaction, so nothing
- * they set up keeps reading the project after they leave.
+ * created in the project, and the invitations they sent that are still
+ * pending, are revoked in the same transaction, so nothing they set up keeps
+ * reading or joining the project after they leave.
  */
 export const removeMember = projectMutation({
   args: { userId: v.id("users") },
@@ -110,6 +112,7 @@ export const removeMember = projectMutation({
     }
     await ctx.db.delete("projectMembers", membership._id);
     await revokeKeysOfRemovedMember(ctx, projectId, userId, ctx.user._id);
+    await revokeInvitationsOfRemovedMember(ctx, projectId, userId, ctx.user._id);
     await recordAudit(ctx, {
       action: "project.member_removed",
       actorId: ctx.user._id,

@@ -281,7 +281,7 @@ export async function decryptCredentials(
   policy: LegacyPolicy,
 ): Promise<{ credentials: Credentials; secret: DecryptedSecret }> {
   const context = connectionSecretContext(projectId, connectionId, secretVersion);
-  const options = { refuseLegacy: policy.legacyRetired };
+  const options = { refuseLegacy: policy.legacyRetired, requireVersionBinding: (secretVersion ?? 0) > 0 };
   const secret = await mapCryptoErrors(() => decryptSecret(keyring, encryptedCredentials, context, options));
   return { credentials: parseCredentials(secret.plaintext), secret };
 }
@@ -320,6 +320,6 @@ export function decryptAiKey(
   secretVersion: number | undefined,
   policy: LegacyPolicy,
 ): Promise<DecryptedSecret> {
-  const options = { refuseLegacy: policy.legacyRetired };
+  const options = { refuseLegacy: policy.legacyRetired, requireVersionBinding: (secretVersion ?? 0) > 0 };
   return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId, secretVersion), options));
 }

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { LEGACY_READ } from "./helpers/legacy";
+import { encryptLegacy, LEGACY_READ } from "./helpers/legacy";
+import { TEST_MASTER_KEY } from "./helpers/keys";
+import { encryptV1 } from "./helpers/v1";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
@@ -280,6 +282,27 @@ describe("updateCredentials", () => {
     const error = await errorOf(decryptStored(connectionId));
     expect(error.code).toBe("DECRYPTION_FAILED");
     expect(JSON.stringify(error)).not.toContain(STRIPE_KEY);
+  });
+
+  test("a v1 or original-format copy restored into a row whose secret was replaced since (version above 0) is refused", async () => {
+    const connectionId = await createStripe();
+    const { projectId } = await storedConnection(connectionId);
+    const purpose = `connections/${connectionId}/credentials`;
+    const oldCredentials = JSON.stringify({ secretKey: "sk_live_OlderCopyFromBackup000000000001" });
+    // Both formats bind no version: they open at version 0 (a row never rewritten since them) ...
+    const copies = [
+      await encryptV1(TEST_MASTER_KEY, projectId, purpose, oldCredentials),
+      await encryptLegacy(TEST_MASTER_KEY, projectId, oldCredentials),
+    ];
+    for (const copy of copies) {
+      await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials: copy, secretVersion: undefined }));
+      expect(await decryptStored(connectionId)).toEqual(JSON.parse(oldCredentials));
+      // ... but never in a row at version 1 or more, which only format v2 has ever written.
+      await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials: copy, secretVersion: 1 }));
+      const error = await errorOf(decryptStored(connectionId));
+      expect(error.code).toBe("DECRYPTION_FAILED");
+      expect(JSON.stringify(error)).not.toContain("OlderCopyFromBackup");
+    }
   });
 
   test("rows written before versions existed (no secretVersion) go to version 1", async () => {

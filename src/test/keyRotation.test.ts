@@ -846,6 +846,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
     const ready = await t.query(internal.keyRotation.status, {});
     expect(ready.keys).toMatchObject({ current: await keyIdOf(t, NEW_KEY), previous: [oldId], oldKeySavedOnly: false, invalidEntries: [] });
+    expect(ready.keys.message).toMatch(/^rotating: /); // what step 2 of the runbook checks
     expect(ready.next).toMatch(/step 3/);
     expect(ready.job).toBeNull();
 
@@ -872,6 +873,15 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     expect(done.job).toMatchObject({ status: "done", safeToRemoveOldKey: true, progress: { total: 5, done: 5, percent: 100, etaSeconds: 0 } });
     expect(done.next).toMatch(/remove OLD_MASTER_KEY \(step 6\)/);
     expect(done.inventory?.keyIds).toEqual([{ keyId: oldId, format: "v2", rows: 5, configured: "previous" }]);
+  });
+
+  test("without a root salt (nothing in format v2 yet) no key has an id, and status's message still says step 2 is done", async () => {
+    const t = newLimitedBackend();
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
+    const status = await t.query(internal.keyRotation.status, {});
+    expect(status.keys).toMatchObject({ current: null, previous: [], oldKeySavedOnly: false });
+    expect(status.keys.message).toMatch(/^rotating: .*; nothing is encrypted in format v2 yet/);
   });
 
   test("swapped variables (MASTER_ENCRYPTION_KEY = old, OLD_MASTER_KEY = new) end as nothing to rotate, never safeToRemoveOldKey", async () => {

@@ -50,6 +50,24 @@ describe("members", () => {
     ]);
   });
 
+  test("a removed owner's pending invitations are revoked with them; other owners' invitations stay", async () => {
+    const dave = await invite(t, project.owner, project.projectId, "dave", "owner");
+    const fromDave = await dave.mutation(api.invitations.create, { projectId: project.projectId, email: identity("eve").email, role: "owner" });
+    const fromAlice = await project.owner.mutation(api.invitations.create, {
+      projectId: project.projectId,
+      email: identity("frank").email,
+      role: "member",
+    });
+    await project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: await userIdOf(t, "dave") });
+    const eve = t.withIdentity(identity("eve"));
+    const refused = await errorOf(eve.mutation(api.invitations.accept, { invitationId: fromDave }));
+    expect([refused.code, refused.message]).toEqual(["CONFLICT", "This invitation was revoked"]);
+    expect(await eve.query(api.projects.list, {})).toEqual([]);
+    const frank = t.withIdentity(identity("frank"));
+    await frank.mutation(api.invitations.accept, { invitationId: fromAlice });
+    expect(await frank.query(api.projects.list, {})).toEqual([expect.objectContaining({ role: "member" })]);
+  });
+
   test("a removed member loses access at once", async () => {
     const carolId = await userIdOf(t, "carol");
     await project.owner.mutation(api.projects.removeMember, { projectId: project.projectId, userId: carolId });

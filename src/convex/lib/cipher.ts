@@ -64,6 +64,13 @@ export interface DecryptOptions {
    * that format has no associated data and so would decrypt in any row.
    */
   refuseLegacy?: boolean;
+  /**
+   * Refuse v1 and original-format values (DECRYPTION_FAILED): they bind no
+   * secret version. Callers set it when the row's version is above 0: only
+   * format v2 was ever written at such a version, so an older-format value
+   * there is a restored copy of a secret the row has replaced since.
+   */
+  requireVersionBinding?: boolean;
 }
 
 /** What a stored value is, read from its shape alone (no key needed). */
@@ -276,6 +283,14 @@ async function decryptLegacy(keyring: Keyring, bytes: Uint8Array<ArrayBuffer>, c
  * plaintext. A value longer than MAX_STORED_VALUE_LENGTH is VALUE_TOO_LARGE.
  * With `refuseLegacy`, a value in the original format is LEGACY_FORMAT_RETIRED.
  */
+/** For `requireVersionBinding`: a v1 or original-format value, which binds no secret version. */
+function refuseUnversioned(): never {
+  throw new CryptoError(
+    "DECRYPTION_FAILED",
+    "value is in a format that binds no secret version (v1 or original), where only format v2 can be",
+  );
+}
+
 export async function decryptSecret(
   keyring: Keyring,
   value: string,
@@ -287,15 +302,16 @@ export async function decryptSecret(
   // Anything that starts like the dtenc format is decrypted as such (or fails with its parse error).
   if (value.startsWith(`${FORMAT_PREFIX}:`)) {
     const parsed = parseDtenc(value);
-    return parsed.version === FORMAT_VERSION
-      ? decryptV2(keyring, parsed, context, options)
-      : decryptV1(keyring, parsed, context, options);
+    if (parsed.version === FORMAT_VERSION) return decryptV2(keyring, parsed, context, options);
+    if (options.requireVersionBinding) refuseUnversioned();
+    return decryptV1(keyring, parsed, context, options);
   }
   const legacy = base64Decode(value);
   if (legacy !== null && legacy.length >= MIN_LEGACY_BYTES) {
     if (options.refuseLegacy) {
       throw new CryptoError("LEGACY_FORMAT_RETIRED", "value is in the original Dashtray format, which this deployment no longer reads");
     }
+    if (options.requireVersionBinding) refuseUnversioned();
     return decryptLegacy(keyring, legacy, context, options);
   }
   if (options.allowPlaintext) {

@@ -336,7 +336,9 @@ export async function processRow(
       const keyHint = shape.kind === "previousKey" || shape.kind === "olderFormat" ? shape.keyIndex : undefined;
       // Once the upgrade retired the original format, a value in it was copied in from elsewhere: never re-bound here.
       const refuseLegacy = shape.kind === "legacyFormat" && (await readEncryptionSettings(ctx.db)).legacyRetired;
-      const options = { refuseLegacy, ...(keyHint === undefined ? {} : { keyHint }) };
+      // A v1 or original-format value where the row's version is above 0 is a restored copy: never re-bound here either.
+      const requireVersionBinding = context.version > 0;
+      const options = { refuseLegacy, requireVersionBinding, ...(keyHint === undefined ? {} : { keyHint }) };
       plaintext = (await decryptSecret(keyring, stored.encrypted ?? "", context, options)).plaintext;
     } catch (error) {
       if (isCryptoError(error)) return { failed: error.code };

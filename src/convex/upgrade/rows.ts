@@ -212,7 +212,8 @@ async function open(
   allowPlaintext = false,
 ): Promise<{ plaintext: string; needsReencryption: boolean } | { failed: string }> {
   try {
-    const secret = await decryptSecret(keyring, value, context, { refuseLegacy: policy.legacyRetired, allowPlaintext });
+    const options = { refuseLegacy: policy.legacyRetired, requireVersionBinding: context.version > 0, allowPlaintext };
+    const secret = await decryptSecret(keyring, value, context, options);
     return { plaintext: secret.plaintext, needsReencryption: secret.needsReencryption };
   } catch (error) {
     if (isCryptoError(error)) return { failed: error.code };

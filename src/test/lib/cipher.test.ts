@@ -17,6 +17,7 @@ import { KEY_ID_BYTES, Keyring } from "../../convex/lib/keyring";
 import { expectCryptoError } from "../helpers/cryptoErrors";
 import { OTHER_ROOT_SALT, SECOND_MASTER_KEY, TEST_MASTER_KEY, TEST_ROOT_SALT } from "../helpers/keys";
 import { encryptV1, v1KeyId } from "../helpers/v1";
+import { encryptLegacy } from "../helpers/legacy";
 
 const CONTEXT: SecretContext = { salt: "project_cipher_test", purpose: "connections/conn_1/credentials", version: 3 };
 const PLAINTEXT = '{"secretKey":"sk_live_51HxCipherTestSecret4242"}';
@@ -422,5 +423,16 @@ describe("one keyring per call: derivations memoised in the instance", () => {
       spy.mockRestore();
     }
     expect(await ring.current.keyId()).toBe(currentId);
+  });
+});
+
+describe("requireVersionBinding (set by callers when the row's secret version is above 0)", () => {
+  test("refuses v1 and original-format values, which bind no version; v2 at its version still opens", async () => {
+    const v1Value = await encryptV1(TEST_MASTER_KEY, CONTEXT.salt, CONTEXT.purpose, PLAINTEXT);
+    expect((await decryptSecret(keyring, v1Value, CONTEXT)).plaintext).toBe(PLAINTEXT);
+    await expectCryptoError(decryptSecret(keyring, v1Value, CONTEXT, { requireVersionBinding: true }), "DECRYPTION_FAILED", [PLAINTEXT]);
+    const legacyValue = await encryptLegacy(TEST_MASTER_KEY, CONTEXT.salt, PLAINTEXT);
+    await expectCryptoError(decryptSecret(keyring, legacyValue, CONTEXT, { requireVersionBinding: true }), "DECRYPTION_FAILED", [PLAINTEXT]);
+    expect((await decryptSecret(keyring, ciphertext, CONTEXT, { requireVersionBinding: true })).plaintext).toBe(PLAINTEXT);
   });
 });
