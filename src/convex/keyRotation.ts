@@ -34,7 +34,7 @@
  * converges.
  */
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
-import { getDocumentSize, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
@@ -62,6 +62,7 @@ import {
   type RotationRow,
   type SecretShape,
 } from "./rotation/rows";
+import { BudgetedRowReader, MIN_BYTE_BUDGET, scheduledBatchState, sumCounts, type BatchBudget } from "./rotation/batchReader";
 import { loadKeyring, loadKeyringForWrite, readRootSalt, recordKeyIdOrder, weakMasterKeyError } from "./secrets";
 import {
   rotationFailureFields,
@@ -94,13 +95,6 @@ export const MAX_BYTES_PER_BATCH = 8 * 1024 * 1024;
  * progresses.
  */
 export const MAX_DERIVATIONS_PER_BATCH = 8;
-
-/** Rows read by a batch's first page, before it knows how large this table's rows are. */
-const FIRST_PAGE_ROWS = 16;
-/** Most rows read by one page (one index range read). */
-const MAX_PAGE_ROWS = 256;
-/** Smallest byte budget a resume halves to. */
-const MIN_BYTE_BUDGET = 256 * 1024;
 
 /** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
@@ -156,10 +150,8 @@ async function latestJob(ctx: QueryCtx): Promise<Job | null> {
   return ctx.db.query("keyRotationJobs").order("desc").first();
 }
 
-async function batchStateOf(ctx: QueryCtx, job: Job): Promise<RotationBatchState> {
-  if (job.nextBatchId === undefined) return "none";
-  const scheduled = await ctx.db.system.get("_scheduled_functions", job.nextBatchId);
-  return scheduled?.state.kind ?? "none";
+function batchStateOf(ctx: QueryCtx, job: Job): Promise<RotationBatchState> {
+  return scheduledBatchState(ctx.db, job.nextBatchId);
 }
 
 async function scheduleBatch(ctx: MutationCtx, jobId: Id<"keyRotationJobs">, sequence: number) {
@@ -251,72 +243,20 @@ function mergeInventories(a: RotationInventory, b: RotationInventory): RotationI
   return merged;
 }
 
-/**
- * Reads a batch's rows page by page, in index order after the job's cursor,
- * within its row and byte budgets. Pages are sized from the largest row
- * seen so far (`bytesPerRow` times its size: 2 when rows are rewritten), so
- * a page of rows like the ones before it stays within the byte budget.
- */
-class RowReader {
-  bytes = 0;
-  handled = 0;
-  /** True once a page came back short: nothing after the last row read. */
-  exhausted = false;
-  #largestRow = 0;
-  #cursor: RotationCursor | undefined;
-  #pending: RotationRow[] = [];
-
-  constructor(
-    private readonly ctx: MutationCtx,
-    private readonly job: Job,
-    private readonly budget: { rows: number; bytes: number },
-    private readonly bytesPerRow: number,
-  ) {
-    this.#cursor = job.cursor;
-  }
-
-  /** Whether the budgets allow handling another row after `handled` rows. */
-  #hasRoom(): boolean {
-    return this.handled === 0 || (this.handled < this.budget.rows && this.bytes < this.budget.bytes);
-  }
-
-  /** The next row to handle, or null when the table is done or a budget is spent. */
-  async next(): Promise<{ row: RotationRow; size: number } | null> {
-    if (!this.#hasRoom()) return null;
-    if (this.#pending.length === 0) {
-      if (this.exhausted) return null;
-      const rowsLeft = this.budget.rows - this.handled;
-      const bytesLeft = Math.max(0, this.budget.bytes - this.bytes);
-      const bySize = this.#largestRow === 0 ? FIRST_PAGE_ROWS : Math.floor(bytesLeft / (this.bytesPerRow * this.#largestRow));
-      const pageRows = Math.max(1, Math.min(MAX_PAGE_ROWS, rowsLeft, bySize));
-      this.#pending = await readRowsAfter(this.ctx.db, this.job.table, this.#cursor, pageRows);
-      if (this.#pending.length < pageRows) this.exhausted = true;
-      for (const row of this.#pending) {
-        const size = getDocumentSize(row.doc);
-        this.bytes += size;
-        this.#largestRow = Math.max(this.#largestRow, size);
-      }
-      const last = this.#pending.at(-1);
-      if (last) this.#cursor = positionOf(last);
-    }
-    const row = this.#pending.shift();
-    return row ? { row, size: getDocumentSize(row.doc) } : null;
-  }
-
-  /** Whether a row would fit the byte budget after it costs `extraBytes` more (a rewrite). */
-  fits(extraBytes: number): boolean {
-    return this.handled === 0 || this.bytes + extraBytes <= this.budget.bytes;
-  }
-
-  /** True when every row of the table after the cursor was handled. */
-  get tableDone(): boolean {
-    return this.exhausted && this.#pending.length === 0;
-  }
+/** A reader of the job's table within `budget`, from the job's cursor (rotation/batchReader.ts). */
+function rowReader(ctx: MutationCtx, job: Job, budget: BatchBudget, bytesPerRow: number) {
+  return new BudgetedRowReader<RotationRow, RotationCursor>(
+    (after, limit) => readRowsAfter(ctx.db, job.table, after, limit),
+    positionOf,
+    job.cursor,
+    budget,
+    bytesPerRow,
+  );
 }
 
 /** Scan or verify: classify rows by header against the job's key ids (no crypto, no writes). */
 async function countBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<BatchResult> {
-  const reader = new RowReader(ctx, job, budgetsOf(job), 1);
+  const reader = rowReader(ctx, job, budgetsOf(job), 1);
   let shapes = emptyShapeCounts();
   let inventory = emptyInventory();
   let cursor = job.cursor;
@@ -342,7 +282,7 @@ async function countBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds): Promise<
 /** Rotate: process rows until a budget is spent (rows, bytes, or the keyring's PBKDF2 runs). */
 async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring: Keyring): Promise<BatchResult> {
   const budget = budgetsOf(job);
-  const reader = new RowReader(ctx, job, budget, job.dryRun ? 1 : 2);
+  const reader = rowReader(ctx, job, budget, job.dryRun ? 1 : 2);
   const counts = emptyCounts();
   let cursor = job.cursor;
   let stoppedEarly = false;
@@ -401,12 +341,6 @@ async function rotateBatch(ctx: MutationCtx, job: Job, keys: JobKeyIds, keyring:
   };
 }
 
-/** Field-by-field sum of two records of counts (shape counts, rotation counts). */
-function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
-  const sum = { ...a };
-  for (const field of Object.keys(b) as (keyof T)[]) sum[field] = (a[field] + b[field]) as T[keyof T];
-  return sum;
-}
 
 /** Row counts of the scan's inventory under the job's current key and under its previous keys (v2 and v1). */
 function rowsByJobKey(job: Job, keys: JobKeyIds): { current: number; previous: number } {

@@ -22,13 +22,14 @@
  * decrypting path refuses that format (it binds nothing to its row).
  */
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
-import { getDocumentSize, v } from "convex/values";
+import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "./keyRotation";
 import type { Keyring } from "./lib/keyring";
+import { BudgetedRowReader, MIN_BYTE_BUDGET, scheduledBatchState, sumCounts } from "./rotation/batchReader";
 import { loadKeyring, loadKeyringForWrite, readEncryptionSettings, retireLegacyFormat, type LegacyPolicy } from "./secrets";
 import {
   countRemaining,
@@ -51,12 +52,6 @@ import {
   type UpgradeTable,
 } from "./validators";
 
-/** Rows a batch's first page reads, before it knows how large this table's rows are. */
-const FIRST_PAGE_ROWS = 16;
-/** Most rows one page reads. */
-const MAX_PAGE_ROWS = 256;
-/** Smallest byte budget a resume halves to. */
-const MIN_BYTE_BUDGET = 256 * 1024;
 /** How many failures upgrade:status lists (all of them: upgrade:failures). */
 export const UPGRADE_FAILURE_SAMPLE_SIZE = 20;
 
@@ -85,10 +80,8 @@ async function latestJob(ctx: QueryCtx): Promise<Job | null> {
   return ctx.db.query("upgradeJobs").order("desc").first();
 }
 
-async function batchStateOf(ctx: QueryCtx, job: Job): Promise<RotationBatchState> {
-  if (job.nextBatchId === undefined) return "none";
-  const scheduled = await ctx.db.system.get("_scheduled_functions", job.nextBatchId);
-  return scheduled?.state.kind ?? "none";
+function batchStateOf(ctx: QueryCtx, job: Job): Promise<RotationBatchState> {
+  return scheduledBatchState(ctx.db, job.nextBatchId);
 }
 
 function scheduleBatch(ctx: MutationCtx, jobId: Id<"upgradeJobs">, sequence: number) {
@@ -115,77 +108,58 @@ interface BatchResult {
  */
 async function runStage(ctx: MutationCtx, job: Job, crypto: { keyring: Keyring; policy: LegacyPolicy } | null): Promise<BatchResult> {
   const budget = { rows: job.rowBudget, bytes: job.byteBudget, derivations: job.derivationBudget };
-  const perRow = crypto ? 2 : 1;
-  const result: BatchResult = {
-    handled: 0,
-    derivations: 0,
-    bytes: 0,
-    cursor: job.cursor,
-    tableDone: false,
-    counts: emptyCounts(),
-    remaining: emptyRemaining(),
-  };
-  let readCursor = job.cursor;
-  let largestRow = 0;
-  for (;;) {
-    if (result.handled > 0 && (result.handled >= budget.rows || result.bytes >= budget.bytes)) return finish(result, crypto);
-    const rowsLeft = budget.rows - result.handled;
-    const bySize = largestRow === 0 ? FIRST_PAGE_ROWS : Math.floor(Math.max(0, budget.bytes - result.bytes) / (perRow * largestRow));
-    const pageRows = Math.max(1, Math.min(MAX_PAGE_ROWS, rowsLeft, bySize));
-    const page = await readUpgradeRows(ctx.db, job.table, readCursor, pageRows);
-    for (const row of page) {
-      const size = getDocumentSize(row.doc);
-      result.bytes += size;
-      largestRow = Math.max(largestRow, size);
-    }
-    for (const row of page) {
-      const work = pendingWork(row);
-      if (!crypto) {
-        result.remaining = countRemaining(result.remaining, work);
-      } else {
-        const size = getDocumentSize(row.doc);
-        const rewrite = hasWork(work);
-        const overDerivations = crypto.keyring.pbkdf2Runs + derivationsNeeded(row, work, crypto.keyring) > budget.derivations;
-        const overBytes = rewrite && result.bytes + size > budget.bytes;
-        if (result.handled > 0 && (overDerivations || overBytes || result.handled >= budget.rows)) return finish(result, crypto);
-        const outcome = await upgradeRow(ctx, row, crypto.keyring, crypto.policy);
-        result.counts.scanned++;
-        if (typeof outcome === "string") {
-          result.counts[outcome]++;
-          // The patch read the document again.
-          if (outcome === "upgraded") result.bytes += size;
-        } else {
-          result.counts.failed++;
-          console.warn(`upgrade ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}`);
-          await ctx.db.insert("upgradeFailures", {
-            jobId: job._id,
-            table: row.table,
-            rowId: row.doc._id,
-            code: outcome.failed,
-            at: Date.now(),
-          });
-        }
+  const reader = new BudgetedRowReader(
+    (after: RotationCursor | undefined, limit: number) => readUpgradeRows(ctx.db, job.table, after, limit),
+    upgradePositionOf,
+    job.cursor,
+    budget,
+    crypto ? 2 : 1,
+  );
+  const counts = emptyCounts();
+  let remaining = emptyRemaining();
+  let cursor = job.cursor;
+  let stoppedEarly = false;
+  for (let next = await reader.next(); next; next = await reader.next()) {
+    const { row, size } = next;
+    const work = pendingWork(row);
+    if (!crypto) {
+      remaining = countRemaining(remaining, work);
+    } else {
+      const overDerivations = crypto.keyring.pbkdf2Runs + derivationsNeeded(row, work, crypto.keyring) > budget.derivations;
+      if (reader.handled > 0 && (overDerivations || !reader.fits(hasWork(work) ? size : 0))) {
+        stoppedEarly = true;
+        break;
       }
-      result.handled++;
-      result.cursor = upgradePositionOf(row);
+      const outcome = await upgradeRow(ctx, row, crypto.keyring, crypto.policy);
+      counts.scanned++;
+      if (typeof outcome === "string") {
+        counts[outcome]++;
+        // The patch read the document again.
+        if (outcome === "upgraded") reader.bytes += size;
+      } else {
+        counts.failed++;
+        console.warn(`upgrade ${job._id}: ${row.table} ${row.doc._id} left unchanged: ${outcome.failed}`);
+        await ctx.db.insert("upgradeFailures", {
+          jobId: job._id,
+          table: row.table,
+          rowId: row.doc._id,
+          code: outcome.failed,
+          at: Date.now(),
+        });
+      }
     }
-    const last = page.at(-1);
-    if (last) readCursor = upgradePositionOf(last);
-    if (page.length < pageRows) {
-      result.tableDone = true;
-      return finish(result, crypto);
-    }
+    reader.handled++;
+    cursor = upgradePositionOf(row);
   }
-}
-
-function finish(result: BatchResult, crypto: { keyring: Keyring } | null): BatchResult {
-  return { ...result, derivations: crypto?.keyring.pbkdf2Runs ?? 0 };
-}
-
-function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
-  const sum = { ...a };
-  for (const field of Object.keys(b) as (keyof T)[]) sum[field] = (a[field] + b[field]) as T[keyof T];
-  return sum;
+  return {
+    handled: reader.handled,
+    derivations: crypto?.keyring.pbkdf2Runs ?? 0,
+    bytes: reader.bytes,
+    cursor,
+    tableDone: !stoppedEarly && reader.tableDone,
+    counts,
+    remaining,
+  };
 }
 
 async function endJob(ctx: MutationCtx, job: Job, stopReason?: Job["stopReason"]): Promise<void> {

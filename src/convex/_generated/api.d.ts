@@ -52,6 +52,7 @@ import type * as oauth from "../oauth.js";
 import type * as projects from "../projects.js";
 import type * as rateLimits from "../rateLimits.js";
 import type * as retention from "../retention.js";
+import type * as rotation_batchReader from "../rotation/batchReader.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as rotation_status from "../rotation/status.js";
 import type * as secrets from "../secrets.js";
@@ -109,6 +110,7 @@ declare const fullApi: ApiFromModules<{
   projects: typeof projects;
   rateLimits: typeof rateLimits;
   retention: typeof retention;
+  "rotation/batchReader": typeof rotation_batchReader;
   "rotation/rows": typeof rotation_rows;
   "rotation/status": typeof rotation_status;
   secrets: typeof secrets;
