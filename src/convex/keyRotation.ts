@@ -96,6 +96,13 @@ export const MAX_BYTES_PER_BATCH = 8 * 1024 * 1024;
  */
 export const MAX_DERIVATIONS_PER_BATCH = 8;
 
+/**
+ * Most OLD_MASTER_KEY entries a job starts with: `rotate` computes a v2 and
+ * a v1 id for every configured key in one mutation (2 PBKDF2 runs each,
+ * ~35 ms), so 1 + 5 keys stay near 0.4 s of the 1 s a mutation may run.
+ */
+export const MAX_PREVIOUS_KEYS = 5;
+
 /** How many failures keyRotation:status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
 
@@ -609,6 +616,13 @@ export const rotate = internalMutation({
     const weak = keyring.current.weakReasons();
     if (weak.length > 0 && keyring.previous.length > 0) {
       throw weakMasterKeyError(weak, "a rotation would move every secret onto it");
+    }
+    if (keyring.previous.length > MAX_PREVIOUS_KEYS) {
+      throw appError(
+        "INVALID_ARGUMENT",
+        `OLD_MASTER_KEY lists ${keyring.previous.length} usable keys; a rotation can start with at most ${MAX_PREVIOUS_KEYS} ` +
+          "(it computes two ids per key in one mutation): remove the keys no data is under (keyRotation:status's inventory shows which), then rotate",
+      );
     }
     const currentKeyId = await keyring.current.keyId();
     const latest = await latestJob(ctx);

@@ -3,7 +3,7 @@ import { LEGACY_READ } from "./helpers/legacy";
 import { internal } from "../convex/_generated/api";
 import crons from "../convex/crons";
 import type { Doc, Id } from "../convex/_generated/dataModel";
-import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
+import { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_PREVIOUS_KEYS, MAX_ROWS_PER_BATCH } from "../convex/keyRotation";
 import { describeCiphertext } from "../convex/lib/cipher";
 import { sha256Hex } from "../convex/lib/hash";
 import { Keyring } from "../convex/lib/keyring";
@@ -25,6 +25,7 @@ import {
   type Seeded,
 } from "./helpers/rotation";
 import { v1KeyId } from "./helpers/v1";
+import { errorOf } from "./helpers/api";
 
 const OLD_KEY = TEST_MASTER_KEY;
 const NEW_KEY = SECOND_MASTER_KEY;
@@ -42,6 +43,11 @@ afterEach(() => {
 });
 
 /** Deployment state during a rotation: the new key is current, the old one still decrypts. */
+/** A fresh key shaped like `openssl rand -hex 32`. */
+function randomHexKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 function rotatingEnv() {
   vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
   vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
@@ -503,6 +509,22 @@ describe("keyRotation during live traffic", () => {
 });
 
 describe("keyRotation failures and refusals", () => {
+  test("more old keys than one mutation can compute ids for are refused before any derivation, with the fix", async () => {
+    const t = newLimitedBackend();
+    const oldKeys = Array.from({ length: MAX_PREVIOUS_KEYS + 1 }, () => randomHexKey());
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
+    vi.stubEnv("OLD_MASTER_KEY", oldKeys.join(","));
+    const before = derivationCount();
+    const error = await errorOf(t.mutation(internal.keyRotation.rotate, {}));
+    expect(error.code).toBe("INVALID_ARGUMENT");
+    expect(error.message).toContain(`lists ${MAX_PREVIOUS_KEYS + 1} usable keys`);
+    for (const key of oldKeys) expect(error.message).not.toContain(key);
+    expect(derivationCount() - before).toBe(0);
+    // With one fewer it starts.
+    vi.stubEnv("OLD_MASTER_KEY", oldKeys.slice(1).join(","));
+    expect((await t.mutation(internal.keyRotation.rotate, {})).outcome).toBe("started");
+  });
+
   test("with allowMissingKeys, rows no configured key decrypts are listed as failures and left byte for byte; the job goes on", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 4, connectionsPerProject: 3, users: 2 }, OLD_KEY);
