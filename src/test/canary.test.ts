@@ -33,12 +33,9 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-test("canary secrets never leave the backend", async () => {
-  const t = newBackend();
-  const { projectId, owner, admin, member } = await projectWithEveryRole(t);
-  const seen: unknown[] = [];
-  /** Records what a call returned or the error it failed with. */
-  async function observe<T>(call: Promise<T>): Promise<T | undefined> {
+/** A recorder of what calls returned or the errors they failed with, into `seen`; a failed call gives undefined. */
+function observer(seen: unknown[]) {
+  return async function observe<T>(call: Promise<T>): Promise<T | undefined> {
     try {
       const result = await call;
       seen.push(result);
@@ -47,7 +44,14 @@ test("canary secrets never leave the backend", async () => {
       seen.push(error instanceof ConvexError ? error.data : String(error), (error as Error).message);
       return undefined;
     }
-  }
+  };
+}
+
+test("canary secrets never leave the backend", async () => {
+  const t = newBackend();
+  const { projectId, owner, admin, member } = await projectWithEveryRole(t);
+  const seen: unknown[] = [];
+  const observe = observer(seen);
 
   // Connections, including invalid input carrying the canaries.
   const stripeId = await observe(
@@ -124,16 +128,7 @@ test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh to
     const t = newBackend();
     const { projectId, admin, member } = await projectWithEveryRole(t);
     const seen: unknown[] = [];
-    async function observe<T>(call: Promise<T>): Promise<T | undefined> {
-      try {
-        const result = await call;
-        seen.push(result);
-        return result;
-      } catch (error) {
-        seen.push(error instanceof ConvexError ? error.data : String(error), (error as Error).message);
-        return undefined;
-      }
-    }
+    const observe = observer(seen);
     /** The callback, then finishOAuth as the admin who started the flow (as the dashboard does); the connection id. */
     async function callback(path: string): Promise<string | null> {
       const response = await t.fetch(path);
