@@ -5,13 +5,13 @@
  */
 import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalMutation, internalQuery, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { apiKeyMutation, projectMutation, projectQuery } from "./functions";
 import { cleanName } from "./input";
 import { randomToken, sha256Hex } from "./lib/hash";
-import { bucketStateValidator, readBucket, recordAuthFailure as recordAuthFailureIn } from "./rateLimits";
+import { authThrottledUntil, recordAuthFailure } from "./rateLimits";
 import { apiKeyPrefixOf } from "./upgrade/defaults";
 import { apiKeySummaryValidator } from "./validators";
 
@@ -150,59 +150,36 @@ export function usageIsStale(lastUsedAt: number | null | undefined, now: number)
 }
 
 /**
- * What the HTTP API needs to answer a request: the live (not revoked) key
- * with this SHA-256 hash, or null; and the failed-authentication buckets of
- * the request's source and key prefix (null: full), which the caller judges
- * (rateLimits.ts authThrottledUntil) before using the key. A query, so that
- * a request is served without a write transaction; it reads no clock (a
- * query reading the clock could be served from cache), so the caller also
- * judges whether `lastUsedAt` is stale (recordUse). Takes the hash, never
+ * Authenticates one HTTP API request, in one mutation (so the rate limiter
+ * reads a real clock): refuses a throttled source before looking at the key
+ * (rateLimits.ts authThrottledUntil), then looks up the live (not revoked)
+ * key with this SHA-256 hash. A failure is counted against the source and,
+ * for a token shaped like a platform key, its prefix (`prefix` null: any
+ * other shape, no prefix bucket). A success writes nothing unless the key's
+ * lastUsedAt is stale (about once a minute per key). Takes the hash, never
  * the key, so the key is not a function argument anywhere.
  */
-export const authenticate = internalQuery({
-  args: { keyHash: v.string(), source: v.string(), prefix: v.string() },
-  returns: v.object({
-    key: v.union(
-      v.object({ apiKeyId: v.id("apiKeys"), projectId: v.id("projects"), lastUsedAt: v.union(v.number(), v.null()) }),
-      v.null(),
-    ),
-    sourceFailures: v.union(bucketStateValidator, v.null()),
-    prefixFailures: v.union(bucketStateValidator, v.null()),
-  }),
+export const authenticate = internalMutation({
+  args: { keyHash: v.string(), source: v.string(), prefix: v.union(v.string(), v.null()) },
+  returns: v.union(
+    v.object({ kind: v.literal("throttled"), until: v.number() }),
+    v.object({ kind: v.literal("unauthorized") }),
+    v.object({ kind: v.literal("authenticated"), projectId: v.id("projects") }),
+  ),
   handler: async (ctx, { keyHash, source, prefix }) => {
+    // Judged before the key's validity, so a throttled source learns nothing about the keys it tries.
+    const until = await authThrottledUntil(ctx, source, prefix);
+    if (until !== null) return { kind: "throttled" as const, until };
     const apiKey = await ctx.db
       .query("apiKeys")
       .withIndex("by_keyHash", (q) => q.eq("keyHash", keyHash))
       .first();
-    const live = apiKey && apiKey.revokedAt === undefined ? apiKey : null;
-    return {
-      key: live && { apiKeyId: live._id, projectId: live.projectId, lastUsedAt: live.lastUsedAt ?? null },
-      sourceFailures: await readBucket(ctx, "apiAuthFailureBySource", source),
-      prefixFailures: await readBucket(ctx, "apiAuthFailureByPrefix", prefix),
-    };
-  },
-});
-
-/** Counts a failed HTTP API authentication against its source and key prefix (rateLimits.ts). */
-export const recordAuthFailure = internalMutation({
-  args: { source: v.string(), prefix: v.string() },
-  returns: v.null(),
-  handler: async (ctx, { source, prefix }) => {
-    await recordAuthFailureIn(ctx, source, prefix);
-    return null;
-  },
-});
-
-/** Records a use of a live key in lastUsedAt, unless it is recent enough already. */
-export const recordUse = internalMutation({
-  args: { apiKeyId: v.id("apiKeys") },
-  returns: v.null(),
-  handler: async (ctx, { apiKeyId }) => {
-    const apiKey = await ctx.db.get("apiKeys", apiKeyId);
-    const now = Date.now();
-    if (apiKey && apiKey.revokedAt === undefined && usageIsStale(apiKey.lastUsedAt, now)) {
-      await ctx.db.patch("apiKeys", apiKeyId, { lastUsedAt: now });
+    if (!apiKey || apiKey.revokedAt !== undefined) {
+      await recordAuthFailure(ctx, source, prefix);
+      return { kind: "unauthorized" as const };
     }
-    return null;
+    const now = Date.now();
+    if (usageIsStale(apiKey.lastUsedAt, now)) await ctx.db.patch("apiKeys", apiKey._id, { lastUsedAt: now });
+    return { kind: "authenticated" as const, projectId: apiKey.projectId };
   },
 });

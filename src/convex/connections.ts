@@ -14,9 +14,11 @@ import { appError, appErrorCode } from "./errors";
 import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./integrations/registry";
-import { syncConnections } from "./metricsSync";
+import { assertOwnerCanAddConnection } from "./limits";
+import { syncConnections } from "./sync/run";
+import { nextSyncSlot } from "./sync/policy";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
-import { MANUAL_SYNC_LIMITS } from "./rateLimits";
+import { MANUAL_SYNC_LIMITS, takeManualSync } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
@@ -62,9 +64,27 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
 }
 
 /**
+ * When a connection whose credentials were just written is first synced:
+ * at once (the cron's next run, within a minute) if the writer's
+ * manual-sync allowance has a token for it (rateLimits.ts takeManualSync:
+ * connection, project and user buckets), else at the next scheduled slot.
+ * So writing credentials never syncs more often than manual syncs may.
+ */
+async function firstSyncAfterWrite(
+  ctx: MutationCtx,
+  keys: { connectionId: Id<"connections">; projectId: Id<"projects">; userId: Id<"users"> },
+  now: number,
+): Promise<number> {
+  return (await takeManualSync(ctx, keys)) ? now : nextSyncSlot(now);
+}
+
+/**
  * Creates a connection (owners and admins). The row is inserted first so
  * the ciphertext can be bound to its id, then patched in the same mutation.
- * CONFLICT when the project already has MAX_CONNECTIONS connections.
+ * CONFLICT when the project already has MAX_CONNECTIONS connections;
+ * LIMIT_REACHED when its owner has MAX_CONNECTIONS_PER_USER across their
+ * projects (limits.ts). Synced at once only within the manual-sync
+ * allowance (firstSyncAfterWrite).
  */
 export const create = projectMutation({
   args: { service: v.string(), name: v.optional(v.string()), credentials: credentialsValidator },
@@ -80,6 +100,7 @@ export const create = projectMutation({
     if (existing.length >= MAX_CONNECTIONS) {
       throw appError("CONFLICT", `A project can have at most ${MAX_CONNECTIONS} connections: remove one first`);
     }
+    await assertOwnerCanAddConnection(ctx, args.projectId);
     const keyring = await loadKeyringForWrite(ctx);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
@@ -92,12 +113,11 @@ export const create = projectMutation({
       createdBy: ctx.user._id,
       createdAt: now,
       updatedAt: now,
-      // Due now: the sync cron's next run (within a minute) tries the new credentials.
-      nextSyncAt: now,
     });
     const secretVersion = nextSecretVersion(undefined);
     const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials, secretVersion);
-    await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion });
+    const nextSyncAt = await firstSyncAfterWrite(ctx, { connectionId, projectId: args.projectId, userId: ctx.user._id }, now);
+    await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion, nextSyncAt });
     await recordAudit(ctx, {
       action: "connection.created",
       actorId: ctx.user._id,
@@ -133,8 +153,9 @@ export const get = connectionQuery({
 /**
  * Replaces a connection's credentials (owners and admins): validated like on
  * create, re-encrypted, hints recomputed, any legacy plaintext removed. The
- * connection goes back to "pending" and is due: the sync cron's next run
- * (within a minute) tries the new credentials.
+ * connection goes back to "pending" (also from needs_reauth: syncing
+ * resumes) and is tried at once within the manual-sync allowance, else at
+ * its next slot (firstSyncAfterWrite).
  */
 export const updateCredentials = connectionMutation({
   args: { credentials: credentialsValidator },
@@ -157,8 +178,9 @@ export const updateCredentials = connectionMutation({
       ...(connection.name === undefined ? { name: connectionNameOf(connection) } : {}),
       status: "pending",
       lastError: undefined,
+      syncFailures: undefined,
       updatedAt: now,
-      nextSyncAt: now,
+      nextSyncAt: await firstSyncAfterWrite(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: ctx.user._id }, now),
     });
     await recordAudit(ctx, {
       action: "connection.credentials_updated",
@@ -248,6 +270,7 @@ export const insertOAuthConnection = internalMutation({
       .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
       .take(MAX_CONNECTIONS);
     if (existing.length >= MAX_CONNECTIONS) return null;
+    await assertOwnerCanAddConnection(ctx, args.projectId);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
       projectId: args.projectId,
@@ -329,7 +352,7 @@ export const syncMetrics = connectionAction({
   rateLimits: MANUAL_SYNC_LIMITS,
   returns: syncResultValidator,
   handler: async (ctx): Promise<SyncResult> => {
-    const [synced] = await syncConnections(ctx, ctx.projectId, [ctx.connectionId], { actorId: ctx.userId });
+    const [synced] = await syncConnections(ctx, [ctx.connectionId], { actorId: ctx.userId, projectId: ctx.projectId });
     if (synced?.thrown !== undefined) throw synced.thrown;
     if (!synced?.result) throw appError("NOT_FOUND", "Connection not found");
     return synced.result;

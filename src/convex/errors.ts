@@ -23,7 +23,8 @@ export type ErrorCode =
   | "DECRYPTION_FAILED"
   | "PROVIDER_ERROR"
   | "RATE_LIMITED"
-  | "CONFLICT";
+  | "CONFLICT"
+  | "LIMIT_REACHED";
 
 /** Every code, at run time (a Record, so a code added to ErrorCode must be added here too). */
 const ERROR_CODES: Record<ErrorCode, true> = {
@@ -37,6 +38,7 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   PROVIDER_ERROR: true,
   RATE_LIMITED: true,
   CONFLICT: true,
+  LIMIT_REACHED: true,
 };
 
 /** Every error code, e.g. for a client's exhaustive handling table. */
@@ -98,7 +100,16 @@ interface ErrorDetails {
     /** When to try again, in milliseconds since the epoch. */
     retryAt: number;
   };
+  LIMIT_REACHED: {
+    /** Which per-user cap refused the call. */
+    reason: UserLimit;
+    /** The cap: the most the user may have. */
+    limit: number;
+  };
 }
+
+/** The per-user caps (limits.ts): projects a user owns, connections across the projects they own. */
+export type UserLimit = "PROJECTS_PER_USER" | "CONNECTIONS_PER_USER";
 
 /** The extra fields of code `C`. */
 export type ErrorDetailsOf<C extends ErrorCode> = C extends keyof ErrorDetails ? ErrorDetails[C] : Record<never, never>;

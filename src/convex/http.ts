@@ -6,20 +6,20 @@
  * revoked key gets the same bare 401, so responses say nothing about keys.
  *
  * Failed authentications are throttled (429 with Retry-After) per source
- * and per key prefix; see rateLimits.ts authThrottledUntil for the rule, and
+ * and per key prefix (apiKeys.authenticate; rateLimits.ts authThrottledUntil for the rule), and
  * requestSource for what "source" is.
  *
  * GET /oauth/callback is where OAuth providers send the browser back after
  * connections.startOAuth (oauth.ts handleOAuthCallback); unknown states are
- * throttled per source like failed API authentications.
+ * throttled per source like failed API authentications; a known state is
+ * never throttled.
  */
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
-import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH, usageIsStale } from "./apiKeys";
+import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
 import { OAUTH_CALLBACK_PATH, handleOAuthCallback } from "./oauth";
-import { authThrottledUntil } from "./rateLimits";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
 const MAX_API_KEY_LENGTH = 200;
@@ -58,12 +58,13 @@ async function requestSource(ctx: ActionCtx): Promise<string> {
 
 /**
  * The prefix bucket of a presented key: its display prefix ("dt_live_" and
- * 4 random characters, which members see in apiKeys.list) for current keys;
- * one shared bucket for anything else (keys issued by older versions, and
- * garbage), so no part of an unknown token is ever stored.
+ * 4 random characters, which members see in apiKeys.list) for tokens shaped
+ * like current keys; null (no prefix bucket, only the source's) for
+ * anything else (keys issued by older versions, and garbage): no part of an
+ * unknown token is ever stored, and a flood of them shares no document.
  */
-function keyPrefixBucket(apiKey: string): string {
-  return apiKey.startsWith(API_KEY_PREFIX) ? apiKey.slice(0, DISPLAY_PREFIX_LENGTH) : "other";
+function keyPrefixBucket(apiKey: string): string | null {
+  return apiKey.startsWith(API_KEY_PREFIX) && apiKey.length > DISPLAY_PREFIX_LENGTH ? apiKey.slice(0, DISPLAY_PREFIX_LENGTH) : null;
 }
 
 /**
@@ -82,22 +83,15 @@ const projectMetrics = httpAction(async (ctx, request) => {
   const apiKey = bearerApiKey(request);
   // No header worth checking: answered without any function call, so there is nothing to throttle.
   if (!apiKey) return unauthorized();
-  const source = await requestSource(ctx);
-  const prefix = keyPrefixBucket(apiKey);
-  // Only the hash crosses into the query: function arguments can be logged.
-  const auth = await ctx.runQuery(internal.apiKeys.authenticate, { keyHash: await sha256Hex(apiKey), source, prefix });
-  const now = Date.now();
-  // Judged before the key's validity, so a throttled source learns nothing about the keys it tries.
-  const throttledUntil = authThrottledUntil(auth.sourceFailures, auth.prefixFailures, now);
-  if (throttledUntil !== null) return tooManyRequests(throttledUntil, now);
-  const { key } = auth;
-  if (!key) {
-    await ctx.runMutation(internal.apiKeys.recordAuthFailure, { source, prefix });
-    return unauthorized();
-  }
-  // A write only when lastUsedAt is out of date (about once a minute per key), not on every request.
-  if (usageIsStale(key.lastUsedAt, now)) await ctx.runMutation(internal.apiKeys.recordUse, { apiKeyId: key.apiKeyId });
-  const { projectId } = key;
+  // Only the hash crosses into the mutation: function arguments can be logged.
+  const auth = await ctx.runMutation(internal.apiKeys.authenticate, {
+    keyHash: await sha256Hex(apiKey),
+    source: await requestSource(ctx),
+    prefix: keyPrefixBucket(apiKey),
+  });
+  if (auth.kind === "throttled") return tooManyRequests(auth.until, Date.now());
+  if (auth.kind === "unauthorized") return unauthorized();
+  const { projectId } = auth;
   const metrics = await ctx.runQuery(internal.projects.latestMetrics, { projectId });
   return new Response(JSON.stringify({ projectId, metrics }), { status: 200, headers: JSON_HEADERS });
 });

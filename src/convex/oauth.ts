@@ -44,7 +44,7 @@ import type { Integration, OAuthProvider } from "./integrations/types";
 import { randomToken, sha256Hex } from "./lib/hash";
 import type { Keyring } from "./lib/keyring";
 import { codeChallengeS256, newCodeVerifier } from "./lib/pkce";
-import { bucketStateValidator, readBucket, recordOAuthCallbackFailure, sourceThrottledUntil } from "./rateLimits";
+import { recordOAuthCallbackFailure } from "./rateLimits";
 import {
   decryptAuthorizationCode,
   decryptCodeVerifier,
@@ -57,6 +57,7 @@ import {
   readRootSalt,
 } from "./secrets";
 import type { Credentials } from "./validators";
+import { NOT_SCHEDULED } from "./sync/policy";
 
 /** How long an authorization flow may take, from startOAuth to the callback. */
 export const OAUTH_STATE_TTL_MS = 10 * 60_000;
@@ -272,18 +273,17 @@ async function waitingFlow(ctx: QueryCtx, stateHash: string): Promise<Doc<"oauth
 /**
  * What the callback needs before it writes anything: the flow waiting for
  * this state (its id, project and whether it expired, and the root salt to
- * encrypt the code with) and the source's failure bucket.
+ * encrypt the code with), or null for an unknown state.
  */
 export const lookupCallback = internalQuery({
-  args: { stateHash: v.string(), source: v.string() },
+  args: { stateHash: v.string() },
   returns: v.object({
     flow: v.union(
       v.object({ stateId: v.id("oauthStates"), projectId: v.id("projects"), expired: v.boolean(), rootSalt: v.union(v.string(), v.null()) }),
       v.null(),
     ),
-    sourceFailures: v.union(bucketStateValidator, v.null()),
   }),
-  handler: async (ctx, { stateHash, source }) => {
+  handler: async (ctx, { stateHash }) => {
     const flow = await waitingFlow(ctx, stateHash);
     return {
       flow: flow && {
@@ -292,19 +292,15 @@ export const lookupCallback = internalQuery({
         expired: flow.expiresAt <= Date.now(),
         rootSalt: await readRootSalt(ctx.db),
       },
-      sourceFailures: await readBucket(ctx, "oauthCallbackFailureBySource", source),
     };
   },
 });
 
-/** Counts a callback with an unknown state against its source (rateLimits.ts). */
+/** Counts a callback with an unknown state against its source (rateLimits.ts); until when the source is refused, or null. */
 export const recordCallbackFailure = internalMutation({
   args: { source: v.string() },
-  returns: v.null(),
-  handler: async (ctx, { source }) => {
-    await recordOAuthCallbackFailure(ctx, source);
-    return null;
-  },
+  returns: v.union(v.number(), v.null()),
+  handler: async (ctx, { source }) => recordOAuthCallbackFailure(ctx, source),
 });
 
 /**
@@ -546,7 +542,13 @@ export const markNeedsReauth = internalMutation({
     if (connection.refreshLease?.leaseId !== leaseId) return { kind: "lease_lost" as const };
     const integration = findIntegration(connection.service);
     const error = new ProviderError(integration?.name ?? connection.service, "invalid_grant").message;
-    await ctx.db.patch("connections", connectionId, { status: "needs_reauth", lastError: error, refreshLease: undefined });
+    // Never due again until an admin reconnects (writeGrant "connected").
+    await ctx.db.patch("connections", connectionId, {
+      status: "needs_reauth",
+      lastError: error,
+      refreshLease: undefined,
+      nextSyncAt: NOT_SCHEDULED,
+    });
     await recordAudit(ctx, {
       action: "connection.needs_reauth",
       projectId: connection.projectId,
@@ -745,20 +747,19 @@ function callbackThrottled(until: number, now: number): Response {
  * Failures: ?oauth=error&reason=…. A state that is not 43 base64url
  * characters is refused before any function call; a well-formed unknown
  * one counts against the source (`source`, see http.ts requestSource),
- * which gets 429 once its bucket is empty.
+ * which gets 429 once its bucket is empty. A known state is never throttled.
  */
 export async function handleOAuthCallback(ctx: ActionCtx, request: Request, source: string): Promise<Response> {
   const url = new URL(request.url);
   const state = url.searchParams.get("state") ?? "";
   if (!FLOW_TOKEN_PATTERN.test(state)) return failed("invalid_state");
   const stateHash = await sha256Hex(state);
-  const { flow, sourceFailures } = await ctx.runQuery(internal.oauth.lookupCallback, { stateHash, source });
-  const now = Date.now();
-  const throttledUntil = sourceThrottledUntil("oauthCallbackFailureBySource", sourceFailures, now);
-  if (throttledUntil !== null) return callbackThrottled(throttledUntil, now);
+  // The state is checked first: a known state is never throttled, so no one can get another's callback refused
+  // by failing from the address it claims (the source comes from a header clients can set).
+  const { flow } = await ctx.runQuery(internal.oauth.lookupCallback, { stateHash });
   if (!flow) {
-    await ctx.runMutation(internal.oauth.recordCallbackFailure, { source });
-    return failed("invalid_state");
+    const throttledUntil = await ctx.runMutation(internal.oauth.recordCallbackFailure, { source });
+    return throttledUntil === null ? failed("invalid_state") : callbackThrottled(throttledUntil, Date.now());
   }
   if (flow.expired) {
     await ctx.runMutation(internal.oauth.receiveCallback, { stateHash, outcome: { kind: "refused" } });

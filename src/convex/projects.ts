@@ -9,7 +9,8 @@ import { internalQuery, type QueryCtx } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { revokeInvitationsOfRemovedMember } from "./invitations";
 import { MAX_CONNECTIONS } from "./connections";
-import { MAX_METRICS_PER_SYNC } from "./metricsSync";
+import { MAX_METRICS_PER_SYNC } from "./sync/policy";
+import { assertCanOwnAnotherProject } from "./limits";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
@@ -34,6 +35,7 @@ export const create = userMutation({
   returns: v.id("projects"),
   handler: async (ctx, args) => {
     const name = cleanName(args.name, "Project name");
+    await assertCanOwnAnotherProject(ctx, ctx.user._id);
     const now = Date.now();
     const projectId = await ctx.db.insert("projects", { name, createdBy: ctx.user._id, createdAt: now });
     await ctx.db.insert("projectMembers", { projectId, userId: ctx.user._id, role: "owner", createdAt: now });

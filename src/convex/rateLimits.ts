@@ -1,24 +1,31 @@
 /**
- * Rate limits on public actions that call third-party services on a user's
- * behalf, so a caller can neither hammer a provider with one connection's
- * credentials nor use this deployment to test AI keys in bulk; and on failed
- * authentications of the HTTP API. Token buckets from convex-helpers, stored
- * in the rateLimits table.
+ * Every rate limit of the deployment, through convex-helpers' rate limiter
+ * (defineRateLimits: checkRateLimit, rateLimit, resetRateLimit; token
+ * buckets in the rateLimits table). Nothing here reads that table's rows or
+ * computes with them: the library is the one way to rate-limit.
  *
- * Manual syncs take a token from three buckets at once (connection, project,
- * user; all or none): the project and user buckets do not multiply with the
- * number of connections, and removing and re-creating a connection, which
- * gives it a fresh connection bucket, leaves them as they were.
+ * - Actions that reach third-party services on a user's behalf, so a caller
+ *   can neither hammer a provider with one connection's credentials nor use
+ *   this deployment to test keys in bulk. Manual syncs take a token from
+ *   three buckets at once (connection, project, user; all or none); so do
+ *   credential writes that want a sync at once (takeManualSync).
+ * - Failed authentications of the HTTP API and OAuth callbacks with an
+ *   unknown state, per request source and per key prefix (see http.ts).
+ *
+ * A missing bucket is a full one, so buckets that refilled are deleted by
+ * a cron (deleteRefilledBuckets): the table holds only buckets in use.
  */
-import { defineRateLimits } from "convex-helpers/server/rateLimit";
+import { defineRateLimits, resetRateLimit } from "convex-helpers/server/rateLimit";
 import { v, type Infer } from "convex/values";
-import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { internal } from "./_generated/api";
+import type { Id } from "./_generated/dataModel";
+import { internalMutation, type MutationCtx } from "./_generated/server";
 import { appError } from "./errors";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-const { rateLimit } = defineRateLimits({
+const LIMITS = {
   /** connections.syncMetrics, per connection: a burst of 6, then one every 10 s. */
   manualSync: { kind: "token bucket", rate: 6, period: MINUTE },
   /** connections.syncMetrics, per project, whatever the connection: a burst of 12, then one every 5 s. */
@@ -29,7 +36,22 @@ const { rateLimit } = defineRateLimits({
   aiInsight: { kind: "token bucket", rate: 20, period: HOUR, capacity: 5 },
   /** ai.verifyKey, per user: a burst of 5, then 10 an hour. */
   aiKeyCheck: { kind: "token bucket", rate: 10, period: HOUR, capacity: 5 },
-});
+  /** Failed HTTP API authentications per source (client IP as Convex reports it): a burst of 20, then 10 a minute. */
+  apiAuthFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
+  /** Failed HTTP API authentications per platform key prefix (http.ts keyPrefixBucket): a burst of 20, then 10 a minute. */
+  apiAuthFailureByPrefix: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
+  /** /oauth/callback requests with a well-formed but unknown state, per source: a burst of 20, then 10 a minute. */
+  oauthCallbackFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
+} as const;
+type LimitName = keyof typeof LIMITS;
+
+const limiter = defineRateLimits(LIMITS);
+
+/** Capacity of a bucket: its burst. */
+function capacityOf(name: LimitName): number {
+  const config: { rate: number; capacity?: number } = LIMITS[name];
+  return config.capacity ?? config.rate;
+}
 
 export const rateLimitNameValidator = v.union(
   v.literal("manualSync"),
@@ -54,9 +76,16 @@ export const MANUAL_SYNC_LIMITS: readonly RateLimitRule[] = [
   { name: "manualSyncUser", per: "user" },
 ];
 
+/** The failed-authentication limits, for tests and docs: rate, period and burst of each. */
+export const AUTH_FAILURE_LIMITS = {
+  apiAuthFailureBySource: LIMITS.apiAuthFailureBySource,
+  apiAuthFailureByPrefix: LIMITS.apiAuthFailureByPrefix,
+  oauthCallbackFailureBySource: LIMITS.oauthCallbackFailureBySource,
+};
+
 /** Takes one token of `name` for `key`; RATE_LIMITED (with when to retry) when none is left. */
 export async function consumeRateLimit(ctx: MutationCtx, name: RateLimitName, key: string): Promise<void> {
-  const { ok, retryAt } = await rateLimit(ctx, { name, key });
+  const { ok, retryAt } = await limiter.rateLimit(ctx, { name, key });
   if (!ok) {
     // retryAt is the limiter's own answer (ms since the epoch); whole milliseconds for the client.
     const at = Math.ceil(retryAt ?? Date.now());
@@ -76,84 +105,97 @@ export const consume = internalMutation({
 });
 
 /**
- * Failed authentications on the HTTP API (http.ts), per request source and
- * per key prefix, and OAuth callbacks with an unknown state, per source. Only failures take tokens; a request that authenticates
- * never touches these buckets. See http.ts for how they are applied.
+ * Takes a manual-sync token from each of the connection's, the project's and
+ * the user's buckets if all three have one (all or none), without throwing:
+ * true when taken. Credential writes use it to decide whether the new
+ * credentials may be tried at once or wait for the next scheduled slot.
  */
-export const AUTH_FAILURE_LIMITS = {
-  /** Per source (client IP as Convex reports it): a burst of 20 failures, then 10 a minute. */
-  apiAuthFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
-  /** Per key prefix (see http.ts keyPrefixBucket): a burst of 20 failures, then 10 a minute. */
-  apiAuthFailureByPrefix: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
-  /** /oauth/callback requests with a well-formed but unknown state, per source: a burst of 20, then 10 a minute. */
-  oauthCallbackFailureBySource: { kind: "token bucket", rate: 10, period: MINUTE, capacity: 20 },
-} as const;
-export type AuthFailureLimit = keyof typeof AUTH_FAILURE_LIMITS;
-
-const authFailures = defineRateLimits(AUTH_FAILURE_LIMITS);
-
-/** A token bucket as stored by convex-helpers (rateLimits table): tokens left at time `ts`. */
-export const bucketStateValidator = v.object({ value: v.number(), ts: v.number() });
-export type BucketState = Infer<typeof bucketStateValidator>;
-
-/**
- * The stored state of one auth-failure bucket, or null when it has none
- * (full). Reads only, and no clock: safe in a cacheable query; judge it with
- * tokensAt in the caller, where reading the clock is fine.
- */
-export async function readBucket(ctx: QueryCtx, name: AuthFailureLimit, key: string): Promise<BucketState | null> {
-  const row = await ctx.db
-    .query("rateLimits")
-    .withIndex("name", (q) => q.eq("name", name).eq("key", key))
-    .unique();
-  return row && { value: row.value, ts: row.ts };
-}
-
-/** Tokens in a bucket of `name` at `now`: its stored value refilled at the limit's rate, up to its capacity. */
-export function tokensAt(name: AuthFailureLimit, state: BucketState | null, now: number): number {
-  const { rate, period, capacity } = AUTH_FAILURE_LIMITS[name];
-  if (!state) return capacity;
-  return Math.min(capacity, state.value + (Math.max(0, now - state.ts) * rate) / period);
-}
-
-/** When a bucket of `name` holding `tokens` at `now` will hold `target` tokens. */
-function timeToReach(name: AuthFailureLimit, tokens: number, target: number, now: number): number {
-  const { rate, period } = AUTH_FAILURE_LIMITS[name];
-  return now + (Math.max(0, target - tokens) * period) / rate;
+export async function takeManualSync(
+  ctx: MutationCtx,
+  keys: { connectionId: Id<"connections">; projectId: Id<"projects">; userId: Id<"users"> },
+): Promise<boolean> {
+  const buckets = [
+    { name: "manualSync", key: keys.connectionId },
+    { name: "manualSyncProject", key: keys.projectId },
+    { name: "manualSyncUser", key: keys.userId },
+  ] as const;
+  for (const bucket of buckets) if (!(await limiter.checkRateLimit(ctx, bucket)).ok) return false;
+  for (const bucket of buckets) await limiter.rateLimit(ctx, bucket);
+  return true;
 }
 
 /**
- * Whether a request from a source with these buckets is refused before its
- * key is looked at, and until when (ms since the epoch), or null to go on:
+ * Whether a request from `source` presenting a key with bucket `prefix`
+ * (null: not shaped like a platform key, no prefix bucket) is refused
+ * before its key is looked at, and until when (ms since the epoch), or null
+ * to go on:
  * - the source has no failure left: refused until it has one;
  * - the key's prefix has no failure left: refused unless the source is clean
  *   (a full bucket: no failure recently), until the source is clean again.
  * So a client sending a valid key from its own address is never refused
  * because of others' failures, however many of them target its prefix.
  */
-export function authThrottledUntil(source: BucketState | null, prefix: BucketState | null, now: number): number | null {
-  const sourceTokens = tokensAt("apiAuthFailureBySource", source, now);
-  if (sourceTokens < 1) return timeToReach("apiAuthFailureBySource", sourceTokens, 1, now);
-  const sourceCapacity = AUTH_FAILURE_LIMITS.apiAuthFailureBySource.capacity;
-  if (tokensAt("apiAuthFailureByPrefix", prefix, now) < 1 && sourceTokens < sourceCapacity) {
-    return timeToReach("apiAuthFailureBySource", sourceTokens, sourceCapacity, now);
-  }
-  return null;
+export async function authThrottledUntil(ctx: MutationCtx, source: string, prefix: string | null): Promise<number | null> {
+  const sourceCheck = await limiter.checkRateLimit(ctx, { name: "apiAuthFailureBySource", key: source });
+  if (!sourceCheck.ok) return sourceCheck.retryAt ?? Date.now();
+  if (prefix === null) return null;
+  const prefixCheck = await limiter.checkRateLimit(ctx, { name: "apiAuthFailureByPrefix", key: prefix });
+  if (prefixCheck.ok) return null;
+  const clean = await limiter.checkRateLimit(ctx, {
+    name: "apiAuthFailureBySource",
+    key: source,
+    count: capacityOf("apiAuthFailureBySource"),
+  });
+  return clean.ok ? null : (clean.retryAt ?? Date.now());
 }
 
-/** Records one failed authentication against the source's and the prefix's buckets (an empty bucket stays empty). */
-export async function recordAuthFailure(ctx: MutationCtx, source: string, prefix: string): Promise<void> {
-  await authFailures.rateLimit(ctx, { name: "apiAuthFailureBySource", key: source });
-  await authFailures.rateLimit(ctx, { name: "apiAuthFailureByPrefix", key: prefix });
+/**
+ * Records one failed authentication against the source's bucket and, for a
+ * token shaped like a platform key, its prefix's bucket. Tokens of any other
+ * shape share no bucket: a flood of them writes only per-source documents.
+ */
+export async function recordAuthFailure(ctx: MutationCtx, source: string, prefix: string | null): Promise<void> {
+  await limiter.rateLimit(ctx, { name: "apiAuthFailureBySource", key: source });
+  if (prefix !== null) await limiter.rateLimit(ctx, { name: "apiAuthFailureByPrefix", key: prefix });
 }
 
-/** Until when (ms since the epoch) a source whose bucket of `name` is empty is refused, or null to go on. */
-export function sourceThrottledUntil(name: AuthFailureLimit, state: BucketState | null, now: number): number | null {
-  const tokens = tokensAt(name, state, now);
-  return tokens < 1 ? timeToReach(name, tokens, 1, now) : null;
+/**
+ * Counts one OAuth callback with an unknown state against its source and
+ * returns until when the source is refused (its bucket was empty), or null.
+ */
+export async function recordOAuthCallbackFailure(ctx: MutationCtx, source: string): Promise<number | null> {
+  const { ok, retryAt } = await limiter.rateLimit(ctx, { name: "oauthCallbackFailureBySource", key: source });
+  return ok ? null : (retryAt ?? Date.now());
 }
 
-/** Records one OAuth callback with an unknown state against its source's bucket (an empty bucket stays empty). */
-export async function recordOAuthCallbackFailure(ctx: MutationCtx, source: string): Promise<void> {
-  await authFailures.rateLimit(ctx, { name: "oauthCallbackFailureBySource", key: source });
-}
+/** Buckets one cleanup mutation looks at. */
+export const CLEANUP_BATCH_SIZE = 500;
+
+/**
+ * Deletes buckets that have refilled (a full bucket and a missing one mean
+ * the same to the library, so nothing changes for anyone), in batches of
+ * CLEANUP_BATCH_SIZE, continuing in another mutation until the table was
+ * walked. A bucket is full when the library would let its whole capacity be
+ * taken now (checkRateLimit with count = capacity); the check and the
+ * delete are one transaction, so a token taken meanwhile keeps the bucket.
+ * Buckets of names no longer defined are deleted too. Run by a cron
+ * (crons.ts) every 10 minutes.
+ */
+export const deleteRefilledBuckets = internalMutation({
+  args: { cursor: v.optional(v.union(v.string(), v.null())) },
+  returns: v.object({ deleted: v.number(), kept: v.number() }),
+  handler: async (ctx, { cursor = null }) => {
+    const page = await ctx.db.query("rateLimits").paginate({ cursor, numItems: CLEANUP_BATCH_SIZE });
+    let deleted = 0;
+    for (const bucket of page.page) {
+      const name = bucket.name as LimitName;
+      const known = Object.hasOwn(LIMITS, name);
+      const key = bucket.key;
+      if (known && !(await limiter.checkRateLimit(ctx, { name, key, count: capacityOf(name) })).ok) continue;
+      await resetRateLimit(ctx, { name: bucket.name, key });
+      deleted++;
+    }
+    if (!page.isDone) await ctx.scheduler.runAfter(0, internal.rateLimits.deleteRefilledBuckets, { cursor: page.continueCursor });
+    return { deleted, kept: page.page.length - deleted };
+  },
+});

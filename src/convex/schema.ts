@@ -48,9 +48,10 @@ export default defineSchema({
 
   projects: defineTable({
     name: v.string(),
+    /** Who created the project: its owner for the per-user caps and the sync cron's fair shares (limits.ts). */
     createdBy: v.id("users"),
     createdAt: v.number(),
-  }),
+  }).index("by_createdBy", ["createdBy"]),
 
   projectMembers: defineTable({
     projectId: v.id("projects"),
@@ -121,8 +122,11 @@ export default defineSchema({
     /**
      * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
      * scheduling by due time existed: absent sorts first in the index, so such rows are due.
+     * NOT_SCHEDULED (sync/policy.ts) on connections that wait for the user (needs_reauth).
      */
     nextSyncAt: v.optional(v.number()),
+    /** Syncs that failed in a row since the last success or credentials write (sync/policy.ts backoff). */
+    syncFailures: v.optional(v.number()),
     createdBy: v.optional(v.id("users")),
     createdAt: v.number(),
     updatedAt: v.number(),

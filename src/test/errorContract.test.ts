@@ -210,6 +210,8 @@ describe("the union", () => {
           return `${data.service}: ${data.reason}`;
         case "RATE_LIMITED":
           return `retry at ${new Date(data.retryAt).toISOString()}`;
+        case "LIMIT_REACHED":
+          return `at most ${data.limit} (${data.reason})`;
         default: {
           const unhandled: never = data;
           return unhandled;

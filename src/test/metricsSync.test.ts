@@ -3,7 +3,7 @@ import { describe, expect, onTestFinished, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/metricsSync";
+import { DEFAULT_SYNC_INTERVAL_MINUTES, NOT_SCHEDULED, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/sync/policy";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { HUGE_BODY_BYTES, type Mode } from "./helpers/fakeProviders";
 import { MAX_RESPONSE_BYTES } from "../convex/integrations/http";
@@ -132,9 +132,33 @@ describe("connections.syncMetrics", () => {
     });
   });
 
+  test.each([401, 403] as const)(
+    "provider failure %s: needs_reauth (the user must update the credentials), never due again, audited",
+    async (mode) => {
+      const t = newBackend();
+      const { connectionId, alice } = await setup(t);
+      fake().setMode("github.repo", mode);
+      const result = await alice.action(api.connections.syncMetrics, { connectionId });
+
+      expect(result).toEqual({
+        status: "needs_reauth",
+        metricsStored: 0,
+        error: `GitHub rejected the credentials (HTTP ${mode}); syncing is paused until the credentials are updated`,
+      });
+      const row = await connection(t, connectionId);
+      expect(row).toMatchObject({ status: "needs_reauth", lastError: result.error, nextSyncAt: NOT_SCHEDULED });
+      expect((await auditOf(t, connectionId)).map((entry) => entry.action)).toEqual([
+        "connection.credentials_decrypted",
+        "connection.needs_reauth",
+      ]);
+      // A manual sync does not ask the provider again; the cron never picks it.
+      expect((await alice.action(api.connections.syncMetrics, { connectionId })).status).toBe("needs_reauth");
+      await runCron(t);
+      expect(fake().requests).toHaveLength(1);
+    },
+  );
+
   const failures: { mode: Mode; message: RegExp }[] = [
-    { mode: 401, message: /GitHub rejected the credentials \(HTTP 401\)/ },
-    { mode: 403, message: /GitHub rejected the credentials \(HTTP 403\)/ },
     { mode: 404, message: /GitHub did not find/ },
     { mode: 429, message: /GitHub is rate limiting requests/ },
     { mode: 500, message: /GitHub is unavailable \(HTTP 500\)/ },
@@ -182,15 +206,14 @@ describe("connections.syncMetrics", () => {
       await bob.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
       return realFetch(input, init);
     });
-    const { projectId } = await connection(t, connectionId);
-    const result = await t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] });
+    const result = await t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId] });
     expect(fake().requests).toHaveLength(1);
     expect(result).toEqual([{ status: "pending", metricsStored: 0 }]);
     const row = await connection(t, connectionId);
     expect(row).toMatchObject({ status: "pending", healthScore: 100 });
     expect(row.lastError).toBeUndefined();
     // The next sync uses the new credentials.
-    const next = await t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId] });
+    const next = await t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId] });
     expect(next).toMatchObject([{ status: "active" }]);
   });
 
@@ -228,7 +251,11 @@ describe("connections.syncMetrics", () => {
     const result = await alice.action(api.connections.syncMetrics, { connectionId });
 
     expect(fake().requests[0]?.headers.authorization).toBe(`Bearer ${wrongKey}`);
-    expect(result).toEqual({ status: "error", metricsStored: 0, error: "Stripe rejected the credentials (HTTP 401)" });
+    expect(result).toEqual({
+      status: "needs_reauth",
+      metricsStored: 0,
+      error: "Stripe rejected the credentials (HTTP 401); syncing is paused until the credentials are updated",
+    });
     expect(JSON.stringify(await connection(t, connectionId))).not.toContain(wrongKey);
   });
 
@@ -282,9 +309,10 @@ describe("connections.syncMetrics", () => {
 
     expect(error.data.code).toBe("DECRYPTION_FAILED");
     expect(fake().requests).toEqual([]);
+    // Audited before decryption was tried, then the failure.
     const audit = await auditOf(t, connectionId);
-    expect(audit.map((entry) => entry.action)).toEqual(["connection.decryption_failed"]);
-    expect(audit[0]?.detail).toBe("DECRYPTION_FAILED");
+    expect(audit.map((entry) => entry.action)).toEqual(["connection.credentials_decrypted", "connection.decryption_failed"]);
+    expect(audit[1]?.detail).toBe("DECRYPTION_FAILED");
     const row = await connection(t, connectionId);
     expect(row.status).toBe("error");
     expect(row.lastError).toMatch(/could not be decrypted/);
@@ -314,11 +342,19 @@ async function runCron(t: Backend, args: { groupsLeft?: number } = {}): Promise<
 
 const INTERVAL_MS = DEFAULT_SYNC_INTERVAL_MINUTES * 60_000;
 
-/** Checks a synced row is next due at its project's slot, 0.5 to 1.5 intervals after its sync. */
-function expectNextSlot(row: { projectId: Id<"projects">; lastSyncedAt?: number; nextSyncAt?: number }, intervalMs = INTERVAL_MS) {
-  expect(row.nextSyncAt).toBe(nextSyncSlot(row.projectId, row.lastSyncedAt!, intervalMs));
+/** Checks a synced row is next due at the deployment's next slot, 0.5 to 1.5 intervals after its sync. */
+function expectNextSlot(row: { lastSyncedAt?: number; nextSyncAt?: number }, intervalMs = INTERVAL_MS) {
+  expect(row.nextSyncAt).toBe(nextSyncSlot(row.lastSyncedAt!, intervalMs));
   expect(row.nextSyncAt! - row.lastSyncedAt!).toBeGreaterThan(intervalMs / 2);
   expect(row.nextSyncAt! - row.lastSyncedAt!).toBeLessThanOrEqual(1.5 * intervalMs);
+}
+
+function scheduledGroups(t: Backend) {
+  return t.run(async (ctx) =>
+    (await ctx.db.system.query("_scheduled_functions").collect())
+      .filter((job) => job.name.endsWith("syncGroup"))
+      .map((job) => (job.args[0] as { connectionIds: Id<"connections">[] }).connectionIds),
+  );
 }
 
 describe("sync cron", () => {
@@ -328,7 +364,7 @@ describe("sync cron", () => {
     expect(job?.args).toEqual([{}]);
   });
 
-  test("syncs every due connection once, a project's in groups of at most SYNC_GROUP_SIZE; paused ones are only rescheduled", async () => {
+  test("syncs every due connection once, in groups of at most SYNC_GROUP_SIZE across projects; paused ones are only rescheduled", async () => {
     const t = newBackend();
     const { projectId } = await seedProject(t, { owner: "owner" });
     const { projectId: otherProjectId } = await seedProject(t, { other: "owner" });
@@ -363,15 +399,11 @@ describe("sync cron", () => {
     expect(cronAudit[0]).toMatchObject({ action: "connection.credentials_decrypted", detail: "sync (cron)" });
     expect(cronAudit[0]?.actorId).toBeUndefined();
 
-    // 30 due connections of one project: 2 groups (25 + 5); the other project: 1.
-    const groups = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
-    const sizes = groups
-      .filter((job) => job.name.endsWith("syncGroup"))
-      .map((job) => (job.args[0] as { connectionIds: unknown[] }).connectionIds.length)
-      .sort((a, b) => a - b);
-    expect(sizes).toEqual([1, 5, SYNC_GROUP_SIZE]);
+    // 31 due connections of two projects: 2 groups (25 + 6), the second mixing both projects.
+    const sizes = (await scheduledGroups(t)).map((group) => group.length).sort((a, b) => a - b);
+    expect(sizes).toEqual([31 - SYNC_GROUP_SIZE, SYNC_GROUP_SIZE]);
 
-    // Nothing is due again before the project's next slot; then all of it is.
+    // Nothing is due again before the next slot; then all of it is.
     await runCron(t);
     expect(fake().requests).toHaveLength(synced.length);
     vi.setSystemTime(Date.now() + 1.5 * INTERVAL_MS);
@@ -388,7 +420,7 @@ describe("sync cron", () => {
     expectNextSlot(await connection(t, connectionId), 60 * 60_000);
   });
 
-  test("a manual sync moves the next scheduled sync to the project's next slot", async () => {
+  test("a manual sync moves the next scheduled sync to the next slot", async () => {
     const t = newBackend();
     const { connectionId, alice } = await setup(t);
     await alice.action(api.connections.syncMetrics, { connectionId });
@@ -398,60 +430,41 @@ describe("sync cron", () => {
     expect(fake().requests).toHaveLength(1);
   });
 
-  test("a project's connections fall due together after their first sync, however they were created", async () => {
+  test("connections of different projects fall due together after their first sync, however they were created", async () => {
     const t = newBackend();
-    const { connectionId: first, alice, projectId } = await setup(t);
+    const { connectionId: first, alice } = await setup(t);
+    const { projectId: otherProject } = await seedProject(t, { carol: "owner" });
     vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
     await alice.action(api.connections.syncMetrics, { connectionId: first });
     vi.setSystemTime(Date.now() + 7 * 60_000);
-    const second = await seedConnection(t, projectId, "github", GITHUB);
+    const second = await seedConnection(t, otherProject, "github", GITHUB);
     await runCron(t); // syncs the new one only
     expect(fake().requests).toHaveLength(2);
-    // Both are due on the project's slots (the same phase), at most one interval apart.
     const slots = [(await connection(t, first)).nextSyncAt!, (await connection(t, second)).nextSyncAt!];
     expect(Math.abs(slots[0]! - slots[1]!) % INTERVAL_MS).toBe(0);
 
     vi.setSystemTime(Math.max(...slots));
     await runCron(t);
     expect(fake().requests).toHaveLength(4);
-    const groups = await t.run((ctx) => ctx.db.system.query("_scheduled_functions").collect());
-    expect(groups.filter((job) => job.name.endsWith("syncGroup")).map((job) => job.args[0])).toContainEqual({
-      projectId,
-      connectionIds: [first, second],
-    });
+    expect(await scheduledGroups(t)).toContainEqual(expect.arrayContaining([first, second]));
     // From then on they stay together.
     expect((await connection(t, first)).nextSyncAt).toBe((await connection(t, second)).nextSyncAt);
   });
 
-  test("created and updated connections are due at once", async () => {
-    const t = newBackend();
-    const { connectionId } = await setup(t);
-    const bob = t.withIdentity(identity("bob"));
-    await runCron(t);
-    expect(fake().requests).toHaveLength(1);
-
-    await bob.mutation(api.connections.updateCredentials, { connectionId, credentials: GITHUB });
-    expect((await connection(t, connectionId)).nextSyncAt).toBe(Date.now());
-    const { projectId } = await connection(t, connectionId);
-    const created = await bob.mutation(api.connections.create, { projectId, service: "github", credentials: GITHUB });
-    expect((await connection(t, created)).nextSyncAt).toBe(Date.now());
-    await runCron(t);
-    expect(fake().requests).toHaveLength(3);
-  });
-
   test("a run starts at most groupsLeft groups; the rest stay due for the next run", async () => {
     const t = newBackend();
-    const first = await setup(t);
-    const second = await setup(t);
+    const { projectId } = await seedProject(t, { owner: "owner" });
+    const ids: Id<"connections">[] = [];
+    for (let i = 0; i < SYNC_GROUP_SIZE + 1; i++) ids.push(await seedConnection(t, projectId, "github", GITHUB, "pending"));
 
     await runCron(t, { groupsLeft: 1 });
 
-    const rows = [await connection(t, first.connectionId), await connection(t, second.connectionId)];
-    expect(rows.map((row) => row.status).sort()).toEqual(["active", "pending"]);
+    const statuses = await Promise.all(ids.map(async (id) => (await connection(t, id)).status));
+    expect(statuses.filter((status) => status === "active")).toHaveLength(SYNC_GROUP_SIZE);
+    expect(statuses.filter((status) => status === "pending")).toHaveLength(1);
     await runCron(t);
-    expect((await connection(t, second.connectionId)).status).toBe("active");
-    expect((await connection(t, first.connectionId)).status).toBe("active");
-    expect(fake().requests).toHaveLength(2);
+    for (const id of ids) expect((await connection(t, id)).status).toBe("active");
+    expect(fake().requests).toHaveLength(SYNC_GROUP_SIZE + 1);
   });
 
   test("a failing connection in a cron run is marked error and the others of its group still sync", async () => {
@@ -481,7 +494,10 @@ describe("sync cron", () => {
 
     expect(await connection(t, good)).toMatchObject({ status: "active" });
     expect(await connection(t, broken)).toMatchObject({ status: "error" });
-    expect((await auditOf(t, broken)).map((entry) => entry.action)).toEqual(["connection.decryption_failed"]);
+    expect((await auditOf(t, broken)).map((entry) => entry.action)).toEqual([
+      "connection.credentials_decrypted",
+      "connection.decryption_failed",
+    ]);
     expect(fake().requests).toHaveLength(1);
   });
 });

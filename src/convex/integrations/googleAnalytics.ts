@@ -39,7 +39,8 @@ export const googleAnalytics: Integration = {
     clientSecretEnv: "GOOGLE_OAUTH_CLIENT_SECRET",
     scopes: ["https://www.googleapis.com/auth/analytics.readonly"],
     // A refresh token is only issued for offline access, and again on re-consent only with prompt=consent.
-    extraAuthorizationParams: { access_type: "offline", prompt: "consent", include_granted_scopes: "true" },
+    // No include_granted_scopes: the tokens carry this scope only, not every scope the user ever granted the client.
+    extraAuthorizationParams: { access_type: "offline", prompt: "consent" },
     accountHint: "Google account connected",
   },
 

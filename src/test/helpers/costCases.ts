@@ -77,8 +77,8 @@ export const CASES: Case[] = [
     name: "metricsSync.syncGroup (the cron's unit: 2 connections of a project)",
     reads: true,
     writes: false,
-    call: ({ t, projectId, connectionId, secondConnectionId }) =>
-      t.action(internal.metricsSync.syncGroup, { projectId, connectionIds: [connectionId, secondConnectionId] }),
+    call: ({ t, connectionId, secondConnectionId }) =>
+      t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId, secondConnectionId] }),
   },
   {
     name: "aiKeys.set",

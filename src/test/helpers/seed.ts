@@ -51,6 +51,7 @@ export async function seedConnection(
   service: string,
   credentials: Credentials,
   status: ConnectionStatus = "pending",
+  keyring?: Keyring,
 ): Promise<Id<"connections">> {
   const connectionId = await t.run((ctx) =>
     ctx.db.insert("connections", {
@@ -64,7 +65,7 @@ export async function seedConnection(
       updatedAt: Date.now(),
     }),
   );
-  const encryptedCredentials = await encryptCredentials(await deploymentKeyring(t), projectId, connectionId, credentials, 1);
+  const encryptedCredentials = await encryptCredentials(keyring ?? (await deploymentKeyring(t)), projectId, connectionId, credentials, 1);
   await t.run((ctx) => ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion: 1 }));
   return connectionId;
 }

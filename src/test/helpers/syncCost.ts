@@ -10,7 +10,7 @@ import { onTestFinished, vi } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ColdHarness, type ColdBackend as HarnessBackend } from "./cold";
-import { seedConnection, seedProject } from "./seed";
+import { deploymentKeyring, seedConnection, seedProject } from "./seed";
 import type { FakeProviders } from "./fakeProviders";
 import { SECRETS } from "./secrets";
 
@@ -125,5 +125,75 @@ export async function measureCycle(
     pbkdf2,
     providerRequests: fake.requests.length - requestsBefore,
     syncedOnce,
+  };
+}
+
+/**
+ * `projects` projects of `perProject` GitHub connections each, every project
+ * owned by its own user, seeded with one keyring (one PBKDF2 for the whole
+ * fleet, so 1,000 projects seed quickly). Never synced: all due.
+ */
+export async function seedFleetFast(t: ColdBackend, projects: number, perProject: number): Promise<Id<"connections">[]> {
+  const credentials = { token: SECRETS.githubToken, repository: SECRETS.githubRepository };
+  const keyring = await deploymentKeyring(t);
+  const ids: Id<"connections">[] = [];
+  for (let p = 0; p < projects; p++) {
+    const { projectId } = await seedProject(t, { [`owner${p}`]: "owner" });
+    for (let c = 0; c < perProject; c++) ids.push(await seedConnection(t, projectId, "github", credentials, "active", keyring));
+  }
+  return ids;
+}
+
+/** What a connection whose provider always answers `status` costs over 24 hours of cron runs. */
+export interface FailingDayCost {
+  providerRequests: number;
+  executions: number;
+  pbkdf2: number;
+  /** The connection's status at the end of the day, and its lastError. */
+  status: string;
+  lastError: string | undefined;
+  /** Whether the connection is still scheduled (nextSyncAt set) at the end. */
+  stillScheduled: boolean;
+}
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+
+/**
+ * Plays 24 hours of the every-minute cron (metricsSync.scheduleDueSyncs) for
+ * one connection: runs only the minutes at which the connection is due (a
+ * run with nothing due reads an empty index range and schedules nothing, so
+ * skipping those is exact) and counts provider requests and executions.
+ */
+export async function measureFailingDay(
+  t: ColdBackend,
+  counter: CostCounter,
+  fake: FakeProviders,
+  connectionId: Id<"connections">,
+): Promise<FailingDayCost> {
+  const requestsBefore = fake.requests.length;
+  vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
+  counter.reset();
+  const start = Date.now();
+  for (;;) {
+    await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+    await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+    const row = await t.run((ctx) => ctx.db.get("connections", connectionId));
+    const next = row?.nextSyncAt;
+    if (next === undefined) break;
+    const nextRun = Math.max(Date.now() + MINUTE_MS, Math.ceil(next / MINUTE_MS) * MINUTE_MS);
+    if (nextRun > start + DAY_MS) break;
+    vi.setSystemTime(nextRun);
+  }
+  const { executions, pbkdf2 } = counter;
+  vi.useRealTimers();
+  const row = await t.run((ctx) => ctx.db.get("connections", connectionId));
+  return {
+    providerRequests: fake.requests.length - requestsBefore,
+    executions,
+    pbkdf2,
+    status: row?.status ?? "gone",
+    lastError: row?.lastError,
+    stillScheduled: row?.nextSyncAt !== undefined,
   };
 }

@@ -1,0 +1,113 @@
+/**
+ * What a sync's outcome does to its connection (metricsSync.recordSyncOutcomes
+ * applies it in one transaction per group): metric points stored, status,
+ * health, lastError, and when the connection is due next (sync/policy.ts:
+ * the next slot after a success, exponential backoff after a transient
+ * failure, never again after an authentication failure until the user acts).
+ */
+import { v } from "convex/values";
+import type { Doc, Id } from "../_generated/dataModel";
+import type { MutationCtx } from "../_generated/server";
+import { recordAudit } from "../audit";
+import type { SyncResult } from "../validators";
+import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot } from "./policy";
+
+export const syncOutcomeValidator = v.union(
+  v.object({
+    kind: v.literal("synced"),
+    metrics: v.array(v.object({ name: v.string(), value: v.number() })),
+  }),
+  v.object({
+    kind: v.literal("failed"),
+    /** Safe message for connections.lastError. */
+    error: v.string(),
+    /** Safe code for the logs, e.g. "provider_error:unauthorized". */
+    detail: v.string(),
+    /** The provider refused the credentials (401/403): only the user can fix it. */
+    needsUser: v.optional(v.boolean()),
+  }),
+  v.object({ kind: v.literal("decryption_failed"), code: v.string() }),
+);
+export type SyncOutcome = typeof syncOutcomeValidator.type;
+
+/** Which write of the credentials a sync used (secretVersion; rows from before versions existed are at 0). */
+export function credentialsVersionOf(connection: Doc<"connections">): number {
+  return connection.secretVersion ?? 0;
+}
+
+/**
+ * Stores one successful sync's metric points, all at `timestamp`: the one
+ * place metric points are written.
+ */
+export async function storeMetricPoints(
+  ctx: MutationCtx,
+  connection: Doc<"connections">,
+  points: readonly { name: string; value: number }[],
+  timestamp: number,
+): Promise<void> {
+  for (const point of points) {
+    await ctx.db.insert("metrics", { connectionId: connection._id, projectId: connection.projectId, ...point, timestamp });
+  }
+}
+
+/** Text added to lastError when syncing stopped until the user acts. */
+export const USER_ACTION_SUFFIX = "; syncing is paused until the credentials are updated";
+
+/**
+ * Applies one outcome to its connection (which still holds the credentials
+ * version the sync used) and returns what the caller sees.
+ */
+export async function applySyncOutcome(
+  ctx: MutationCtx,
+  connection: Doc<"connections">,
+  outcome: SyncOutcome,
+  { actorId, now, intervalMs }: { actorId?: Id<"users">; now: number; intervalMs: number },
+): Promise<SyncResult> {
+  const connectionId = connection._id;
+  if (outcome.kind === "synced") {
+    await storeMetricPoints(ctx, connection, outcome.metrics, now);
+    await ctx.db.patch("connections", connectionId, {
+      status: "active",
+      healthScore: nextHealthScore(connection.healthScore, true),
+      lastSyncedAt: now,
+      lastError: undefined,
+      syncFailures: undefined,
+      nextSyncAt: nextSyncSlot(now, intervalMs),
+    });
+    return { status: "active", metricsStored: outcome.metrics.length };
+  }
+  const failures = (connection.syncFailures ?? 0) + 1;
+  const healthScore = nextHealthScore(connection.healthScore, false);
+  // Operators watch `npx convex logs`: ids and safe codes only.
+  const detail = outcome.kind === "failed" ? outcome.detail : `decryption_failed:${outcome.code}`;
+  if (outcome.kind === "failed" && outcome.needsUser) {
+    const error = `${outcome.error}${USER_ACTION_SUFFIX}`;
+    await ctx.db.patch("connections", connectionId, {
+      status: "needs_reauth",
+      healthScore,
+      lastError: error,
+      syncFailures: failures,
+      nextSyncAt: NOT_SCHEDULED,
+    });
+    await recordAudit(ctx, {
+      action: "connection.needs_reauth",
+      actorId,
+      projectId: connection.projectId,
+      targetTable: "connections",
+      targetId: connectionId,
+      detail,
+    });
+    console.warn(`sync of connection ${connectionId} failed: ${detail}; parked until the user acts`);
+    return { status: "needs_reauth", metricsStored: 0, error };
+  }
+  const error = outcome.kind === "failed" ? outcome.error : `Stored credentials could not be decrypted (${outcome.code})`;
+  await ctx.db.patch("connections", connectionId, {
+    status: "error",
+    healthScore,
+    lastError: error,
+    syncFailures: failures,
+    nextSyncAt: nextAttemptAfterFailure(now, failures, intervalMs),
+  });
+  console.warn(`sync of connection ${connectionId} failed: ${detail} (${failures} in a row)`);
+  return { status: "error", metricsStored: 0, error };
+}

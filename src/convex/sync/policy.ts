@@ -1,0 +1,137 @@
+/**
+ * When connections are synced, and how they are grouped: the pure policy
+ * behind the sync cron (metricsSync.scheduleDueSyncs) and the outcomes it
+ * stores. No database access here.
+ *
+ * - Slots: every connection falls due on one deployment-wide grid (one
+ *   interval apart), so a cron run finds the fleet's due connections
+ *   together and fills its group actions (SYNC_GROUP_SIZE each) however
+ *   connections spread over projects.
+ * - Groups: connections of any projects whose ciphertexts need the same
+ *   PBKDF2 run share an action (groupKeyOf): format v2 values under one
+ *   master key share one root derivation, so a group costs at most one
+ *   PBKDF2; v1 and original-format values derive per project, so they are
+ *   grouped per project (and per key).
+ * - Backoff: an authentication failure (401/403, a revoked grant) parks the
+ *   connection (needs_reauth, never due) until the user updates its
+ *   credentials or reconnects; other failures wait exponentially longer, up
+ *   to MAX_BACKOFF_MS.
+ * - Fairness: a cron run gives each owner at most OWNER_SHARE_PER_RUN
+ *   connections; the rest wait for the next run, behind everyone else's.
+ */
+import type { Id } from "../_generated/dataModel";
+import { env } from "../_generated/server";
+import { describeCiphertext } from "../lib/cipher";
+
+/** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
+export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** Most points one sync stores (a Stripe account has one pair per currency). */
+export const MAX_METRICS_PER_SYNC = 50;
+/** Default time between two syncs of a connection; SYNC_INTERVAL_MINUTES overrides it. */
+export const DEFAULT_SYNC_INTERVAL_MINUTES = 15;
+/** Most connections one group action syncs (one PBKDF2, one audit mutation, one outcome mutation). */
+export const SYNC_GROUP_SIZE = 25;
+/** Provider requests one group action has in flight at once. */
+export const PROVIDER_CONCURRENCY = 4;
+/** Due connections one scheduling mutation reads; a run with more continues in another mutation. */
+export const DUE_PAGE_SIZE = 250;
+/** Most group actions one cron run starts; connections beyond stay due and go in the next run. */
+export const MAX_GROUPS_PER_RUN = 200;
+/** Most scheduling pages one cron run reads (so deferred connections cannot keep a run going). */
+export const MAX_PAGES_PER_RUN = 40;
+/** Most connections of one owner a cron run syncs; the rest wait for the next run. */
+export const OWNER_SHARE_PER_RUN = 100;
+/** How long an owner's connections beyond their share wait: one cron period. */
+export const DEFERRAL_MS = 60_000;
+/** Longest wait between two attempts of a connection that keeps failing for a transient reason. */
+export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
+/**
+ * nextSyncAt of a connection that is never due (needs_reauth): after every
+ * real time (the largest valid Date), so the cron's index range never
+ * reaches it. Absent nextSyncAt is different: rows from before scheduling
+ * by due time, which are due.
+ */
+export const NOT_SCHEDULED = 8.64e15;
+/** Weight of the latest sync in healthScore, a moving average of successes (0–100). */
+const HEALTH_WEIGHT = 0.3;
+
+/** The health score after a sync: recent syncs weigh most, one failure from 100 gives 70. */
+export function nextHealthScore(previous: number, succeeded: boolean): number {
+  const score = (1 - HEALTH_WEIGHT) * previous + HEALTH_WEIGHT * (succeeded ? 100 : 0);
+  return Math.min(100, Math.max(0, Math.round(score)));
+}
+
+/** Time between two syncs of a connection, in ms: SYNC_INTERVAL_MINUTES (at least 1) if set to a number, else 15 minutes. */
+export function syncIntervalMs(): number {
+  const configured = Number(env.SYNC_INTERVAL_MINUTES);
+  const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
+  return Math.round(minutes * 60_000);
+}
+
+/**
+ * When a connection synced at `now` is due next: the first slot of the
+ * deployment-wide grid (multiples of the interval) more than half an
+ * interval after `now`, so between half an interval and 1.5 intervals
+ * later. Every connection lands on the same slots, whatever its project and
+ * whenever it was created or manually synced, so one cron run groups them.
+ */
+export function nextSyncSlot(now: number, intervalMs: number = syncIntervalMs()): number {
+  return (Math.floor((now + intervalMs / 2) / intervalMs) + 1) * intervalMs;
+}
+
+/**
+ * When a connection that failed for a transient reason `failures` times in
+ * a row (≥ 1) is tried again: the slot after interval × 2^(failures − 1),
+ * at most MAX_BACKOFF_MS (15 min, 30, 1 h, 2 h, 4 h, then 6 h by default).
+ */
+export function nextAttemptAfterFailure(now: number, failures: number, intervalMs: number = syncIntervalMs()): number {
+  const wait = Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
+  return nextSyncSlot(now + wait - intervalMs, intervalMs);
+}
+
+/** Provider error kinds that only the user can fix (new credentials, a new grant): the connection is parked. */
+export const USER_ACTION_KINDS: readonly string[] = ["unauthorized", "invalid_grant"];
+
+/**
+ * The group a due connection's sync shares (one PBKDF2 per group): format
+ * v2 under one master key ("v2:<key id>", any project); v1 and original
+ * format values derive per project ("v1:<key id>:<project>",
+ * "legacy:<project>"); values that need no derivation (none stored,
+ * unreadable) go with the v2 ones.
+ */
+export function groupKeyOf(projectId: Id<"projects">, encryptedCredentials: string | undefined): string {
+  if (!encryptedCredentials) return "none";
+  const described = describeCiphertext(encryptedCredentials);
+  switch (described.format) {
+    case "v2":
+      return `v2:${described.keyId}`;
+    case "v1":
+      return `v1:${described.keyId}:${projectId}`;
+    case "legacy":
+      return `legacy:${projectId}`;
+    default:
+      return "none";
+  }
+}
+
+/** Splits due connections into groups of at most SYNC_GROUP_SIZE, one group key per group; order kept within a key. */
+export function planGroups<T extends { groupKey: string }>(items: readonly T[], size: number = SYNC_GROUP_SIZE): T[][] {
+  const byKey = new Map<string, T[]>();
+  for (const item of items) {
+    const list = byKey.get(item.groupKey) ?? [];
+    list.push(item);
+    byKey.set(item.groupKey, list);
+  }
+  const groups: T[][] = [];
+  // "none" needs no derivation: it fills up v2 groups rather than taking an action of its own.
+  const none = byKey.get("none") ?? [];
+  byKey.delete("none");
+  const keys = [...byKey.keys()];
+  const firstV2 = keys.find((key) => key.startsWith("v2:"));
+  if (firstV2 !== undefined) byKey.get(firstV2)!.push(...none);
+  else if (none.length > 0) byKey.set("none", none);
+  for (const list of byKey.values()) {
+    for (let i = 0; i < list.length; i += size) groups.push(list.slice(i, i + size));
+  }
+  return groups;
+}
