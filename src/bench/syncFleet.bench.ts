@@ -2,13 +2,27 @@
  * Sync cost per cron cycle over realistic fleets, and the 24-hour cost of a
  * connection that always fails authentication (`npm run bench`), counted
  * cold (helpers/cold.ts): a fresh module graph per function execution,
- * executions and PBKDF2 counted from outside the project's code.
+ * executions and PBKDF2 counted from outside the project's code. Each line
+ * is printed next to the figures measured the same way on the design
+ * before issue 18 (one group action per project, 4 executions each, at most
+ * 200 groups per cron run; no backoff), kept below as constants.
  */
-import { test, vi } from "vitest";
+import { expect, test, vi } from "vitest";
+import { SYNC_GROUP_SIZE } from "../convex/sync/policy";
 import { measureCycle, measureFailingDay, newColdBackend, seedFleetFast } from "../test/helpers/syncCost";
 import { useFakeProviders } from "../test/helpers/secrets";
 
 const fake = useFakeProviders();
+
+/** Measured cold at commit ee6882e (before the change), with this file's harness. */
+const BEFORE: Record<string, string> = {
+  "4x10": "17 executions (0.425/connection), 4 PBKDF2",
+  "20x2": "81 executions (2.025/connection), 20 PBKDF2",
+  // One run started 200 groups (801 executions, 200 PBKDF2) and left 800 connections due for the next runs.
+  "1000x1": "~4,005 executions over 5 runs (4.0/connection), 1,000 PBKDF2",
+  "100x10": "404 executions (0.404/connection), 100 PBKDF2",
+  failing: "96 provider requests, 480 executions, 96 PBKDF2; status error, synced every 15 minutes forever",
+};
 
 const FLEETS = [
   { projects: 4, perProject: 10 },
@@ -25,10 +39,15 @@ test.each(FLEETS)("sync cycle over $projects projects × $perProject connections
   const ids = await seedFleetFast(t, projects, perProject);
   const cost = await measureCycle(t, counter, fake(), ids, projects);
   const n = ids.length;
+  const groups = Math.ceil(n / SYNC_GROUP_SIZE);
+  expect(cost.syncedOnce).toBe(n);
+  expect(cost.executions).toBeLessThanOrEqual(0.2 * n);
+  expect(cost.pbkdf2).toBeLessThanOrEqual(groups);
   lines.push(
     `${String(projects).padStart(5)} × ${String(perProject).padStart(2)}: ${cost.executions} executions ` +
-      `(${(cost.executions / n).toFixed(3)}/connection), ${cost.pbkdf2} PBKDF2 ` +
-      `(${((cost.pbkdf2 * 25) / n).toFixed(2)} per 25 connections), ${cost.providerRequests} provider requests, synced ${cost.syncedOnce}/${n}`,
+      `(${(cost.executions / n).toFixed(3)}/connection), ${cost.pbkdf2} PBKDF2 for ${groups} group(s) of ≤ ${SYNC_GROUP_SIZE} ` +
+      `(${((cost.pbkdf2 * 25) / n).toFixed(2)} per 25 connections), ${cost.providerRequests} provider requests, ` +
+      `synced ${cost.syncedOnce}/${n} in one run | before: ${BEFORE[`${projects}x${perProject}`]}`,
   );
 });
 
@@ -37,9 +56,12 @@ test("a connection that always fails authentication, over 24 hours", async () =>
   const [connectionId] = await seedFleetFast(t, 1, 1);
   fake().setMode("github.repo", 401);
   const day = await measureFailingDay(t, counter, fake(), connectionId!);
+  expect(day.providerRequests).toBeLessThanOrEqual(12);
+  expect(day.status).toBe("needs_reauth");
   lines.push(
-    `always 401, 24 h: ${day.providerRequests} provider requests, ${day.executions} executions, ${day.pbkdf2} PBKDF2; ` +
-      `ends ${day.status}${day.stillScheduled ? " (still scheduled)" : " (not scheduled)"}: ${day.lastError ?? ""}`,
+    `always 401, 24 h: ${day.providerRequests} provider request(s), ${day.executions} executions, ${day.pbkdf2} PBKDF2; ` +
+      `ends ${day.status}${day.stillScheduled ? " (still scheduled)" : " (never due until the user acts)"}: ${day.lastError ?? ""}` +
+      ` | before: ${BEFORE.failing}`,
   );
   process.stdout.write(`\nSync fleet cost (cold, counted)\n${lines.join("\n")}\n`);
 });

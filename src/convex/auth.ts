@@ -6,7 +6,7 @@ import type { UserIdentity } from "convex/server";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import { appError } from "./errors";
-import { normalizeEmail } from "./input";
+import { normalizeEmail, sanitizeDisplayName } from "./input";
 import type { MemberRole } from "./validators";
 
 const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 };
@@ -39,7 +39,8 @@ export async function findUser(ctx: QueryCtx, identity: UserIdentity): Promise<D
 function profileOf(identity: UserIdentity): { name?: string; email?: string } {
   const email = identity.emailVerified === true && identity.email !== undefined ? normalizeEmail(identity.email) : "";
   return {
-    ...(identity.name !== undefined ? { name: identity.name } : {}),
+    // Claims are not checked by anyone before they reach us: made safe like project names (input.ts).
+    ...(sanitizeDisplayName(identity.name) !== undefined ? { name: sanitizeDisplayName(identity.name) } : {}),
     ...(email ? { email } : {}),
   };
 }

@@ -43,6 +43,33 @@ export function cleanName(value: string, what: string): string {
   return name;
 }
 
+/** Every control, line-breaking or bidi character (FORBIDDEN_IN_NAME, for replacing). */
+const FORBIDDEN_IN_NAME_ALL = new RegExp(FORBIDDEN_IN_NAME.source, "gu");
+
+/**
+ * A display name from the identity provider, made safe to store and show
+ * like the names cleanName accepts: control, line-breaking and bidi
+ * characters (ANSI escapes start with one) become spaces, runs of invisible
+ * characters (zero-width, joiners, combining marks, spaces) shrink to one
+ * space, the result is trimmed and cut to MAX_NAME_LENGTH characters.
+ * Undefined when nothing visible is left. It never refuses: the claim is
+ * not the user's input to this call, and a sign-in must not fail on it.
+ */
+export function sanitizeDisplayName(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const spaced = value.replace(FORBIDDEN_IN_NAME_ALL, " ").replace(/[\p{Z}\p{Cf}\p{M}\u115F\u1160\u3164\uFFA0]+/gu, (run) =>
+    // Keep a lone combining mark or joiner that belongs to a visible letter; collapse longer runs.
+    run.length === 1 && !/\p{Z}/u.test(run) ? run : " ",
+  );
+  let name = "";
+  for (const char of spaced.trim()) {
+    if (name.length + char.length > MAX_NAME_LENGTH) break;
+    name += char;
+  }
+  name = name.trim();
+  return name.replace(INVISIBLE, "") === "" ? undefined : name;
+}
+
 /**
  * An email in the one form Dashtray stores and compares: trimmed, with ASCII
  * letters lowercased and every other character kept as it is. Full Unicode

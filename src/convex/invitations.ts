@@ -106,9 +106,10 @@ export const list = projectQuery({
 });
 
 /**
- * The pending invitations addressed to the caller's verified email, newest
- * first (expired ones included, with `expiresAt`). Empty when the caller's
- * identity provider did not verify their email.
+ * The pending, unexpired invitations addressed to the caller's verified
+ * email, newest first. Empty when the caller's identity provider did not
+ * verify their email. (Reactive subscribers see an invitation drop out when
+ * anything in the list changes, or on the next load, after it expired.)
  */
 export const listMine = userQuery({
   args: {},
@@ -121,8 +122,10 @@ export const listMine = userQuery({
       .withIndex("by_email_and_state", (q) => q.eq("email", email).eq("state", "pending"))
       .order("desc")
       .take(MAX_PENDING_INVITATIONS);
+    const now = Date.now();
     const listed = await Promise.all(
       invitations.map(async (invitation) => {
+        if (invitation.expiresAt <= now) return null;
         const project = await ctx.db.get("projects", invitation.projectId);
         if (!project) return null;
         const inviter = await ctx.db.get("users", invitation.invitedBy);
@@ -200,6 +203,33 @@ export const accept = userMutation({
 });
 
 /**
+ * Declines a pending invitation addressed to the caller: it can no longer be
+ * accepted and leaves their list (state "revoked", closed by the invitee,
+ * audited as declined). Declining again, or a revoked one, does nothing;
+ * FORBIDDEN without a verified email; NOT_FOUND when it is not addressed to
+ * the caller; CONFLICT for an accepted one.
+ */
+export const decline = userMutation({
+  args: { invitationId: v.id("invitations") },
+  returns: v.null(),
+  handler: async (ctx, { invitationId }) => {
+    const invitation = await invitationForCaller(ctx, ctx.identity, invitationId);
+    if (invitation.state === "revoked") return null;
+    if (invitation.state === "accepted") throw appError("CONFLICT", "This invitation was accepted: leave the project instead");
+    await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy: ctx.user._id });
+    await recordAudit(ctx, {
+      action: "invitation.revoked",
+      actorId: ctx.user._id,
+      projectId: invitation.projectId,
+      targetTable: "invitations",
+      targetId: invitation._id,
+      detail: `role: ${invitation.role}; declined by the invitee`,
+    });
+    return null;
+  },
+});
+
+/**
  * Revokes a pending invitation (owners of its project): it can no longer be
  * accepted. Revoking again does nothing; CONFLICT for an accepted one (remove
  * the member instead).
@@ -229,19 +259,24 @@ export const revoke = userMutation({
 });
 
 /**
- * Revokes the project's pending invitations that `inviterId` created (their
- * member removal, in the same transaction): an invitation carries its
- * inviter's authority, which ends with their membership. Audited per
- * invitation, with `actorId` as the one who revoked.
+ * Revokes the project's pending invitations that the removed member created
+ * (an invitation carries its inviter's authority, which ends with their
+ * membership) and those addressed to the member's email (else an
+ * invitation made before the removal would let them walk back in, with its
+ * role), in the member removal's transaction. Audited per invitation, with
+ * `actorId` as the one who revoked.
  */
 export async function revokeInvitationsOfRemovedMember(
   ctx: MutationCtx,
   projectId: Id<"projects">,
-  inviterId: Id<"users">,
+  memberId: Id<"users">,
   actorId: Id<"users">,
 ): Promise<void> {
+  const member = await ctx.db.get("users", memberId);
+  const email = member?.email ? normalizeEmail(member.email) : null;
   const pending = await pendingOfProject(ctx, projectId);
-  for (const invitation of pending.filter((candidate) => candidate.invitedBy === inviterId)) {
+  const concerned = pending.filter((candidate) => candidate.invitedBy === memberId || (email !== null && candidate.email === email));
+  for (const invitation of concerned) {
     await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy: actorId });
     await recordAudit(ctx, {
       action: "invitation.revoked",
@@ -249,7 +284,7 @@ export async function revokeInvitationsOfRemovedMember(
       projectId,
       targetTable: "invitations",
       targetId: invitation._id,
-      detail: `role: ${invitation.role}; inviter removed from the project`,
+      detail: `role: ${invitation.role}; ${invitation.invitedBy === memberId ? "inviter" : "invitee"} removed from the project`,
     });
   }
 }

@@ -99,11 +99,12 @@ describe("per key prefix", () => {
     expect((await fetchFrom("10.0.0.3", validKey)).status).toBe(200);
   });
 
-  test("tokens that are not dt_live_ keys share one prefix bucket, and no part of them is stored", async () => {
+  test("tokens that are not dt_live_ keys write no shared bucket: 50 failures from 50 sources write 50 per-source documents and nothing else", async () => {
     const legacyLike = "legacy0123456789abcdef0123456789abcdef";
-    await fetchFrom("198.51.100.8", legacyLike);
+    for (let i = 0; i < 50; i++) expect((await fetchFrom(`198.51.100.${i}`, legacyLike)).status).toBe(401);
     const buckets = await t.run((ctx) => ctx.db.query("rateLimits").collect());
-    expect(buckets.map((bucket) => bucket.key)).toEqual(["ip:198.51.100.8", "other"]);
+    expect(buckets.map((bucket) => bucket.key).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `ip:198.51.100.${i}`).sort());
+    expect(buckets.every((bucket) => bucket.name === "apiAuthFailureBySource")).toBe(true);
     expect(JSON.stringify(buckets)).not.toContain(legacyLike.slice(0, 6));
   });
 });

@@ -493,7 +493,11 @@ test("a GA4 error body echoing the access token and an unconfigured client never
   fake().setMode("ga4.runReport", 401); // the fake's body quotes the bearer token it got
 
   const result = await syncOnce(t, connectionId);
-  expect(result).toEqual({ status: "error", metricsStored: 0, error: "Google Analytics rejected the credentials (HTTP 401)" });
+  expect(result).toEqual({
+    status: "needs_reauth",
+    metricsStored: 0,
+    error: "Google Analytics rejected the credentials (HTTP 401); syncing is paused until the credentials are updated",
+  });
   expectNoSecrets([result, await everythingStored(t)], issued());
 
   vi.stubEnv("GOOGLE_OAUTH_CLIENT_ID", "");

@@ -8,6 +8,7 @@
  */
 import { onTestFinished, vi } from "vitest";
 import { internal } from "../../convex/_generated/api";
+import { NOT_SCHEDULED } from "../../convex/sync/policy";
 import type { Id } from "../../convex/_generated/dataModel";
 import { ColdHarness, type ColdBackend as HarnessBackend } from "./cold";
 import { deploymentKeyring, seedConnection, seedProject } from "./seed";
@@ -180,7 +181,7 @@ export async function measureFailingDay(
     await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
     const row = await t.run((ctx) => ctx.db.get("connections", connectionId));
     const next = row?.nextSyncAt;
-    if (next === undefined) break;
+    if (next === undefined || next >= NOT_SCHEDULED) break;
     const nextRun = Math.max(Date.now() + MINUTE_MS, Math.ceil(next / MINUTE_MS) * MINUTE_MS);
     if (nextRun > start + DAY_MS) break;
     vi.setSystemTime(nextRun);
@@ -194,6 +195,6 @@ export async function measureFailingDay(
     pbkdf2,
     status: row?.status ?? "gone",
     lastError: row?.lastError,
-    stillScheduled: row?.nextSyncAt !== undefined,
+    stillScheduled: row?.nextSyncAt !== undefined && row.nextSyncAt < NOT_SCHEDULED,
   };
 }
