@@ -814,11 +814,14 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
   const integration = oauthIntegration(flow.service);
   if (!integration) throw appError("NOT_FOUND", "This sign-in was not found or is already finished");
 
+  // The grant obtained by the exchange until it is stored: revoked at the provider if the flow fails after the exchange.
+  let unstoredGrant: string | undefined;
   try {
     const keyring = loadKeyring(flow.rootSalt);
     const codeVerifier = await decryptCodeVerifier(keyring, flow.projectId, flow.stateId, flow.encryptedCodeVerifier);
     const code = await decryptAuthorizationCode(keyring, flow.projectId, flow.stateId, flow.encryptedCode);
     const tokens = await exchangeCode(integration, integration.oauth, { code, codeVerifier, redirectUri: oauthRedirectUri() });
+    unstoredGrant = tokens.refreshToken ?? tokens.accessToken;
     // Without a refresh token the connection would die within the hour.
     if (!tokens.refreshToken) throw new ProviderError(integration.name, "bad_response");
     const grant: StoredGrant = {
@@ -850,7 +853,10 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
         encryptedCredentials: await sealGrant(keyring, flow.projectId, connectionId, row.secretVersion + 1, grant),
         event: { kind: "connected", actorId: flow.userId, credentialHints: hints },
       });
-      if (written === "written") return connectionId;
+      if (written === "written") {
+        unstoredGrant = undefined;
+        return connectionId;
+      }
       if (written === "gone") throw appError("NOT_FOUND", "Connection not found");
     }
     throw appError("CONFLICT", "The connection kept changing while its tokens were stored; connect again");
@@ -859,6 +865,18 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
     console.warn(
       `OAuth finish for project ${flow.projectId} failed: ${isProviderError(error) ? `provider_error:${error.kind}` : (appErrorCode(error) ?? "internal")}`,
     );
+    if (unstoredGrant !== undefined) {
+      // Exchanged but not stored (project full, cap reached, connection removed...): nothing will ever use this
+      // grant, so it is revoked now, best effort, from this action (which holds it; nothing is stored for it).
+      try {
+        await revokeToken(integration, integration.oauth, unstoredGrant);
+        console.warn(`OAuth finish for project ${flow.projectId}: the unused grant was revoked`);
+      } catch (revokeError) {
+        console.warn(
+          `OAuth finish for project ${flow.projectId}: revoking the unused grant failed: ${isProviderError(revokeError) ? `provider_error:${revokeError.kind}` : "internal"}`,
+        );
+      }
+    }
     throw isProviderError(error) ? providerAppError(error) : error;
   }
 }

@@ -646,3 +646,57 @@ test("safeToRemoveOldKey waits for sign-ins and revocations that predate the rot
   await t.run((ctx) => ctx.db.delete("oauthRevocations", pendingRevocation));
   expect(await safe()).toBe(true);
 });
+
+test("the authorization URL asks for the analytics scope only: no include_granted_scopes", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const { authorizationUrl } = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  const params = new URL(authorizationUrl).searchParams;
+  expect(params.has("include_granted_scopes")).toBe(false);
+  expect(params.get("scope")).toBe("https://www.googleapis.com/auth/analytics.readonly");
+});
+
+test("a victim's callback is answered (never 429) after a forged source exhausted its 20 unknown-state failures", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const { authorizationUrl } = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  const { callbackPath } = fake().oauth.authorize(authorizationUrl);
+  // The attacker claims the victim's address (X-Forwarded-For) and spends its bucket on unknown states.
+  const victimAddress = t.withRequestMetadata({ ip: "198.51.100.77" });
+  const burst = AUTH_FAILURE_LIMITS.oauthCallbackFailureBySource.capacity;
+  for (let n = 0; n <= burst; n++) await victimAddress.fetch(`/oauth/callback?code=x&state=${String(n).padStart(43, "C")}`);
+  expect((await victimAddress.fetch(`/oauth/callback?code=x&state=${"D".repeat(43)}`)).status).toBe(429);
+
+  // The victim's own callback, from the same claimed address, has a known state: checked first, never throttled.
+  const response = await victimAddress.fetch(callbackPath);
+  expect(redirectTarget(response).searchParams.get("oauth")).toBe("received");
+  expect(await finish(admin, response)).toBeDefined();
+});
+
+test("a finishOAuth that fails after the code exchange (owner at 100 connections: LIMIT_REACHED) revokes the grant it obtained", async () => {
+  const t = newBackend();
+  const { projectId, admin, owner } = await projectWithEveryRole(t);
+  const { response } = await connect(t, admin, projectId);
+  // The project's owner reaches the per-user cap of 100 connections meanwhile, in another project of theirs.
+  const otherProject = await owner.mutation(api.projects.create, { name: "Side project" });
+  await t.run(async (ctx) => {
+    for (let i = 0; i < 100; i++) {
+      await ctx.db.insert("connections", {
+        projectId: otherProject,
+        service: "github",
+        status: "active",
+        healthScore: 100,
+        createdAt: Date.now(),
+        updatedAt: Date.now(),
+      });
+    }
+  });
+
+  const error = await errorOf(admin.action(api.connections.finishOAuth, { flow: completionToken(response) }));
+  expect(error).toMatchObject({ code: "LIMIT_REACHED", reason: "CONNECTIONS_PER_USER", limit: 100 });
+  expect(tokenRequests("authorization_code")).toHaveLength(1);
+  // The refresh token the exchange issued was revoked at Google, and is dead there.
+  expect(fake().oauth.revoked).toHaveLength(1);
+  expect(fake().oauth.liveRefreshTokens.has(fake().oauth.revoked[0]!)).toBe(false);
+  expectNoSecrets(await everythingStored(t), issued());
+});
