@@ -51,6 +51,11 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     call: (c, f) => c.mutation(api.invitations.accept, { invitationId: f.invitationId }),
   },
   {
+    name: "invitations:decline",
+    access: "user",
+    call: (c, f) => c.mutation(api.invitations.decline, { invitationId: f.invitationId }),
+  },
+  {
     name: "invitations:revoke",
     access: "owner",
     call: (c, f) => c.mutation(api.invitations.revoke, { invitationId: f.invitationId }),

@@ -171,8 +171,9 @@ describe("create", () => {
 
     await project.owner.mutation(api.connections.remove, { connectionId: last });
     await createStripe();
+    // The owner's other projects share their per-user cap of 100 (limits.ts): LIMIT_REACHED there.
     const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
-    await createStripe(otherProjectId);
+    expect(await errorOf(createStripe(otherProjectId))).toMatchObject({ code: "LIMIT_REACHED", reason: "CONNECTIONS_PER_USER" });
   });
 
   test("without a master key fails with ENCRYPTION_UNAVAILABLE and stores nothing", async () => {

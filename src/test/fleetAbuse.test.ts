@@ -242,14 +242,13 @@ describe("invitations", () => {
 
   test("expired invitations are not listed: 3 expired of 4 leave 1", async () => {
     const t = newBackend();
-    const { projectId, owner } = await projectWithEveryRole(t);
+    const { owner } = await projectWithEveryRole(t);
     const dave = t.withIdentity(identity("dave"));
-    const ids = [];
+    const ids: Id<"invitations">[] = [];
     for (const role of ["member", "admin", "owner", "member"] as const) {
       const other = await owner.mutation(api.projects.create, { name: `For dave ${role}` });
       ids.push(await owner.mutation(api.invitations.create, { projectId: other, email: identity("dave").email, role }));
     }
-    void projectId;
     await t.run(async (ctx) => {
       for (const id of ids.slice(0, 3)) await ctx.db.patch("invitations", id, { expiresAt: Date.now() - 1 });
     });
