@@ -4,7 +4,7 @@
 import { expect, test } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { MAX_SUBSCRIPTION_PAGES, SUBSCRIPTIONS_PAGE_SIZE } from "../convex/integrations/stripe";
+import { MAX_SUBSCRIPTION_PAGES, SUBSCRIPTIONS_PAGE_SIZE } from "../convex/providers/integrations/stripe";
 import { newBackend, type Backend } from "./helpers/convex";
 import { signIn } from "./helpers/api";
 import type { FakeSubscription } from "./helpers/fakeProviders";

@@ -1,5 +1,6 @@
-import { baseUrl, credentialValue, expectArray, expectObject, expectString, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, requestJson } from "../transport";
+import { credentialValue, expectArray, expectObject, expectString } from "../values";
+import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 
 const NAME = "Google Analytics";

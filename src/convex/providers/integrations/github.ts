@@ -1,5 +1,6 @@
-import { baseUrl, credentialValue, expectNumber, expectObject, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, requestJson } from "../transport";
+import { credentialValue, expectNumber, expectObject } from "../values";
+import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 
 const NAME = "GitHub";

@@ -1,5 +1,6 @@
-import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, expectString, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, requestJson } from "../transport";
+import { credentialValue, expectArray, expectNumber, expectObject, expectString } from "../values";
+import { ProviderError } from "../errors";
 import type { Integration, MetricPoint } from "./types";
 
 const NAME = "Stripe";

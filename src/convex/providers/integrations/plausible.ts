@@ -1,5 +1,6 @@
-import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, requestJson } from "../transport";
+import { credentialValue, expectArray, expectNumber, expectObject } from "../values";
+import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 
 const NAME = "Plausible";
