@@ -6,10 +6,13 @@
  * never follows a redirect (it could carry credential headers or a form
  * holding the client secret to another host). Every failure is a
  * ProviderError. Nothing here logs, and no header or body ever reaches an
- * error message.
+ * error message. The checks at the end read an answer's shape (and a stored
+ * credential's field), failing with a ProviderError that says nothing of
+ * the value.
  */
 import { env } from "../_generated/server";
 import { envNumber } from "../lib/envNumber";
+import type { Credentials } from "../validators";
 import { ProviderError, kindForStatus, type ProviderErrorKind } from "./errors";
 
 /** Default time a provider has to answer, headers and body included. */
@@ -140,4 +143,40 @@ async function readBoundedText(response: Response, maxBytes: number): Promise<st
     text += decoder.decode(value, { stream: true });
   }
   return text + decoder.decode();
+}
+
+/** `value` as a plain object, or a bad_response ProviderError. */
+export function expectObject(service: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProviderError(service, "bad_response");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** `value` as an array, or a bad_response ProviderError. */
+export function expectArray(service: string, value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/** `value` as a finite number, or a bad_response ProviderError. */
+export function expectNumber(service: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/** `value` as a string, or a bad_response ProviderError. */
+export function expectString(service: string, value: unknown): string {
+  if (typeof value !== "string") throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/**
+ * A credential field's value. Credentials are validated when written, so a
+ * missing field means the row predates a field change: invalid_request.
+ */
+export function credentialValue(service: string, credentials: Credentials, field: string): string {
+  const value = credentials[field];
+  if (!value) throw new ProviderError(service, "invalid_request");
+  return value;
 }

@@ -1,5 +1,5 @@
 /** Anthropic, through its Messages API. */
-import { expectArray, expectObject, expectString } from "../values";
+import { expectArray, expectObject, expectString } from "../transport";
 import type { AiProviderEntry } from "./types";
 
 export const ANTHROPIC_DEFAULT_MODEL = "claude-haiku-4-5";

@@ -1,5 +1,5 @@
 /** OpenAI, through its Chat Completions API. */
-import { expectArray, expectObject, expectString } from "../values";
+import { expectArray, expectObject, expectString } from "../transport";
 import type { AiProviderEntry } from "./types";
 
 export const OPENAI_DEFAULT_MODEL = "gpt-4o-mini";

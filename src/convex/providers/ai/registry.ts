@@ -9,8 +9,7 @@
 import { env } from "../../_generated/server";
 import type { AiProvider } from "../../validators";
 import { ProviderError } from "../errors";
-import { baseUrl, requestJson } from "../transport";
-import { expectArray, expectObject } from "../values";
+import { baseUrl, expectArray, expectObject, requestJson } from "../transport";
 import { anthropic } from "./anthropic";
 import { openai } from "./openai";
 import type { AiProviderEntry } from "./types";

@@ -1,5 +1,4 @@
-import { baseUrl, requestJson } from "../transport";
-import { credentialValue, expectNumber, expectObject } from "../values";
+import { baseUrl, credentialValue, expectNumber, expectObject, requestJson } from "../transport";
 import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 

@@ -1,5 +1,4 @@
-import { baseUrl, requestJson } from "../transport";
-import { credentialValue, expectArray, expectObject, expectString } from "../values";
+import { baseUrl, credentialValue, expectArray, expectObject, expectString, requestJson } from "../transport";
 import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 

@@ -1,5 +1,4 @@
-import { baseUrl, requestJson } from "../transport";
-import { credentialValue, expectArray, expectNumber, expectObject, expectString } from "../values";
+import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, expectString, requestJson } from "../transport";
 import { ProviderError } from "../errors";
 import type { Integration, MetricPoint } from "./types";
 
