@@ -18,7 +18,7 @@ import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation } from "./_generated/server";
 import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
-import { findIntegration } from "./integrations/registry";
+import { findIntegration } from "./providers/integrations/registry";
 import { describeCiphertext } from "./lib/cipher";
 import { readEncryptionSettings } from "./secrets";
 import { applySyncOutcome, credentialsVersionOf, syncOutcomeValidator } from "./sync/outcomes";

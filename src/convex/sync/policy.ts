@@ -22,6 +22,7 @@
 import type { Id } from "../_generated/dataModel";
 import { env } from "../_generated/server";
 import { describeCiphertext } from "../lib/cipher";
+import { envNumber } from "../lib/envNumber";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
 export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -63,8 +64,7 @@ export function nextHealthScore(previous: number, succeeded: boolean): number {
 
 /** Time between two syncs of a connection, in ms: SYNC_INTERVAL_MINUTES (at least 1) if set to a number, else 15 minutes. */
 export function syncIntervalMs(): number {
-  const configured = Number(env.SYNC_INTERVAL_MINUTES);
-  const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
+  const minutes = envNumber(env.SYNC_INTERVAL_MINUTES, DEFAULT_SYNC_INTERVAL_MINUTES, { atLeast: 1 });
   return Math.round(minutes * 60_000);
 }
 
