@@ -223,13 +223,14 @@ export const scheduleDueSyncs = internalMutation({
       candidates.push({ connectionId: connection._id, groupKey: groupKeyOf(connection.projectId, connection.encryptedCredentials) });
     }
     // Groups beyond this run's budget stay due (not moved): the next run starts with them.
-    const groups = planGroups(candidates).slice(0, Math.max(0, groupsLeft));
+    const planned = planGroups(candidates);
+    const groups = planned.slice(0, Math.max(0, groupsLeft));
     for (const group of groups) {
       for (const { connectionId } of group) await ctx.db.patch("connections", connectionId, { nextSyncAt: nextSlot });
       await ctx.scheduler.runAfter(0, internal.metricsSync.syncGroup, { connectionIds: group.map(({ connectionId }) => connectionId) });
     }
     const remaining = groupsLeft - groups.length;
-    const budgetReached = groups.length < planGroups(candidates).length;
+    const budgetReached = groups.length < planned.length;
     if (due.length > DUE_PAGE_SIZE && !budgetReached && remaining > 0 && pagesLeft > 1) {
       await ctx.scheduler.runAfter(0, internal.metricsSync.scheduleDueSyncs, {
         groupsLeft: remaining,
