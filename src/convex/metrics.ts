@@ -51,13 +51,7 @@ export async function latestPointsOf(ctx: QueryCtx, projectId: Id<"projects">): 
       .query("metrics")
       .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connection._id).eq("timestamp", newest.timestamp))
       .take(MAX_METRICS_PER_SYNC);
-    const seen = new Set<string>();
-    for (const { name, value, timestamp } of rows) {
-      // Two syncs in the same millisecond: one value per metric.
-      if (seen.has(name)) continue;
-      seen.add(name);
-      latest.push({ connection, name, value, timestamp });
-    }
+    for (const { name, value, timestamp } of rows) latest.push({ connection, name, value, timestamp });
   }
   return latest;
 }

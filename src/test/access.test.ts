@@ -116,6 +116,22 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
   },
+  { name: "users:me", access: "user", call: (c) => c.query(api.users.me, {}) },
+  { name: "projects:rename", access: "admin", call: (c, f) => c.mutation(api.projects.rename, { projectId: f.projectId, name: "Renamed" }) },
+  { name: "projects:remove", access: "owner", call: (c, f) => c.mutation(api.projects.remove, { projectId: f.projectId }) },
+  { name: "connections:pause", access: "admin", call: (c, f) => c.mutation(api.connections.pause, { connectionId: f.connectionId }) },
+  { name: "connections:resume", access: "admin", call: (c, f) => c.mutation(api.connections.resume, { connectionId: f.connectionId }) },
+  { name: "metrics:latest", access: "member", call: (c, f) => c.query(api.metrics.latest, { projectId: f.projectId }) },
+  {
+    name: "metrics:series",
+    access: "member",
+    call: (c, f) => c.query(api.metrics.series, { connectionId: f.connectionId, name: "mrr.usd", from: 0, to: Date.now() }),
+  },
+  {
+    name: "insights:list",
+    access: "member",
+    call: (c, f) => c.query(api.insights.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
+  },
   {
     name: "auditLog:listMine",
     access: "user",
