@@ -8,7 +8,7 @@
 // remove the project (no row of it left, the OAuth grant revoked).
 import { onTestFinished, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
-import { OPENAI_DEFAULT_MODEL } from "../convex/aiProviders";
+import { OPENAI_DEFAULT_MODEL } from "../convex/providers/ai/registry";
 import { appErrorData, isAppErrorData } from "../convex/errors";
 import { SWEEP_DELAY_MS } from "../convex/projectRemoval";
 import schema from "../convex/schema";
