@@ -229,6 +229,34 @@ const ALLOWED: Record<string, AllowedCheck> = {
     expect(result).toBeNull();
     expect((await stored(t, "apiKeys", f.apiKeyId))?.revokedAt).toEqual(expect.any(Number));
   },
+  "projects:rename": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect((await t.run((ctx) => ctx.db.get("projects", f.projectId)))?.name).toBe("Renamed");
+  },
+  "projects:remove": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect(await t.run((ctx) => ctx.db.get("projects", f.projectId))).toBeNull();
+    expect(await stored(t, "connections", f.connectionId)).toBeNull();
+  },
+  "connections:pause": async (result, f, t) => {
+    expect(result).toBe("inactive");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("inactive");
+  },
+  // The fixture's connection is not paused: resuming leaves it as it is.
+  "connections:resume": async (result, f, t) => {
+    expect(result).toBe("pending");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("pending");
+  },
+  // Nothing synced yet in the fixture.
+  "metrics:latest": (result) => {
+    expect(result).toEqual([]);
+  },
+  "metrics:series": (result) => {
+    expect(result).toEqual({ resolution: "day", points: [] });
+  },
+  "insights:list": (result) => {
+    expect((result as { page: unknown[]; isDone: boolean })).toMatchObject({ page: [], isDone: true });
+  },
   "auditLog:list": (result, f) => {
     const { page } = result as { page: Array<{ action: string; targetId: string }> };
     expect(page).toContainEqual(expect.objectContaining({ action: "connection.created", targetId: f.connectionId }));
