@@ -256,13 +256,38 @@ function withCause<E extends Error>(error: E, cause: Error): E {
   return error;
 }
 
-/** The data of a client-facing error (see appError), or null for any other error. For servers and clients alike. */
+/**
+ * Whether `data` is the data of a client-facing error, judged by its shape
+ * alone: an object whose `code` is one of errorCodes and whose `message` is
+ * a string. For a ConvexError's `data` whichever copy of `convex` made it.
+ */
+export function isAppErrorData(data: unknown): data is AppErrorData {
+  if (typeof data !== "object" || data === null) return false;
+  const { code, message } = data as { code?: unknown; message?: unknown };
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) && typeof message === "string";
+}
+
+/**
+ * Whether `error` is a ConvexError, by `instanceof` or, when it was made by
+ * another copy of the `convex` package (the dashboard's repository resolving
+ * its own), by the marker every copy sets: Symbol.for("ConvexError"), or the
+ * name "ConvexError" with a `data` field.
+ */
+function isConvexErrorLike(error: unknown): error is { data: unknown } {
+  if (error instanceof ConvexError) return true;
+  if (typeof error !== "object" || error === null || !("data" in error)) return false;
+  return (error as Record<symbol, unknown>)[Symbol.for("ConvexError")] === true || (error as { name?: unknown }).name === "ConvexError";
+}
+
+/**
+ * The data of a client-facing error (see appError), or null for any other
+ * error. For servers and clients alike; recognises the error by its shape
+ * (isConvexErrorLike, isAppErrorData), not only by `instanceof ConvexError`,
+ * which fails when the caller's `convex` is another copy than this file's.
+ */
 export function appErrorData(error: unknown): AppErrorData | null {
-  if (!(error instanceof ConvexError)) return null;
-  const data: unknown = error.data;
-  if (typeof data !== "object" || data === null || !("code" in data) || typeof data.code !== "string") return null;
-  if (!Object.hasOwn(ERROR_CODES, data.code)) return null;
-  return data as AppErrorData;
+  if (!isConvexErrorLike(error)) return null;
+  return isAppErrorData(error.data) ? error.data : null;
 }
 
 /** The code of a client-facing error (see appError), or null for any other error. */

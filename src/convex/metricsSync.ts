@@ -142,8 +142,9 @@ export const recordSyncOutcomes = internalMutation({
           detail: outcome.code,
         });
       }
-      if (credentialsVersionOf(connection) !== credentialsVersion) {
+      if (credentialsVersionOf(connection) !== credentialsVersion || connection.status === "inactive") {
         // Replaced while this sync ran with the old ones: the connection stays as the write left it.
+        // Paused meanwhile: it stays paused, and nothing is stored.
         results.push({ status: connection.status, metricsStored: 0 });
         continue;
       }
@@ -169,8 +170,8 @@ const ownerCountValidator = v.object({ ownerId: v.id("users"), count: v.number()
  * One page of a cron run: reads up to DUE_PAGE_SIZE due connections
  * (nextSyncAt passed, or absent: rows from before scheduling by due time)
  * and, for each:
- * - needs_reauth: never due again until the user acts (NOT_SCHEDULED);
- * - paused (inactive): moved to the next slot, not synced;
+ * - needs_reauth or paused (inactive; rows paused before pausing took them
+ *   out of the index): never due again until the user acts (NOT_SCHEDULED);
  * - beyond its owner's share of this run (OWNER_SHARE_PER_RUN; the owner is
  *   the project's creator): deferred by DEFERRAL_MS, behind everyone else;
  * - otherwise moved to the next slot and put in a group (planGroups).
@@ -200,12 +201,9 @@ export const scheduleDueSyncs = internalMutation({
     const ownerOf = new Map<Id<"projects">, Id<"users"> | null>();
     const candidates: { connectionId: Id<"connections">; groupKey: string }[] = [];
     for (const connection of due.slice(0, DUE_PAGE_SIZE)) {
-      if (connection.status === "needs_reauth") {
+      if (connection.status === "needs_reauth" || connection.status === "inactive") {
+        // Waiting for the user (new credentials, a reconnect, resume): never due until then.
         await ctx.db.patch("connections", connection._id, { nextSyncAt: NOT_SCHEDULED });
-        continue;
-      }
-      if (connection.status === "inactive") {
-        await ctx.db.patch("connections", connection._id, { nextSyncAt: nextSlot });
         continue;
       }
       if (!ownerOf.has(connection.projectId)) {

@@ -9,6 +9,7 @@ import { v } from "convex/values";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
+import { recordRollups } from "../metricRollups";
 import type { SyncResult } from "../validators";
 import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot } from "./policy";
 
@@ -36,8 +37,9 @@ export function credentialsVersionOf(connection: Doc<"connections">): number {
 }
 
 /**
- * Stores one successful sync's metric points, all at `timestamp`: the one
- * place metric points are written.
+ * Stores one successful sync's metric points, all at `timestamp`, and folds
+ * them into the hourly and daily rollups (metricRollups.ts): the one place
+ * metric points are written.
  */
 export async function storeMetricPoints(
   ctx: MutationCtx,
@@ -48,6 +50,7 @@ export async function storeMetricPoints(
   for (const point of points) {
     await ctx.db.insert("metrics", { connectionId: connection._id, projectId: connection.projectId, ...point, timestamp });
   }
+  await recordRollups(ctx, { connectionId: connection._id, projectId: connection.projectId }, points, timestamp);
 }
 
 /** Text added to lastError when syncing stopped until the user acts. */

@@ -47,12 +47,12 @@ export const DEFERRAL_MS = 60_000;
 /** Longest wait between two attempts of a connection that keeps failing for a transient reason. */
 export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
 /**
- * nextSyncAt of a connection that is never due (needs_reauth): after every
- * real time (the largest valid Date), so the cron's index range never
- * reaches it. Absent nextSyncAt is different: rows from before scheduling
- * by due time, which are due.
+ * nextSyncAt of a connection that is never due (needs_reauth, paused:
+ * connectionPause.ts): after any cron run's "now", so the cron's index
+ * range never reaches it. Absent nextSyncAt is different: rows from before
+ * scheduling by due time, which are due.
  */
-export const NOT_SCHEDULED = 8.64e15;
+export const NOT_SCHEDULED = Number.MAX_SAFE_INTEGER;
 /** Weight of the latest sync in healthScore, a moving average of successes (0–100). */
 const HEALTH_WEIGHT = 0.3;
 
