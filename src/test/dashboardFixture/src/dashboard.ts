@@ -31,6 +31,8 @@ export function describeError(data: AppErrorData): string {
       return data.field === undefined ? data.message : `${data.field}: ${data.message}`;
     case "DECRYPTION_FAILED":
       return data.reason ?? data.message;
+    case "LIMIT_REACHED":
+      return `${data.message} (at most ${data.limit}: ${data.reason === "PROJECTS_PER_USER" ? "projects" : "connections"})`;
     case "UNAUTHENTICATED":
     case "FORBIDDEN":
     case "NOT_FOUND":
