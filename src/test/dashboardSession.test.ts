@@ -144,7 +144,8 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   const scheduledBefore = (await scheduledConnectionIds(t)).length;
   for (let cycle = 0; cycle < 3; cycle++) {
-    vi.setSystemTime(Date.now() + 20 * 60_000);
+    // 1.5 intervals and a bit: past the next slot whenever the last sync ran (slots are 0.5 to 1.5 intervals apart).
+    vi.setSystemTime(Date.now() + 23 * 60_000);
     const executions = await cronCycle(t, harness);
     expect(executions["metricsSync:syncGroup"]).toBe(1);
   }
