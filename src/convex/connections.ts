@@ -13,7 +13,7 @@ import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
 import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
-import { credentialHints, validateCredentials } from "./integrations/registry";
+import { credentialHints, validateCredentials } from "./providers/integrations/registry";
 import { syncConnections } from "./metricsSync";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";

@@ -6,12 +6,14 @@
  * messages never contain a secret, plaintext, ciphertext or unknown input.
  *
  * This file is the dashboard's error contract: it imports nothing
- * server-only (only `convex/values` and the pure lib/errors), so a frontend
- * can import its types and `appErrorData` directly.
+ * server-only (only `convex/values` and the pure lib/errors and
+ * providers/errors, which import nothing), so a frontend can import its
+ * types and `appErrorData` directly. The lower layers' errors (CryptoError,
+ * ProviderError) are mapped here and know nothing of this file.
  */
 import { ConvexError } from "convex/values";
 import { isCryptoError, type CryptoError, type CryptoErrorCode } from "./lib/errors";
-import type { ProviderErrorKind } from "./integrations/providerError";
+import type { ProviderError, ProviderErrorKind } from "./providers/errors";
 
 export type ErrorCode =
   | "UNAUTHENTICATED"
@@ -210,6 +212,22 @@ export function toAppError(error: unknown): never {
         reason: mapped.reason,
       });
   }
+}
+
+/**
+ * A client-facing PROVIDER_ERROR for a ProviderError: the same safe message,
+ * the service, the kind as `reason`, the HTTP status. The ProviderError stays
+ * the new error's `cause`, for server logs only (a client gets `data` and
+ * the message, never the cause).
+ */
+export function providerAppError(error: ProviderError): ConvexError<AppErrorData> {
+  const mapped = appError("PROVIDER_ERROR", error.message, {
+    service: error.service,
+    reason: error.kind,
+    ...(error.status === null ? {} : { status: error.status }),
+  });
+  Object.defineProperty(mapped, "cause", { value: error, enumerable: false, writable: true, configurable: true });
+  return mapped;
 }
 
 /** The data of a client-facing error (see appError), or null for any other error. For servers and clients alike. */

@@ -23,9 +23,10 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { env, internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
 import { appError, appErrorCode } from "./errors";
-import { isProviderError } from "./integrations/providerError";
-import { findIntegration } from "./integrations/registry";
-import type { Integration, MetricPoint } from "./integrations/types";
+import { isProviderError } from "./providers/errors";
+import { findIntegration } from "./providers/integrations/registry";
+import type { Integration, MetricPoint } from "./providers/integrations/types";
+import { envNumber } from "./lib/envNumber";
 import type { Keyring } from "./lib/keyring";
 import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "./secrets";
@@ -56,8 +57,7 @@ export function nextHealthScore(previous: number, succeeded: boolean): number {
 
 /** Time between two syncs of a connection, in ms: SYNC_INTERVAL_MINUTES (at least 1) if set to a number, else 15 minutes. */
 export function syncIntervalMs(): number {
-  const configured = Number(env.SYNC_INTERVAL_MINUTES);
-  const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
+  const minutes = envNumber(env.SYNC_INTERVAL_MINUTES, DEFAULT_SYNC_INTERVAL_MINUTES, { atLeast: 1 });
   return Math.round(minutes * 60_000);
 }
 

@@ -9,6 +9,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { env, internalMutation } from "./_generated/server";
+import { envNumber } from "./lib/envNumber";
 
 /** Default age (days) after which metric points are deleted; METRICS_RETENTION_DAYS overrides it. */
 export const DEFAULT_METRICS_RETENTION_DAYS = 90;
@@ -24,8 +25,7 @@ type RetainedTable = typeof retainedTableValidator.type;
 
 /** Days from `envName` if it is a positive number, else `fallback`. */
 function retentionDays(envName: string, fallback: number): number {
-  const configured = Number(env[envName]);
-  return env[envName]?.trim() && Number.isFinite(configured) && configured > 0 ? configured : fallback;
+  return envNumber(env[envName], fallback, { above: 0 });
 }
 
 /** The retention of `table` in ms, from its environment variable or default. */

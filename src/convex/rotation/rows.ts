@@ -17,7 +17,7 @@ import { CryptoError, isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";
 import type { Keyring, MasterKey } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
-import { credentialHints } from "../integrations/registry";
+import { credentialHints } from "../providers/integrations/registry";
 import { aiKeySecretContext, connectionSecretContext, parseCredentials, readEncryptionSettings } from "../secrets";
 import { connectionNameOf } from "../upgrade/defaults";
 import type { Credentials, RotationCursor, RotationTable, SecretShapeCounts } from "../validators";

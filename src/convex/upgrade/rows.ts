@@ -17,7 +17,7 @@ import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { findAiKeyRow, holdsKey } from "../aiKeys";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "../apiKeys";
-import { credentialHints } from "../integrations/registry";
+import { credentialHints } from "../providers/integrations/registry";
 import { decryptSecret, describeCiphertext } from "../lib/cipher";
 import { isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";
