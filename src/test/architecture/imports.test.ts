@@ -4,6 +4,7 @@
 // count: a cycle of types is still a cycle for a reader).
 import ts from "typescript";
 import { describe, expect, test } from "vitest";
+import architectureDoc from "../../../docs/architecture.md?raw";
 
 const SOURCES = import.meta.glob<string>(["../../convex/**/*.ts", "!../../convex/_generated/**"], {
   query: "?raw",
@@ -135,4 +136,20 @@ describe("layers: what each may import (docs/architecture.md)", () => {
     expect(imports.get("providers/errors.ts")).toEqual([]);
     expect(imports.get("errors.ts")?.sort()).toEqual(["convex/values", "lib/errors.ts", "providers/errors.ts"]);
   });
+});
+
+test("nothing under providers/ logs (a request or an answer could reach the log)", () => {
+  const logging = [...files].filter(([path, text]) => path.startsWith("providers/") && /\bconsole\./.test(text)).map(([path]) => path);
+  expect(logging).toEqual([]);
+});
+
+test("every file the walks of docs/architecture.md list exists", () => {
+  const walks = architectureDoc.slice(architectureDoc.indexOf("## The two walks"), architectureDoc.indexOf("## Deploying"));
+  const listed = [...walks.matchAll(/^\| \d+ \| `([^`]+)` \|/gm)].map((match) => match[1]!);
+  expect(listed.length).toBeGreaterThan(15);
+  expect(listed.filter((path) => !files.has(path))).toEqual([]);
+  // The counts in the headings are the rows below them.
+  for (const [, count, rows] of walks.matchAll(/: (\d+) files\n\n((?:\|.*\n)+)/g)) {
+    expect(rows!.trim().split("\n").length - 2).toBe(Number(count));
+  }
 });
