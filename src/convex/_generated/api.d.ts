@@ -8,11 +8,6 @@
  * @module
  */
 
-import type {
-  ApiFromModules,
-  FilterApi,
-  FunctionReference,
-} from "convex/server";
 import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
@@ -22,6 +17,7 @@ import type * as auditLog from "../auditLog.js";
 import type * as auth from "../auth.js";
 import type * as connections from "../connections.js";
 import type * as crons from "../crons.js";
+import type * as env from "../env.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
 import type * as http from "../http.js";
@@ -59,6 +55,7 @@ import type * as retention from "../retention.js";
 import type * as rotation_batchReader from "../rotation/batchReader.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as rotation_status from "../rotation/status.js";
+import type * as secretArgs from "../secretArgs.js";
 import type * as secrets from "../secrets.js";
 import type * as upgrade from "../upgrade.js";
 import type * as upgrade_defaults from "../upgrade/defaults.js";
@@ -66,14 +63,12 @@ import type * as upgrade_rows from "../upgrade/rows.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
 
-/**
- * A utility for referencing Convex functions in your app's API.
- *
- * Usage:
- * ```js
- * const myFunctionReference = api.myModule.myFunction;
- * ```
- */
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+
 declare const fullApi: ApiFromModules<{
   actionAccess: typeof actionAccess;
   ai: typeof ai;
@@ -84,6 +79,7 @@ declare const fullApi: ApiFromModules<{
   auth: typeof auth;
   connections: typeof connections;
   crons: typeof crons;
+  env: typeof env;
   errors: typeof errors;
   functions: typeof functions;
   http: typeof http;
@@ -121,6 +117,7 @@ declare const fullApi: ApiFromModules<{
   "rotation/batchReader": typeof rotation_batchReader;
   "rotation/rows": typeof rotation_rows;
   "rotation/status": typeof rotation_status;
+  secretArgs: typeof secretArgs;
   secrets: typeof secrets;
   upgrade: typeof upgrade;
   "upgrade/defaults": typeof upgrade_defaults;
@@ -128,11 +125,31 @@ declare const fullApi: ApiFromModules<{
   users: typeof users;
   validators: typeof validators;
 }>;
+
+/**
+ * A utility for referencing Convex functions in your app's public API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
 export declare const api: FilterApi<
   typeof fullApi,
   FunctionReference<any, "public">
 >;
+
+/**
+ * A utility for referencing Convex functions in your app's internal API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = internal.myModule.myFunction;
+ * ```
+ */
 export declare const internal: FilterApi<
   typeof fullApi,
   FunctionReference<any, "internal">
 >;
+
+export declare const components: {};
