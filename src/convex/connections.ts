@@ -23,6 +23,8 @@ import {
 } from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
+import { setPaused } from "./connectionPause";
+import { deleteConnectionRollupsBatch } from "./metricRollups";
 import { syncConnections } from "./metricsSync";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
@@ -30,6 +32,7 @@ import { checkArgs } from "./secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
+  connectionStatusValidator,
   connectionSummaryValidator,
   credentialsValidator,
   syncResultValidator,
@@ -59,8 +62,8 @@ function toConnectionSummary(connection: Doc<"connections">) {
 }
 
 /**
- * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection;
- * true when there may be more.
+ * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection, and
+ * a batch of its rollups; true when there may be more.
  */
 async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
   const rows = await ctx.db
@@ -68,7 +71,8 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
     .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
     .take(METRICS_DELETED_PER_BATCH);
   for (const row of rows) await ctx.db.delete("metrics", row._id);
-  return rows.length === METRICS_DELETED_PER_BATCH;
+  const moreRollups = await deleteConnectionRollupsBatch(ctx, connectionId);
+  return rows.length === METRICS_DELETED_PER_BATCH || moreRollups;
 }
 
 /**
@@ -327,6 +331,25 @@ export const remove = connectionMutation({
     });
     return null;
   },
+});
+
+/**
+ * Pauses a connection (owners and admins): never synced by the cron, at no
+ * cost, until resumed (connectionPause.ts); its history stays. Returns its status.
+ */
+export const pause = connectionMutation({
+  args: {},
+  minimumRole: "admin",
+  returns: connectionStatusValidator,
+  handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, true),
+});
+
+/** Resumes a paused connection (owners and admins): "pending", synced by the cron's next run. */
+export const resume = connectionMutation({
+  args: {},
+  minimumRole: "admin",
+  returns: connectionStatusValidator,
+  handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, false),
 });
 
 /** Deletes a removed connection's remaining metrics, one batch per run. */

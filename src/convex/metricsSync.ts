@@ -29,6 +29,7 @@ import { findIntegration } from "./providers/integrations/registry";
 import type { Integration, MetricPoint } from "./providers/integrations/types";
 import { envNumber } from "./lib/envNumber";
 import type { Keyring } from "./lib/keyring";
+import { recordRollups } from "./metricRollups";
 import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "./secrets";
 import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
@@ -227,9 +228,9 @@ export const recordSyncOutcomes = internalMutation({
       if (outcome.kind === "decryption_failed") {
         await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
       }
-      if (credentialsVersionOf(connection) !== credentialsVersion) {
+      if (credentialsVersionOf(connection) !== credentialsVersion || connection.status === "inactive") {
         // The credentials were replaced while this sync ran with the old ones: the connection stays
-        // as updateCredentials left it (due soon, to try the new ones).
+        // as updateCredentials left it (due soon, to try the new ones). Paused meanwhile: it stays paused.
         results.push({ status: connection.status, metricsStored: 0 });
         continue;
       }
@@ -237,6 +238,7 @@ export const recordSyncOutcomes = internalMutation({
         for (const point of outcome.metrics) {
           await ctx.db.insert("metrics", { connectionId, projectId, ...point, timestamp: now });
         }
+        await recordRollups(ctx, { connectionId, projectId }, outcome.metrics, now);
         await ctx.db.patch("connections", connectionId, {
           status: "active",
           healthScore: nextHealthScore(connection.healthScore, true),

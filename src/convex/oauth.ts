@@ -33,7 +33,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { env } from "./env";
-import { recordAudit } from "./audit";
+import { projectAuditScope, recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
 import { appError, appErrorCode, providerAppError } from "./errors";
 import { cleanName } from "./input";
@@ -926,7 +926,8 @@ export const finishRevocation = internalMutation({
     await ctx.db.delete("oauthRevocations", revocationId);
     await recordAudit(ctx, {
       action: "connection.tokens_revoked",
-      projectId: row.projectId,
+      // A removed project's revocations go to the remover's own log, not under its id.
+      ...(await projectAuditScope(ctx, row.projectId)),
       targetTable: "connections",
       targetId: row.connectionId,
       detail: outcome ?? "not attempted: the revocation did not run in time",

@@ -1,5 +1,6 @@
 /**
- * Retention: metric points and audit entries older than their retention are
+ * Retention: metric points, their rollups (metricRollups.ts; by the metrics
+ * retention, aged by bucket start) and audit entries older than their retention are
  * deleted by a daily cron (crons.ts), oldest first, RETENTION_BATCH_SIZE rows
  * per mutation, each batch scheduling the next until none is left. Rows are
  * aged by when they were stored (_creationTime, Convex's built-in index), so
@@ -21,7 +22,7 @@ export const RETENTION_BATCH_SIZE = 1000;
 
 const DAY = 24 * 60 * 60 * 1000;
 
-const retainedTableValidator = v.union(v.literal("metrics"), v.literal("auditLog"));
+const retainedTableValidator = v.union(v.literal("metrics"), v.literal("metricRollups"), v.literal("auditLog"));
 type RetainedTable = typeof retainedTableValidator.type;
 
 /** Days from `envName` if it is a positive number, else `fallback`. */
@@ -31,7 +32,7 @@ function retentionDays(envName: string, fallback: number): number {
 
 /** The retention of `table` in ms, from its environment variable or default. */
 export function retentionMs(table: RetainedTable): number {
-  return table === "metrics"
+  return table === "metrics" || table === "metricRollups"
     ? retentionDays("METRICS_RETENTION_DAYS", DEFAULT_METRICS_RETENTION_DAYS) * DAY
     : retentionDays("AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS) * DAY;
 }
@@ -42,7 +43,7 @@ export const start = internalMutation({
   returns: v.null(),
   handler: async (ctx) => {
     const now = Date.now();
-    for (const table of ["metrics", "auditLog"] as const) {
+    for (const table of ["metrics", "metricRollups", "auditLog"] as const) {
       await ctx.scheduler.runAfter(0, internal.retention.purgeBatch, { table, before: now - retentionMs(table) });
     }
     return null;
@@ -57,14 +58,25 @@ export const purgeBatch = internalMutation({
   args: { table: retainedTableValidator, before: v.number() },
   returns: v.object({ deleted: v.number() }),
   handler: async (ctx, { table, before }) => {
-    const rows = await ctx.db
-      .query(table)
-      .withIndex("by_creation_time", (q) => q.lt("_creationTime", before))
-      .take(RETENTION_BATCH_SIZE);
-    for (const row of rows) await ctx.db.delete(table, row._id);
-    if (rows.length === RETENTION_BATCH_SIZE) {
+    let deleted: number;
+    if (table === "metricRollups") {
+      const rows = await ctx.db
+        .query(table)
+        .withIndex("by_start", (q) => q.lt("start", before))
+        .take(RETENTION_BATCH_SIZE);
+      for (const row of rows) await ctx.db.delete(table, row._id);
+      deleted = rows.length;
+    } else {
+      const rows = await ctx.db
+        .query(table)
+        .withIndex("by_creation_time", (q) => q.lt("_creationTime", before))
+        .take(RETENTION_BATCH_SIZE);
+      for (const row of rows) await ctx.db.delete(table, row._id);
+      deleted = rows.length;
+    }
+    if (deleted === RETENTION_BATCH_SIZE) {
       await ctx.scheduler.runAfter(0, internal.retention.purgeBatch, { table, before });
     }
-    return { deleted: rows.length };
+    return { deleted };
   },
 });

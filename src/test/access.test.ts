@@ -117,6 +117,22 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
   },
+  { name: "users:me", access: "user", call: (c) => c.query(api.users.me, {}) },
+  { name: "projects:rename", access: "admin", call: (c, f) => c.mutation(api.projects.rename, { projectId: f.projectId, name: "Renamed" }) },
+  { name: "projects:remove", access: "owner", call: (c, f) => c.mutation(api.projects.remove, { projectId: f.projectId }) },
+  { name: "connections:pause", access: "admin", call: (c, f) => c.mutation(api.connections.pause, { connectionId: f.connectionId }) },
+  { name: "connections:resume", access: "admin", call: (c, f) => c.mutation(api.connections.resume, { connectionId: f.connectionId }) },
+  { name: "metrics:latest", access: "member", call: (c, f) => c.query(api.metrics.latest, { projectId: f.projectId }) },
+  {
+    name: "metrics:series",
+    access: "member",
+    call: (c, f) => c.query(api.metrics.series, { connectionId: f.connectionId, name: "mrr.usd", from: 0, to: Date.now() }),
+  },
+  {
+    name: "insights:list",
+    access: "member",
+    call: (c, f) => c.query(api.insights.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
+  },
   {
     name: "auditLog:listMine",
     access: "user",
@@ -213,6 +229,34 @@ const ALLOWED: Record<string, AllowedCheck> = {
   "apiKeys:revoke": async (result, f, t) => {
     expect(result).toBeNull();
     expect((await stored(t, "apiKeys", f.apiKeyId))?.revokedAt).toEqual(expect.any(Number));
+  },
+  "projects:rename": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect((await t.run((ctx) => ctx.db.get("projects", f.projectId)))?.name).toBe("Renamed");
+  },
+  "projects:remove": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect(await t.run((ctx) => ctx.db.get("projects", f.projectId))).toBeNull();
+    expect(await stored(t, "connections", f.connectionId)).toBeNull();
+  },
+  "connections:pause": async (result, f, t) => {
+    expect(result).toBe("inactive");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("inactive");
+  },
+  // The fixture's connection is not paused: resuming leaves it as it is.
+  "connections:resume": async (result, f, t) => {
+    expect(result).toBe("pending");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("pending");
+  },
+  // Nothing synced yet in the fixture.
+  "metrics:latest": (result) => {
+    expect(result).toEqual([]);
+  },
+  "metrics:series": (result) => {
+    expect(result).toEqual({ resolution: "day", points: [] });
+  },
+  "insights:list": (result) => {
+    expect((result as { page: unknown[]; isDone: boolean })).toMatchObject({ page: [], isDone: true });
   },
   "auditLog:list": (result, f) => {
     const { page } = result as { page: Array<{ action: string; targetId: string }> };

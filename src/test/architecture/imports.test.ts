@@ -97,7 +97,7 @@ function newCycles(): string[][] {
 
 test("src/convex has no import cycle but the known ones", () => {
   expect(files.size).toBeGreaterThan(40);
-  expect(newCycles()).toEqual([]);
+  expect(newCycles(), "import cycles (break them: move the shared part to a lower module)").toEqual([]);
 });
 
 test("the cycle check finds a cycle", () => {
@@ -114,7 +114,7 @@ test("the cycle check finds a cycle", () => {
 
 test(`no file over ${MAX_LINES} lines but the known ones`, () => {
   const long = [...files].filter(([, text]) => text.split("\n").length > MAX_LINES + 1).map(([path]) => path);
-  expect(long.filter((path) => !KNOWN_LONG_FILES.includes(path))).toEqual([]);
+  expect(long.filter((path) => !KNOWN_LONG_FILES.includes(path)), `files over ${MAX_LINES} lines (split them by concern)`).toEqual([]);
 });
 
 describe("layers: what each may import (docs/architecture.md)", () => {
@@ -152,19 +152,19 @@ test("every file the walks of docs/architecture.md list exists", () => {
   const walks = architectureDoc.slice(architectureDoc.indexOf("## The two walks"), architectureDoc.indexOf("## Deploying"));
   const listed = [...walks.matchAll(/^\| \d+ \| `([^`]+)` \|/gm)].map((match) => match[1]!);
   expect(listed.length).toBeGreaterThan(15);
-  expect(listed.filter((path) => !files.has(path))).toEqual([]);
+  expect(listed.filter((path) => !files.has(path)), "files the walks in docs/architecture.md name that no longer exist: update the walks").toEqual([]);
   // The counts in the headings are the rows below them.
   for (const [, count, rows] of walks.matchAll(/: (\d+) files\n\n((?:\|.*\n)+)/g)) {
-    expect(rows!.trim().split("\n").length - 2).toBe(Number(count));
+    expect(rows!.trim().split("\n").length - 2, "a walk's count in docs/architecture.md differs from its rows").toBe(Number(count));
   }
 });
 
 test("one HTTP transport: only providers/transport.ts calls fetch", () => {
   const callers = [...files].filter(([, text]) => /\bfetch\s*\(/.test(text)).map(([path]) => path);
-  expect(callers).toEqual(["providers/transport.ts"]);
+  expect(callers, "call providers/transport.ts (send, requestJson) instead of fetch").toEqual(["providers/transport.ts"]);
 });
 
 test("environment numbers are parsed one way (lib/envNumber.ts)", () => {
   const parsers = [...files].filter(([, text]) => /(?<![\w.])(Number|parseInt|parseFloat)\(\s*env[.[]/.test(text)).map(([path]) => path);
-  expect(parsers).toEqual([]);
+  expect(parsers, "parse environment numbers with lib/envNumber.ts").toEqual([]);
 });
