@@ -8,11 +8,6 @@
  * @module
  */
 
-import type {
-  ApiFromModules,
-  FilterApi,
-  FunctionReference,
-} from "convex/server";
 import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
@@ -23,6 +18,7 @@ import type * as auth from "../auth.js";
 import type * as connectionPause from "../connectionPause.js";
 import type * as connections from "../connections.js";
 import type * as crons from "../crons.js";
+import type * as env from "../env.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
 import type * as http from "../http.js";
@@ -65,6 +61,7 @@ import type * as retention from "../retention.js";
 import type * as rotation_batchReader from "../rotation/batchReader.js";
 import type * as rotation_rows from "../rotation/rows.js";
 import type * as rotation_status from "../rotation/status.js";
+import type * as secretArgs from "../secretArgs.js";
 import type * as secrets from "../secrets.js";
 import type * as sync_outcomes from "../sync/outcomes.js";
 import type * as sync_policy from "../sync/policy.js";
@@ -75,14 +72,12 @@ import type * as upgrade_rows from "../upgrade/rows.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
 
-/**
- * A utility for referencing Convex functions in your app's API.
- *
- * Usage:
- * ```js
- * const myFunctionReference = api.myModule.myFunction;
- * ```
- */
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+
 declare const fullApi: ApiFromModules<{
   actionAccess: typeof actionAccess;
   ai: typeof ai;
@@ -94,6 +89,7 @@ declare const fullApi: ApiFromModules<{
   connectionPause: typeof connectionPause;
   connections: typeof connections;
   crons: typeof crons;
+  env: typeof env;
   errors: typeof errors;
   functions: typeof functions;
   http: typeof http;
@@ -136,6 +132,7 @@ declare const fullApi: ApiFromModules<{
   "rotation/batchReader": typeof rotation_batchReader;
   "rotation/rows": typeof rotation_rows;
   "rotation/status": typeof rotation_status;
+  secretArgs: typeof secretArgs;
   secrets: typeof secrets;
   "sync/outcomes": typeof sync_outcomes;
   "sync/policy": typeof sync_policy;
@@ -146,11 +143,31 @@ declare const fullApi: ApiFromModules<{
   users: typeof users;
   validators: typeof validators;
 }>;
+
+/**
+ * A utility for referencing Convex functions in your app's public API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
 export declare const api: FilterApi<
   typeof fullApi,
   FunctionReference<any, "public">
 >;
+
+/**
+ * A utility for referencing Convex functions in your app's internal API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = internal.myModule.myFunction;
+ * ```
+ */
 export declare const internal: FilterApi<
   typeof fullApi,
   FunctionReference<any, "internal">
 >;
+
+export declare const components: {};

@@ -6,7 +6,7 @@
  * Ids and counts only: never a key, a plaintext or a ciphertext.
  */
 import type { Doc } from "../_generated/dataModel";
-import { env } from "../_generated/server";
+import { env } from "../env";
 import { isCryptoError } from "../lib/errors";
 import { Keyring } from "../lib/keyring";
 import type { KeyInventory, KeyringState, RotationProgress } from "../validators";

@@ -20,7 +20,7 @@
  *   connections; the rest wait for the next run, behind everyone else's.
  */
 import type { Id } from "../_generated/dataModel";
-import { env } from "../_generated/server";
+import { env } from "../env";
 import { describeCiphertext } from "../lib/cipher";
 import { envNumber } from "../lib/envNumber";
 
