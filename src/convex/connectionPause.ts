@@ -5,15 +5,15 @@
  * from the by_nextSyncAt index: the cron never reads, groups or schedules
  * it, so it costs no function call and no read. A sync already running when
  * it is paused stores nothing (metricsSync.recordSyncOutcomes). Resuming
- * makes it "pending", due at once within the manual-sync allowance
- * (rateLimits.ts takeManualSync, as credential writes), else at the next
- * slot, so pausing and resuming cannot force syncs. Its metrics and history stay.
+ * makes it "pending", due at once within the manual-sync allowance, else
+ * at the next slot (sync/firstSync.ts, as credential writes), so pausing
+ * and resuming cannot force syncs. Its metrics and history stay.
  */
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { takeManualSync } from "./rateLimits";
-import { NOT_SCHEDULED, nextSyncSlot } from "./sync/policy";
+import { firstSyncAt } from "./sync/firstSync";
+import { NOT_SCHEDULED } from "./sync/policy";
 import type { ConnectionStatus } from "./validators";
 
 /** nextSyncAt of a paused connection: later than any cron run's "now" (sync/policy.ts NOT_SCHEDULED). */
@@ -33,9 +33,7 @@ export async function setPaused(
     status,
     nextSyncAt: paused
       ? PAUSED_NEXT_SYNC_AT
-      : (await takeManualSync(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: actorId }))
-        ? now
-        : nextSyncSlot(now),
+      : await firstSyncAt(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: actorId }, now),
     updatedAt: now,
   });
   await recordAudit(ctx, {

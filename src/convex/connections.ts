@@ -25,11 +25,11 @@ import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
 import { assertOwnerCanAddConnection } from "./limits";
 import { syncConnections } from "./sync/run";
-import { nextSyncSlot } from "./sync/policy";
+import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
 import { deleteConnectionRollupsBatch } from "./metricRollups";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
-import { MANUAL_SYNC_LIMITS, takeManualSync } from "./rateLimits";
+import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { checkArgs } from "./secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
@@ -78,27 +78,12 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
 }
 
 /**
- * When a connection whose credentials were just written is first synced:
- * at once (the cron's next run, within a minute) if the writer's
- * manual-sync allowance has a token for it (rateLimits.ts takeManualSync:
- * connection, project and user buckets), else at the next scheduled slot.
- * So writing credentials never syncs more often than manual syncs may.
- */
-async function firstSyncAfterWrite(
-  ctx: MutationCtx,
-  keys: { connectionId: Id<"connections">; projectId: Id<"projects">; userId: Id<"users"> },
-  now: number,
-): Promise<number> {
-  return (await takeManualSync(ctx, keys)) ? now : nextSyncSlot(now);
-}
-
-/**
  * Creates a connection (owners and admins). The row is inserted first so
  * the ciphertext can be bound to its id, then patched in the same mutation.
  * CONFLICT when the project already has MAX_CONNECTIONS connections;
  * LIMIT_REACHED when its owner has MAX_CONNECTIONS_PER_USER across their
  * projects (limits.ts). Synced at once only within the manual-sync
- * allowance (firstSyncAfterWrite).
+ * allowance (sync/firstSync.ts).
  */
 const createArgs = {
   projectId: v.id("projects"),
@@ -140,7 +125,7 @@ export const create = secretProjectMutation({
     });
     const secretVersion = nextSecretVersion(undefined);
     const encryptedCredentials = await encryptCredentials(keyring, projectId, connectionId, credentials, secretVersion);
-    const nextSyncAt = await firstSyncAfterWrite(ctx, { connectionId, projectId, userId: ctx.user._id }, now);
+    const nextSyncAt = await firstSyncAt(ctx, { connectionId, projectId, userId: ctx.user._id }, now);
     await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion, nextSyncAt });
     await recordAudit(ctx, {
       action: "connection.created",
@@ -179,7 +164,7 @@ export const get = connectionQuery({
  * create, re-encrypted, hints recomputed, any legacy plaintext removed. The
  * connection goes back to "pending" (also from needs_reauth: syncing
  * resumes) and is tried at once within the manual-sync allowance, else at
- * its next slot (firstSyncAfterWrite).
+ * its next slot (sync/firstSync.ts).
  */
 const updateCredentialsArgs = { connectionId: v.id("connections"), credentials: credentialsValidator };
 
@@ -207,7 +192,7 @@ export const updateCredentials = secretConnectionMutation({
       lastError: undefined,
       syncFailures: undefined,
       updatedAt: now,
-      nextSyncAt: await firstSyncAfterWrite(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: ctx.user._id }, now),
+      nextSyncAt: await firstSyncAt(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: ctx.user._id }, now),
     });
     await recordAudit(ctx, {
       action: "connection.credentials_updated",

@@ -63,6 +63,7 @@ import type * as rotation_rows from "../rotation/rows.js";
 import type * as rotation_status from "../rotation/status.js";
 import type * as secretArgs from "../secretArgs.js";
 import type * as secrets from "../secrets.js";
+import type * as sync_firstSync from "../sync/firstSync.js";
 import type * as sync_outcomes from "../sync/outcomes.js";
 import type * as sync_policy from "../sync/policy.js";
 import type * as sync_run from "../sync/run.js";
@@ -134,6 +135,7 @@ declare const fullApi: ApiFromModules<{
   "rotation/status": typeof rotation_status;
   secretArgs: typeof secretArgs;
   secrets: typeof secrets;
+  "sync/firstSync": typeof sync_firstSync;
   "sync/outcomes": typeof sync_outcomes;
   "sync/policy": typeof sync_policy;
   "sync/run": typeof sync_run;
