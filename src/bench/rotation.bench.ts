@@ -120,7 +120,7 @@ test("rotation, cold per batch, against v1", async () => {
     vi.useRealTimers();
   }
   const elapsedMs = performance.now() - started;
-  const status = (await t.query(internal.keyRotation.status, {})).job;
+  const status = await t.run((ctx) => ctx.db.query("reencryptionJobs").order("desc").first());
   vi.restoreAllMocks();
 
   expect(status?.status).toBe("done");
