@@ -20,7 +20,7 @@
 import { env, type MutationCtx, type QueryCtx } from "./_generated/server";
 import type { Id } from "./_generated/dataModel";
 import { appError, toAppError } from "./errors";
-import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret, type SecretContext } from "./lib/cipher";
+import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "./lib/cipher";
 import { isCryptoError } from "./lib/errors";
 import { randomToken } from "./lib/hash";
 import { Keyring, ROOT_SALT_BYTES } from "./lib/keyring";

@@ -171,7 +171,10 @@ export function tallyRow(tally: Tally, row: SecretRow, keys: KeyIdOrder): void {
   tally.rows++;
   const kind = shape?.kind ?? "current";
   if (kind === "current") tally[olderShape ? "olderShape" : "upToDate"]++;
-  else if (kind === "originalFormat") (tally.olderFormat++, tally.originalFormat++);
+  else if (kind === "originalFormat") {
+    tally.olderFormat++;
+    tally.originalFormat++;
+  }
   else tally[kind]++;
   if (shape && "keyId" in shape && row.table !== "apiKeys") {
     addKeyId(tally, shape.keyId, shape.kind === "previousKey" || (shape.kind === "unknownKey" && shape.format === "v2") ? "v2" : "v1", 1);
