@@ -26,6 +26,7 @@ import { encryptLegacy, LEGACY_READ } from "./helpers/legacy";
 import { encryptV1 } from "./helpers/v1";
 import { originalAiKey, originalApiKey, originalConnection } from "./helpers/original";
 import { useMemoisedPbkdf2 } from "./helpers/pbkdf2Memo";
+import { unregisteredSecretFields } from "./helpers/registryCheck";
 
 // 120 orders x ~80 PBKDF2 runs: memoised (same inputs, same bits), so this file is about keys, not time.
 useMemoisedPbkdf2();
@@ -210,6 +211,8 @@ async function play(order: readonly Step[], variant: "wrong" | "add") {
     const now = await status(t);
     if (now.safeToRemoveOldKey) expect(await unreadable(d, [env().master]), `${order.join(" → ")} after ${step}`).toEqual([]);
   }
+  // Whatever the order left, every secret-shaped value is in a field the registry lists.
+  expect(await unregisteredSecretFields(t)).toEqual([]);
   const { master, old } = env();
   const lostNow = await unreadable(d, [master, ...old]);
   if (lostNow.length === 0) {
