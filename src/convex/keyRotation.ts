@@ -14,8 +14,7 @@ import { internalAction, internalMutation, internalQuery, type ActionCtx, type M
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { DEFAULT_BUDGETS, atMinimumBudgets, batchStateOf, emptyCounts, endJob, resumeJob, ROTATE_COMMAND, runJobBatch, scheduleBatch, type Job } from "./reencryption/job";
-import { BudgetedRowReader } from "./reencryption/batchReader";
-import { addTallies, emptyTally, positionOf, readRows, SECRET_ROW_TABLES, tallyRow, type SecretRow, type SecretTable } from "./reencryption/rows";
+import { addTallies, emptyTally, SECRET_ROW_TABLES, tallyPage, type SecretTable } from "./reencryption/rows";
 import { inventoryOf, nextStep, progressOf, readConfiguredKeys, safeToRemoveOldKey } from "./reencryption/status";
 import { cursorValidator, failureFields, jobStatusValidator, statusValidator, tallyValidator, type Status, type Tally } from "./reencryption/validators";
 import { loadKeyringForWrite, readEncryptionSettings, recordKeyIdOrder, rootSaltEvidence, weakMasterKeyError } from "./secrets";
@@ -28,7 +27,7 @@ export const FAILURE_SAMPLE_SIZE = 20;
 
 export { MAX_BYTES_PER_BATCH, MAX_DERIVATIONS_PER_BATCH, MAX_ROWS_PER_BATCH } from "./reencryption/job";
 
-const startResult = v.object({
+export const startResult = v.object({
   jobId: v.id("reencryptionJobs"),
   outcome: v.union(v.literal("started"), v.literal("joined"), v.literal("resumed")),
   dryRun: v.boolean(),
@@ -87,27 +86,12 @@ export async function startJob(ctx: MutationCtx, dryRun: boolean, allowMissingKe
   const keyIds = { v2: [currentKeyId, ...previous], v1 };
   await recordKeyIdOrder(ctx.db, keyIds);
   const now = Date.now();
+  const zero = { batches: 0, maxBatchRows: 0, maxBatchDerivations: 0, maxBatchBytes: 0, resumes: 0, autoResumes: 0, sequence: 0 };
   const fields: Omit<Job, "_id" | "_creationTime"> = {
-    status: "running",
-    dryRun,
+    ...zero,
+    ...{ status: "running", phase: "scan", table: "connections", dryRun, keyIds, budgets: DEFAULT_BUDGETS } as const,
     ...(allowMissingKeys ? { allowMissingKeys } : {}),
-    keyIds,
-    phase: "scan",
-    table: "connections",
-    sequence: 0,
-    scan: emptyTally(),
-    verification: emptyTally(),
-    counts: emptyCounts(),
-    batches: 0,
-    maxBatchRows: 0,
-    maxBatchDerivations: 0,
-    maxBatchBytes: 0,
-    budgets: DEFAULT_BUDGETS,
-    resumes: 0,
-    autoResumes: 0,
-    startedAt: now,
-    phaseStartedAt: now,
-    updatedAt: now,
+    ...{ scan: emptyTally(), verification: emptyTally(), counts: emptyCounts(), startedAt: now, phaseStartedAt: now, updatedAt: now },
   };
   const jobId = await ctx.db.insert("reencryptionJobs", fields);
   await ctx.db.patch("reencryptionJobs", jobId, { nextBatchId: await scheduleBatch(ctx, jobId, 0) });
@@ -184,15 +168,8 @@ export const inventoryPage = internalQuery({
   args: { table: v.string(), cursor: v.optional(cursorValidator), keyIds: keyIdOrderValidator },
   returns: v.object({ tally: tallyValidator, cursor: v.optional(cursorValidator), done: v.boolean() }),
   handler: async (ctx, { table, cursor, keyIds }) => {
-    const rows = new BudgetedRowReader<SecretRow, NonNullable<typeof cursor>>((after, limit) => readRows(ctx.db, table as SecretTable, after, limit), positionOf, cursor, INVENTORY_PAGE, 1);
-    const tally = emptyTally();
-    let last = cursor;
-    for (let next = await rows.next(); next; next = await rows.next()) {
-      tallyRow(tally, next.row, keyIds);
-      rows.handled++;
-      last = positionOf(next.row);
-    }
-    return { tally, ...(last ? { cursor: last } : {}), done: rows.tableDone };
+    const page = await tallyPage(ctx.db, table as SecretTable, cursor, keyIds, INVENTORY_PAGE);
+    return { tally: page.tally, ...(page.cursor ? { cursor: page.cursor } : {}), done: page.done };
   },
 });
 

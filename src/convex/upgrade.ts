@@ -7,13 +7,13 @@
  */
 import { v } from "convex/values";
 import { internalAction, internalMutation } from "./_generated/server";
-import { readStatus, startJob } from "./keyRotation";
+import { readStatus, startJob, startResult } from "./keyRotation";
 import { statusValidator, type Status } from "./reencryption/validators";
 
 /** `npx convex run upgrade:run`: starts (or joins, or resumes) the re-encryption job, as keyRotation:rotate does. */
 export const run = internalMutation({
   args: { dryRun: v.optional(v.boolean()) },
-  returns: v.object({ jobId: v.id("reencryptionJobs"), outcome: v.union(v.literal("started"), v.literal("joined"), v.literal("resumed")), dryRun: v.boolean(), plan: v.string() }),
+  returns: startResult,
   handler: (ctx, { dryRun = false }) => startJob(ctx, dryRun, false),
 });
 

@@ -21,13 +21,11 @@ import type { Doc, Id } from "../_generated/dataModel";
 import { internal } from "../_generated/api";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
-import { decryptSecret } from "../lib/cipher";
 import type { Keyring, MasterKey } from "../lib/keyring";
 import { loadKeyring, readEncryptionSettings, retireLegacyFormat } from "../secrets";
-import { aiKeySecretContext, connectionSecretContext } from "../storedSecrets/registry";
 import { BudgetedRowReader, MIN_BYTE_BUDGET, scheduledBatchState } from "./batchReader";
 import { rewriteRow, type Work } from "./rewrite";
-import { addTallies, classify, emptyTally, JOB_TABLES, positionOf, readRows, tallyRow, type JobRow, type Shape } from "./rows";
+import { addTallies, classify, emptyTally, JOB_TABLES, positionOf, readRows, tallyPage, type JobRow, type Shape } from "./rows";
 import type { BatchState, Budgets, JobCounts, StopReason, Tally } from "./validators";
 
 export const MAX_ROWS_PER_BATCH = 1000;
@@ -81,29 +79,11 @@ interface BatchResult {
   pause?: StopReason;
 }
 
-function reader(ctx: MutationCtx, job: Job, bytesPerRow: number) {
-  return new BudgetedRowReader<JobRow, NonNullable<Job["cursor"]>>(
-    async (after, limit) => (await readRows(ctx.db, job.table, after, limit)) as JobRow[],
-    positionOf,
-    job.cursor,
-    job.budgets,
-    bytesPerRow,
-  );
-}
-
 /** Scan or verify: rows classified by header (no crypto, no writes); the scan notes the first original-format value. */
 async function countBatch(ctx: MutationCtx, job: Job): Promise<BatchResult> {
-  const rows = reader(ctx, job, 1);
-  const tally = emptyTally();
-  let cursor = job.cursor;
-  let probe = job.originalProbe;
-  for (let next = await rows.next(); next; next = await rows.next()) {
-    tallyRow(tally, next.row, job.keyIds);
-    if (!probe && classify(next.row, job.keyIds).shape?.kind === "originalFormat") probe = { table: job.table, rowId: next.row.doc._id };
-    rows.handled++;
-    cursor = positionOf(next.row);
-  }
-  return { handled: rows.handled, derivations: 0, bytes: rows.bytes, cursor, tableDone: rows.tableDone, tally, counts: emptyCounts(), probe };
+  const page = await tallyPage(ctx.db, job.table, job.cursor, job.keyIds, job.budgets);
+  const probe = job.originalProbe ?? (page.firstOriginal ? { table: job.table, rowId: page.firstOriginal } : undefined);
+  return { ...page, derivations: 0, tableDone: page.done, counts: emptyCounts(), probe };
 }
 
 /** The v2 ids the job started with that no configured key has now (derives each configured key's root once per batch). */
@@ -114,7 +94,8 @@ async function jobKeysMissing(keyring: Keyring, job: Job): Promise<string[]> {
 
 /** Rewrite: rows brought up to date until a budget is spent, or the job pauses at a value whose key is gone. */
 async function rewriteBatch(ctx: MutationCtx, job: Job, keyring: Keyring, legacyRetired: boolean): Promise<BatchResult> {
-  const rows = reader(ctx, job, job.dryRun ? 1 : 2);
+  const read = async (after: Job["cursor"], limit: number) => (await readRows(ctx.db, job.table, after, limit)) as JobRow[];
+  const rows = new BudgetedRowReader<JobRow, NonNullable<Job["cursor"]>>(read, positionOf, job.cursor, job.budgets, job.dryRun ? 1 : 2);
   const counts = emptyCounts();
   let cursor = job.cursor;
   let stoppedEarly = false;
@@ -168,20 +149,6 @@ async function rewriteBatch(ctx: MutationCtx, job: Job, keyring: Keyring, legacy
   return { handled: rows.handled, derivations: keyring.pbkdf2Runs, bytes: rows.bytes, cursor, tableDone: !stoppedEarly && rows.tableDone, tally: emptyTally(), counts, ...(pause ? { pause } : {}) };
 }
 
-/** The original-format value the scan noted, with its salt and purpose (null if the row changed since). */
-async function probeValue(ctx: MutationCtx, { table, rowId }: NonNullable<Job["originalProbe"]>) {
-  if (table === "connections") {
-    const doc = await ctx.db.get("connections", rowId as Id<"connections">);
-    return doc?.encryptedCredentials ? { value: doc.encryptedCredentials, context: connectionSecretContext(doc.projectId, doc._id, doc.secretVersion) } : null;
-  }
-  if (table === "users") {
-    const doc = await ctx.db.get("users", rowId as Id<"users">);
-    return doc?.aiApiKey ? { value: doc.aiApiKey, context: aiKeySecretContext(doc._id, 0) } : null;
-  }
-  const doc = table === "aiKeys" ? await ctx.db.get("aiKeys", rowId as Id<"aiKeys">) : null;
-  return doc?.encryptedKey ? { value: doc.encryptedKey, context: aiKeySecretContext(doc.userId, doc.secretVersion) } : null;
-}
-
 /** The unusable OLD_MASTER_KEY entries, which may be the missing keys (positions only; derives nothing). */
 function unusableNote(): string {
   const entries = loadKeyring(null).invalidPrevious.map(({ entry }) => `OLD_MASTER_KEY (entry ${entry})`);
@@ -209,13 +176,17 @@ async function refusalAfterScan(ctx: MutationCtx, job: Job): Promise<StopReason 
         unusableNote(),
     };
   }
-  const probe = job.originalProbe ? await probeValue(ctx, job.originalProbe) : null;
-  if (!probe || !job.originalProbe) return null;
+  if (!job.originalProbe) return null;
   const { table, rowId } = job.originalProbe;
-  try {
-    await decryptSecret(loadKeyring((await readEncryptionSettings(ctx.db)).rootSalt), probe.value, probe.context);
-    return null;
-  } catch {
+  const doc = await ctx.db.get(table as "users", rowId as Id<"users">);
+  if (!doc) return null;
+  // The row's own work as a dry run: decrypts under the registry's policy, writes nothing.
+  const keyring = loadKeyring((await readEncryptionSettings(ctx.db)).rootSalt);
+  const row = { table, doc } as JobRow;
+  const { shape, olderShape } = classify(row, job.keyIds);
+  const work = { ctx, keyring, policy: { legacyRetired: false }, dryRun: true, jobKeysConfigured: async () => true };
+  const outcome = await rewriteRow(work, row, shape, olderShape);
+  if (typeof outcome === "object" && "failed" in outcome && outcome.failed === "DECRYPTION_FAILED") {
     return {
       code: "ORIGINAL_KEY_MISSING",
       message:
@@ -224,6 +195,7 @@ async function refusalAfterScan(ctx: MutationCtx, job: Job): Promise<StopReason 
         `then run ${ROTATE_COMMAND}`,
     };
   }
+  return null;
 }
 
 /** Ends a job: done (retiring the original format when none is left), stopped or paused. */

@@ -14,6 +14,7 @@ import type { QueryCtx } from "../_generated/server";
 import { describeCiphertext } from "../lib/cipher";
 import { isSha256Hex } from "../lib/hash";
 import type { KeyIdOrder } from "../validators";
+import { BudgetedRowReader, type BatchBudget } from "./batchReader";
 import type { Cursor, JobTable, Tally } from "./validators";
 
 export type JobRow =
@@ -41,45 +42,26 @@ export type Shape =
 
 type Db = QueryCtx["db"];
 
-/** Up to `limit` rows after `after` in (group, _creationTime) order: the rest of its group, then later groups. */
-async function grouped<T>(
-  after: Cursor | undefined,
-  limit: number,
-  rest: (after: Cursor, n: number) => Promise<T[]>,
-  later: (group: string | undefined, n: number) => Promise<T[]>,
-): Promise<T[]> {
-  const first = after === undefined ? [] : await rest(after, limit);
-  return first.length >= limit ? first : [...first, ...(await later(after?.group, limit - first.length))];
-}
+/** The index whose first field is the row's salt, per job table that has one (users and short-lived tables: creation order). */
+const SALT_INDEX = { connections: ["by_projectId", "projectId"], apiKeys: ["by_projectId", "projectId"], aiKeys: ["by_userId", "userId"] } as const;
 
-/** Up to `limit` rows of a table strictly after `after` (index order; creation order for the tables without a salt index). */
+/**
+ * Up to `limit` rows of a table strictly after `after`, in index order: the
+ * rest of the cursor's salt group, then the groups after it. The index is
+ * chosen per table at run time, so the query is typed as the connections one.
+ */
 export async function readRows(db: Db, table: SecretTable, after: Cursor | undefined, limit: number): Promise<SecretRow[]> {
-  const since = (q: { gt: (field: "_creationTime", value: number) => unknown }) => (after ? q.gt("_creationTime", after.creationTime) : q);
-  switch (table) {
-    case "connections":
-    case "apiKeys": {
-      const docs = await grouped(
-        after,
-        limit,
-        (from, n) => db.query(table).withIndex("by_projectId", (q) => q.eq("projectId", from.group as Id<"projects">).gt("_creationTime", from.creationTime)).take(n),
-        (group, n) => db.query(table).withIndex("by_projectId", (q) => (group === undefined ? q : q.gt("projectId", group as Id<"projects">))).take(n),
-      );
-      return docs.map((doc) => ({ table, doc }) as SecretRow);
-    }
-    case "aiKeys": {
-      const docs = await grouped(
-        after,
-        limit,
-        (from, n) => db.query("aiKeys").withIndex("by_userId", (q) => q.eq("userId", from.group as Id<"users">).gt("_creationTime", from.creationTime)).take(n),
-        (group, n) => db.query("aiKeys").withIndex("by_userId", (q) => (group === undefined ? q : q.gt("userId", group as Id<"users">))).take(n),
-      );
-      return docs.map((doc) => ({ table, doc }));
-    }
-    default: {
-      const docs = await db.query(table).withIndex("by_creation_time", (q) => since(q) as typeof q).take(limit);
-      return docs.map((doc) => ({ table, doc }) as SecretRow);
-    }
+  const wrap = (docs: object[]) => docs.map((doc) => ({ table, doc }) as SecretRow);
+  if (!(table in SALT_INDEX)) {
+    return wrap(await db.query(table).withIndex("by_creation_time", (q) => (after ? q.gt("_creationTime", after.creationTime) : q)).take(limit));
   }
+  const [index, field] = SALT_INDEX[table as keyof typeof SALT_INDEX] as unknown as ["by_projectId", "projectId"];
+  const query = db.query(table as "connections");
+  const group = after?.group as Id<"projects"> | undefined;
+  const rest = group === undefined ? [] : await query.withIndex(index, (q) => q.eq(field, group).gt("_creationTime", after!.creationTime)).take(limit);
+  if (rest.length >= limit) return wrap(rest);
+  const later = await db.query(table as "connections").withIndex(index, (q) => (group === undefined ? q : q.gt(field, group))).take(limit - rest.length);
+  return wrap([...rest, ...later]);
 }
 
 /** The index position of a row, for a cursor. */
@@ -189,4 +171,23 @@ export function addTallies(a: Tally, b: Tally): Tally {
   }
   for (const { keyId, format, rows } of b.keyIds) addKeyId(sum, keyId, format, rows);
   return sum;
+}
+
+/**
+ * Rows of `table` after `cursor` within `budget`, tallied by header against
+ * `keys` (no crypto): a scan or verify batch, or a page of status's
+ * inventory. `firstOriginal`: the first row holding an original-format value.
+ */
+export async function tallyPage(db: Db, table: SecretTable, cursor: Cursor | undefined, keys: KeyIdOrder, budget: BatchBudget) {
+  const rows = new BudgetedRowReader<SecretRow, Cursor>((after, limit) => readRows(db, table, after, limit), positionOf, cursor, budget, 1);
+  const tally = emptyTally();
+  let last = cursor;
+  let firstOriginal: string | undefined;
+  for (let next = await rows.next(); next; next = await rows.next()) {
+    tallyRow(tally, next.row, keys);
+    if (firstOriginal === undefined && classify(next.row, keys).shape?.kind === "originalFormat") firstOriginal = next.row.doc._id;
+    last = positionOf(next.row);
+    rows.handled++;
+  }
+  return { tally, cursor: last, done: rows.tableDone, handled: rows.handled, bytes: rows.bytes, firstOriginal };
 }
