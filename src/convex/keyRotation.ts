@@ -1,10 +1,6 @@
 /**
- * Operators' commands for the one re-encryption job (reencryption/job.ts),
- * which rotates the master key and upgrades the original Dashtray's rows in
- * the same walk (runbook: docs/key-rotation.md):
- *   npx convex run keyRotation:rotate ['{"dryRun": true}']   (upgrade:run is the same)
- *   npx convex run keyRotation:status                         (upgrade:status is the same)
- *   npx convex run keyRotation:failures '{"jobId": …, "paginationOpts": …}'
+ * Operators' commands for the one re-encryption job (reencryption/job.ts): rotate, status,
+ * failures, and the batch and cron entry points (runbook: docs/key-rotation.md).
  */
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
@@ -35,14 +31,9 @@ export const startResult = v.object({
 });
 
 /**
- * Starts the job, joins the running one, or resumes one whose batch chain
- * died (budgets halved). Checks the keys before any row is touched: refuses
- * when OLD_MASTER_KEY holds the current key (step 2 not done), a weak
- * current key while old keys are set, more than MAX_PREVIOUS_KEYS keys, or a
- * missing root salt that data needs. Computes the v2 and v1 ids of every
- * configured key (2 PBKDF2 each). `dryRun` decrypts and counts, writing
- * nothing but its own job; `allowMissingKeys` turns rows under unknown key
- * ids into failures instead of stopping after the scan.
+ * Starts the job, joins the running one, or resumes one whose chain died. Checks the keys
+ * before any row is touched (step 2 not done, weak key, too many keys, root salt missing),
+ * then computes the v2 and v1 id of every configured key (2 PBKDF2 each).
  */
 export async function startJob(ctx: MutationCtx, dryRun: boolean, allowMissingKeys: boolean) {
   const keyring = await loadKeyringForWrite(ctx);
@@ -82,14 +73,12 @@ export async function startJob(ctx: MutationCtx, dryRun: boolean, allowMissingKe
     }
   }
   const previous = await Promise.all(keyring.previous.map((key) => key.keyId()));
-  const v1 = await Promise.all(keyring.all.map((key) => key.v1KeyId()));
-  const keyIds = { v2: [currentKeyId, ...previous], v1 };
+  const keyIds = { v2: [currentKeyId, ...previous], v1: await Promise.all(keyring.all.map((key) => key.v1KeyId())) };
   await recordKeyIdOrder(ctx.db, keyIds);
   const now = Date.now();
   const zero = { batches: 0, maxBatchRows: 0, maxBatchDerivations: 0, maxBatchBytes: 0, resumes: 0, autoResumes: 0, sequence: 0 };
   const fields: Omit<Job, "_id" | "_creationTime"> = {
-    ...zero,
-    ...{ status: "running", phase: "scan", table: "connections", dryRun, keyIds, budgets: DEFAULT_BUDGETS } as const,
+    ...{ ...zero, status: "running", phase: "scan", table: "connections", dryRun, keyIds, budgets: DEFAULT_BUDGETS } as const,
     ...(allowMissingKeys ? { allowMissingKeys } : {}),
     ...{ scan: emptyTally(), verification: emptyTally(), counts: emptyCounts(), startedAt: now, phaseStartedAt: now, updatedAt: now },
   };
@@ -116,10 +105,7 @@ export const rotate = internalMutation({
 export const runBatch = internalMutation({
   args: { jobId: v.id("reencryptionJobs"), sequence: v.number() },
   returns: v.null(),
-  handler: async (ctx, { jobId, sequence }) => {
-    await runJobBatch(ctx, jobId, sequence);
-    return null;
-  },
+  handler: (ctx, { jobId, sequence }) => runJobBatch(ctx, jobId, sequence),
 });
 
 /**

@@ -24,12 +24,9 @@ export interface BatchBudget {
 }
 
 /**
- * Reads a batch's rows page by page, in index order after the job's cursor,
- * within its row and byte budgets. Pages are sized from the largest row
- * seen so far (`bytesPerRow` times its size: 2 when rows are rewritten, as
- * a patch reads the document again), so a page of rows like the ones
- * before it stays within the byte budget. The caller counts `handled`, and
- * adds to `bytes` what its writes read.
+ * Reads rows page by page after a cursor within row and byte budgets; pages are sized from the
+ * largest row seen (times `bytesPerRow`: 2 when rows are rewritten, as a patch reads the document
+ * again). The caller counts `handled`, and adds to `bytes` what its writes read.
  */
 export class BudgetedRowReader<Row extends { doc: GenericDocument }, Cursor> {
   bytes = 0;

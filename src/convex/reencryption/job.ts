@@ -1,21 +1,10 @@
 /**
- * The one re-encryption job: master-key rotation and the upgrade from the
- * original Dashtray are the same walk over every registered secret the job
- * rewrites (storedSecrets/registry.ts), one self-scheduling mutation (batch)
- * at a time:
- * 1. scan: classifies rows by header against the key ids computed when the
- *    job started (no crypto, no writes); when it ends, the job stops before
- *    any write if rows are under key ids no configured key has, or if no
- *    configured key opens the first original-format value it met;
- * 2. rewrite: brings every row up to date (reencryption/rewrite.ts); a row
- *    that cannot be is a failure, left byte for byte; a value whose key was
- *    removed or changed since the start pauses the job there;
- * 3. verify: classifies by header again. A dry run stops after 2, writing nothing.
- * Batches are bounded by rows (1,000), bytes read (8 MiB of the 16 MiB a
- * transaction may read, a rewritten row counting twice) and PBKDF2 runs (8,
- * ~30 ms each of the 1 s a mutation may compute). The cursor is the index
- * position of the last row handled. A batch that throws rolls back; a resume
- * (rotate again, or the cron) halves the budgets and restarts from the cursor.
+ * The one re-encryption job (rotation and the upgrade from the original
+ * Dashtray are the same walk; docs/key-rotation.md, "How the job runs"):
+ * scan (headers only; stops before any write when a key is missing), rewrite
+ * (rewrite.ts; pauses at a value whose key went away), verify. Each batch is
+ * one self-scheduling mutation bounded by rows, bytes read and PBKDF2 runs;
+ * a resume halves the budgets and restarts from the cursor.
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import { internal } from "../_generated/api";
@@ -244,20 +233,19 @@ async function advance(ctx: MutationCtx, job: Job, batch: BatchResult): Promise<
 }
 
 /** One batch of a job (keyRotation:runBatch). */
-export async function runJobBatch(ctx: MutationCtx, jobId: Id<"reencryptionJobs">, sequence: number): Promise<void> {
+export async function runJobBatch(ctx: MutationCtx, jobId: Id<"reencryptionJobs">, sequence: number): Promise<null> {
   const job = await ctx.db.get("reencryptionJobs", jobId);
   // A chain replaced by a resume, or a finished job: nothing to do.
-  if (!job || job.status !== "running" || job.sequence !== sequence) return;
+  if (!job || job.status !== "running" || job.sequence !== sequence) return null;
   let batch: BatchResult;
   if (job.phase === "rewrite") {
     const { rootSalt, legacyRetired } = await readEncryptionSettings(ctx.db);
     // Loaded (deriving nothing) only where crypto runs; the current root (one PBKDF2) is needed to encrypt anyway.
     const keyring = loadKeyring(rootSalt).useKeyIdHints(job.keyIds);
     if ((await keyring.current.keyId()) !== job.keyIds.v2[0]) {
-      return endJob(ctx, job, {
-        code: "KEYRING_CHANGED",
-        message: `MASTER_ENCRYPTION_KEY changed while the job ran: keep the key it had in OLD_MASTER_KEY and run ${ROTATE_COMMAND} (a new job)`,
-      });
+      const message = `MASTER_ENCRYPTION_KEY changed while the job ran: keep the key it had in OLD_MASTER_KEY and run ${ROTATE_COMMAND} (a new job)`;
+      await endJob(ctx, job, { code: "KEYRING_CHANGED", message });
+      return null;
     }
     batch = await rewriteBatch(ctx, job, keyring, legacyRetired);
   } else {
@@ -265,6 +253,7 @@ export async function runJobBatch(ctx: MutationCtx, jobId: Id<"reencryptionJobs"
   }
   console.info(`reencryption ${job._id} batch ${job.batches + 1} (${job.phase} ${job.table}): ${batch.handled} rows, ${batch.bytes} bytes, ${batch.derivations} key derivations`);
   await advance(ctx, job, batch);
+  return null;
 }
 
 /** Restarts a job whose batch chain died, from its cursor, with its budgets halved (a batch that hit a limit is retried smaller). */

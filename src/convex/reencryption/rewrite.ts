@@ -1,13 +1,9 @@
 /**
- * The job's work on one row: every registered secret brought to format v2
- * under the current key (re-encrypted with the row's secret version, or
- * migrated from v1, the original format or plaintext, plaintext removed in
- * the same write), API keys hashed, and what the original Dashtray did not
- * write filled in (names, hints, prefixes, users.aiApiKey moved to aiKeys).
- * A row that cannot be brought up to date is reported and left byte for
- * byte; a value whose key is no longer configured is reported as `missingKey`
- * (the job pauses there). Errors other than this row's crypto failures
- * propagate, so the batch rolls back as a whole.
+ * The job's work on one row: every registered secret brought to v2 under the
+ * current key (same secret version; plaintext removed in the same write),
+ * API keys hashed, and what the original Dashtray did not write filled in.
+ * A row that cannot be is a failure, left byte for byte; a value whose key
+ * went away since the job started is `missingKey` (the job pauses there).
  */
 import type { Doc } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";

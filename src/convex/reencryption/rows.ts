@@ -1,13 +1,8 @@
 /**
- * Rows of the tables that hold registered secrets (storedSecrets/registry.ts),
- * read in index order after a cursor, and what each row's secret is, read
- * from the row alone against the key ids of a job or of the keys configured
- * now: no key, no crypto. Used by the job's scan and verify, by its rewrite
- * (to decide what to do), and by status's fresh inventory.
- *
- * Job tables are read in the order of the index whose first field is the
- * salt, so rows sharing a v1 or original-format key (one PBKDF2 per salt
- * and key) sit next to each other and a batch derives each once.
+ * Rows of the tables holding registered secrets, read in index order after a
+ * cursor (by salt, so a batch derives each salt's v1 or original key once),
+ * and what each row's secret is, from the row alone against a list of key
+ * ids: no key, no crypto. Shared by the job's batches and status's inventory.
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
