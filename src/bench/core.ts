@@ -6,6 +6,7 @@
  * (root = PBKDF2(master key, root salt); key = HKDF(root, "dashtray/v2/aes-256-gcm/" + salt)),
  * not from the project's code; warmTable.ts checks each side opens the other's output.
  */
+import { hkdfSync } from "node:crypto";
 import { decryptSecret, encryptSecret, type SecretContext } from "../convex/lib/cipher";
 import { Keyring } from "../convex/lib/keyring";
 import { TEST_MASTER_KEY } from "../test/helpers/keys";
@@ -49,14 +50,14 @@ function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
 async function specKeys(masterKey: string, rootSalt: Uint8Array<ArrayBuffer>, salt: string): Promise<{ key: CryptoKey; keyId: string }> {
   const password = await crypto.subtle.importKey("raw", encoder.encode(masterKey), "PBKDF2", false, ["deriveBits"]);
   const root = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: rootSalt, iterations: ITERATIONS }, password, 256);
-  const ikm = await crypto.subtle.importKey("raw", root, "HKDF", false, ["deriveKey", "deriveBits"]);
-  const hkdf = (info: string) => ({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: encoder.encode(info) });
-  const keyIdBits = await crypto.subtle.deriveBits(hkdf("dashtray/v2/key-id"), ikm, 64);
-  const key = await crypto.subtle.deriveKey(hkdf(`dashtray/v2/aes-256-gcm/${salt}`), ikm, { name: "AES-GCM", length: 256 }, false, [
+  // HKDF from node:crypto: independent of the project's HMAC-based HKDF (lib/kdf.ts).
+  const hkdf = (info: string, length: number) => new Uint8Array(hkdfSync("sha256", new Uint8Array(root), new Uint8Array(0), encoder.encode(info), length));
+  const keyIdBits = hkdf("dashtray/v2/key-id", 8);
+  const key = await crypto.subtle.importKey("raw", hkdf(`dashtray/v2/aes-256-gcm/${salt}`, 32), { name: "AES-GCM", length: 256 }, false, [
     "encrypt",
     "decrypt",
   ]);
-  return { key, keyId: toBase64Url(new Uint8Array(keyIdBits)) };
+  return { key, keyId: toBase64Url(keyIdBits) };
 }
 
 export async function coreUnderTest(plaintext: string): Promise<CoreUnderTest> {

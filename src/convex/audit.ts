@@ -3,7 +3,8 @@
  * and when. Entries name rows and actions, never secret values.
  */
 import { v } from "convex/values";
-import { internalMutation, type MutationCtx } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
+import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { auditEntryValidator, type AuditEntry } from "./validators";
 
 /**
@@ -16,6 +17,25 @@ export const LEGACY_FORMAT_AUDIT_NOTE = "legacy format (original Dashtray)";
 /** Appends an entry to the audit log (from a mutation). */
 export async function recordAudit(ctx: MutationCtx, entry: AuditEntry): Promise<void> {
   await ctx.db.insert("auditLog", { ...entry, at: Date.now() });
+}
+
+/**
+ * Whom an entry about `projectId` belongs to: the project (its members see
+ * it), or, once the project was removed (projects.remove), the user who
+ * removed it (auditLog.listMine), so nothing is written under a removed
+ * project's id. No owner when no removal entry is found (operators only).
+ */
+export async function projectAuditScope(
+  ctx: QueryCtx,
+  projectId: Id<"projects">,
+): Promise<{ projectId: Id<"projects"> } | { ownerId?: Id<"users"> }> {
+  if (await ctx.db.get("projects", projectId)) return { projectId };
+  const removal = await ctx.db
+    .query("auditLog")
+    .withIndex("by_targetId_and_at", (q) => q.eq("targetId", projectId))
+    .order("desc")
+    .first();
+  return removal?.action === "project.removed" && removal.ownerId ? { ownerId: removal.ownerId } : {};
 }
 
 /** Appends an entry to the audit log (for actions, which have no db). */

@@ -13,13 +13,16 @@ import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
 import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
 import { cleanName } from "./input";
-import { credentialHints, validateCredentials } from "./integrations/registry";
+import { credentialHints, validateCredentials } from "./providers/integrations/registry";
+import { setPaused } from "./connectionPause";
+import { deleteConnectionRollupsBatch } from "./metricRollups";
 import { syncConnections } from "./metricsSync";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
+  connectionStatusValidator,
   connectionSummaryValidator,
   credentialsValidator,
   syncResultValidator,
@@ -49,8 +52,8 @@ function toConnectionSummary(connection: Doc<"connections">) {
 }
 
 /**
- * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection;
- * true when there may be more.
+ * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection, and
+ * a batch of its rollups; true when there may be more.
  */
 async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
   const rows = await ctx.db
@@ -58,7 +61,8 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
     .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
     .take(METRICS_DELETED_PER_BATCH);
   for (const row of rows) await ctx.db.delete("metrics", row._id);
-  return rows.length === METRICS_DELETED_PER_BATCH;
+  const moreRollups = await deleteConnectionRollupsBatch(ctx, connectionId);
+  return rows.length === METRICS_DELETED_PER_BATCH || moreRollups;
 }
 
 /**
@@ -301,6 +305,25 @@ export const remove = connectionMutation({
     });
     return null;
   },
+});
+
+/**
+ * Pauses a connection (owners and admins): never synced by the cron, at no
+ * cost, until resumed (connectionPause.ts); its history stays. Returns its status.
+ */
+export const pause = connectionMutation({
+  args: {},
+  minimumRole: "admin",
+  returns: connectionStatusValidator,
+  handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, true),
+});
+
+/** Resumes a paused connection (owners and admins): "pending", synced by the cron's next run. */
+export const resume = connectionMutation({
+  args: {},
+  minimumRole: "admin",
+  returns: connectionStatusValidator,
+  handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, false),
 });
 
 /** Deletes a removed connection's remaining metrics, one batch per run. */

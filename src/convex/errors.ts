@@ -6,12 +6,14 @@
  * messages never contain a secret, plaintext, ciphertext or unknown input.
  *
  * This file is the dashboard's error contract: it imports nothing
- * server-only (only `convex/values` and the pure lib/errors), so a frontend
- * can import its types and `appErrorData` directly.
+ * server-only (only `convex/values` and the pure lib/errors and
+ * providers/errors, which import nothing), so a frontend can import its
+ * types and `appErrorData` directly. The lower layers' errors (CryptoError,
+ * ProviderError) are mapped here and know nothing of this file.
  */
 import { ConvexError } from "convex/values";
 import { isCryptoError, type CryptoError, type CryptoErrorCode } from "./lib/errors";
-import type { ProviderErrorKind } from "./integrations/providerError";
+import type { ProviderError, ProviderErrorKind } from "./providers/errors";
 
 export type ErrorCode =
   | "UNAUTHENTICATED"
@@ -176,49 +178,105 @@ function configurationVariableOf(error: CryptoError): ConfigurationVariable {
  * CRYPTO_ERROR_MAPPING), with the core's code as `reason`. The core's own
  * message (which may name a master key's id, a fingerprint worth nothing
  * to a client) stays server-side, except for INVALID_ARGUMENT, whose
- * message describes the argument. Anything that is not a crypto error is
- * rethrown unchanged.
+ * message describes the argument; the CryptoError stays the new error's
+ * `cause`, for server logs. Anything that is not a crypto error is rethrown
+ * unchanged.
  */
 export function toAppError(error: unknown): never {
   if (!isCryptoError(error)) throw error;
+  throw withCause(cryptoAppError(error), error);
+}
+
+/** The client-facing error for a CryptoError (see toAppError). */
+function cryptoAppError(error: CryptoError): ConvexError<AppErrorData> {
   const mapped = CRYPTO_ERROR_MAPPING[error.code];
   switch (mapped.code) {
     case "ENCRYPTION_UNAVAILABLE": {
       if (mapped.reason === "ROOT_SALT_INVALID") {
-        throw appError("ENCRYPTION_UNAVAILABLE", "Encryption is not usable on this deployment: its stored root salt is damaged (ROOT_SALT_INVALID)", {
+        return appError("ENCRYPTION_UNAVAILABLE", "Encryption is not usable on this deployment: its stored root salt is damaged (ROOT_SALT_INVALID)", {
           reason: mapped.reason,
         });
       }
       const variable = configurationVariableOf(error);
       if (variable === "OLD_MASTER_KEY") {
         // Only the decryption that may need this entry fails; the message names the entry, never its value.
-        throw appError(
+        return appError(
           "ENCRYPTION_UNAVAILABLE",
           `This secret needs a master key that is not usable: ${error.source ?? "OLD_MASTER_KEY"} is invalid (${mapped.reason}) and may be that key`,
           { reason: mapped.reason, variable },
         );
       }
-      throw appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment: ${variable} (${mapped.reason})`, {
+      return appError("ENCRYPTION_UNAVAILABLE", `Encryption is not configured on this deployment: ${variable} (${mapped.reason})`, {
         reason: mapped.reason,
         variable,
       });
     }
     case "INVALID_ARGUMENT":
-      throw appError("INVALID_ARGUMENT", error.message, { reason: mapped.reason });
+      return appError("INVALID_ARGUMENT", error.message, { reason: mapped.reason });
     case "DECRYPTION_FAILED":
-      throw appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${mapped.reason})`, {
+      return appError("DECRYPTION_FAILED", `A stored secret could not be decrypted (${mapped.reason})`, {
         reason: mapped.reason,
       });
   }
 }
 
-/** The data of a client-facing error (see appError), or null for any other error. For servers and clients alike. */
+/**
+ * A client-facing PROVIDER_ERROR for a ProviderError: the same safe message,
+ * the service, the kind as `reason`, the HTTP status. The ProviderError stays
+ * the new error's `cause`, for server logs only (a client gets `data` and
+ * the message, never the cause).
+ */
+export function providerAppError(error: ProviderError): ConvexError<AppErrorData> {
+  const mapped = appError("PROVIDER_ERROR", error.message, {
+    service: error.service,
+    reason: error.kind,
+    ...(error.status === null ? {} : { status: error.status }),
+  });
+  return withCause(mapped, error);
+}
+
+/**
+ * `error` with `cause` set as the Error constructor sets it (not
+ * enumerable): server logs show it; a client gets only the ConvexError's
+ * message and data.
+ */
+function withCause<E extends Error>(error: E, cause: Error): E {
+  Object.defineProperty(error, "cause", { value: cause, enumerable: false, writable: true, configurable: true });
+  return error;
+}
+
+/**
+ * Whether `data` is the data of a client-facing error, judged by its shape
+ * alone: an object whose `code` is one of errorCodes and whose `message` is
+ * a string. For a ConvexError's `data` whichever copy of `convex` made it.
+ */
+export function isAppErrorData(data: unknown): data is AppErrorData {
+  if (typeof data !== "object" || data === null) return false;
+  const { code, message } = data as { code?: unknown; message?: unknown };
+  return typeof code === "string" && Object.hasOwn(ERROR_CODES, code) && typeof message === "string";
+}
+
+/**
+ * Whether `error` is a ConvexError, by `instanceof` or, when it was made by
+ * another copy of the `convex` package (the dashboard's repository resolving
+ * its own), by the marker every copy sets: Symbol.for("ConvexError"), or the
+ * name "ConvexError" with a `data` field.
+ */
+function isConvexErrorLike(error: unknown): error is { data: unknown } {
+  if (error instanceof ConvexError) return true;
+  if (typeof error !== "object" || error === null || !("data" in error)) return false;
+  return (error as Record<symbol, unknown>)[Symbol.for("ConvexError")] === true || (error as { name?: unknown }).name === "ConvexError";
+}
+
+/**
+ * The data of a client-facing error (see appError), or null for any other
+ * error. For servers and clients alike; recognises the error by its shape
+ * (isConvexErrorLike, isAppErrorData), not only by `instanceof ConvexError`,
+ * which fails when the caller's `convex` is another copy than this file's.
+ */
 export function appErrorData(error: unknown): AppErrorData | null {
-  if (!(error instanceof ConvexError)) return null;
-  const data: unknown = error.data;
-  if (typeof data !== "object" || data === null || !("code" in data) || typeof data.code !== "string") return null;
-  if (!Object.hasOwn(ERROR_CODES, data.code)) return null;
-  return data as AppErrorData;
+  if (!isConvexErrorLike(error)) return null;
+  return isAppErrorData(error.data) ? error.data : null;
 }
 
 /** The code of a client-facing error (see appError), or null for any other error. */

@@ -23,10 +23,12 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { env, internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
 import { appError, appErrorCode } from "./errors";
-import { isProviderError } from "./integrations/providerError";
-import { findIntegration } from "./integrations/registry";
-import type { Integration, MetricPoint } from "./integrations/types";
+import { isProviderError } from "./providers/errors";
+import { findIntegration } from "./providers/integrations/registry";
+import type { Integration, MetricPoint } from "./providers/integrations/types";
+import { envNumber } from "./lib/envNumber";
 import type { Keyring } from "./lib/keyring";
+import { recordRollups } from "./metricRollups";
 import { oauthAccess } from "./oauth";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "./secrets";
 import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type Credentials, type SyncResult } from "./validators";
@@ -56,8 +58,7 @@ export function nextHealthScore(previous: number, succeeded: boolean): number {
 
 /** Time between two syncs of a connection, in ms: SYNC_INTERVAL_MINUTES (at least 1) if set to a number, else 15 minutes. */
 export function syncIntervalMs(): number {
-  const configured = Number(env.SYNC_INTERVAL_MINUTES);
-  const minutes = env.SYNC_INTERVAL_MINUTES?.trim() && Number.isFinite(configured) ? Math.max(1, configured) : DEFAULT_SYNC_INTERVAL_MINUTES;
+  const minutes = envNumber(env.SYNC_INTERVAL_MINUTES, DEFAULT_SYNC_INTERVAL_MINUTES, { atLeast: 1 });
   return Math.round(minutes * 60_000);
 }
 
@@ -226,9 +227,9 @@ export const recordSyncOutcomes = internalMutation({
       if (outcome.kind === "decryption_failed") {
         await recordAudit(ctx, { ...audit, action: "connection.decryption_failed", detail: outcome.code });
       }
-      if (credentialsVersionOf(connection) !== credentialsVersion) {
+      if (credentialsVersionOf(connection) !== credentialsVersion || connection.status === "inactive") {
         // The credentials were replaced while this sync ran with the old ones: the connection stays
-        // as updateCredentials left it (due soon, to try the new ones).
+        // as updateCredentials left it (due soon, to try the new ones). Paused meanwhile: it stays paused.
         results.push({ status: connection.status, metricsStored: 0 });
         continue;
       }
@@ -236,6 +237,7 @@ export const recordSyncOutcomes = internalMutation({
         for (const point of outcome.metrics) {
           await ctx.db.insert("metrics", { connectionId, projectId, ...point, timestamp: now });
         }
+        await recordRollups(ctx, { connectionId, projectId }, outcome.metrics, now);
         await ctx.db.patch("connections", connectionId, {
           status: "active",
           healthScore: nextHealthScore(connection.healthScore, true),

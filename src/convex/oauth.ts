@@ -32,15 +32,15 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { env, internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { projectAuditScope, recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
-import { appError, appErrorCode } from "./errors";
+import { appError, appErrorCode, providerAppError } from "./errors";
 import { cleanName } from "./input";
-import { authorizationUrl, exchangeCode, oauthClient, refreshTokens, revokeToken, type TokenSet } from "./integrations/oauthClient";
-import { providerTimeoutMs } from "./integrations/http";
-import { ProviderError, isProviderError, providerAppError } from "./integrations/providerError";
-import { credentialHints, findIntegration, validateOAuthSettings } from "./integrations/registry";
-import type { Integration, OAuthProvider } from "./integrations/types";
+import { authorizationUrl, exchangeCode, oauthClient, refreshTokens, revokeToken, type TokenSet } from "./providers/integrations/oauthClient";
+import { providerTimeoutMs } from "./providers/transport";
+import { ProviderError, isProviderError } from "./providers/errors";
+import { credentialHints, findIntegration, validateOAuthSettings } from "./providers/integrations/registry";
+import type { Integration, OAuthProvider } from "./providers/integrations/types";
 import { randomToken, sha256Hex } from "./lib/hash";
 import type { Keyring } from "./lib/keyring";
 import { codeChallengeS256, newCodeVerifier } from "./lib/pkce";
@@ -925,7 +925,8 @@ export const finishRevocation = internalMutation({
     await ctx.db.delete("oauthRevocations", revocationId);
     await recordAudit(ctx, {
       action: "connection.tokens_revoked",
-      projectId: row.projectId,
+      // A removed project's revocations go to the remover's own log, not under its id.
+      ...(await projectAuditScope(ctx, row.projectId)),
       targetTable: "connections",
       targetId: row.connectionId,
       detail: outcome ?? "not attempted: the revocation did not run in time",

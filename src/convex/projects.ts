@@ -8,8 +8,8 @@ import type { Id } from "./_generated/dataModel";
 import { internalQuery, type QueryCtx } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { revokeInvitationsOfRemovedMember } from "./invitations";
-import { MAX_CONNECTIONS } from "./connections";
-import { MAX_METRICS_PER_SYNC } from "./metricsSync";
+import { latestPointsOf } from "./metrics";
+import { removeProject } from "./projectRemoval";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
@@ -125,13 +125,47 @@ export const removeMember = projectMutation({
   },
 });
 
+/** Renames a project (owners and admins). */
+export const rename = projectMutation({
+  args: { name: v.string() },
+  minimumRole: "admin",
+  returns: v.null(),
+  handler: async (ctx, args) => {
+    const name = cleanName(args.name, "Project name");
+    if (name === ctx.project.name) return null;
+    await ctx.db.patch("projects", args.projectId, { name });
+    await recordAudit(ctx, {
+      action: "project.renamed",
+      actorId: ctx.user._id,
+      projectId: args.projectId,
+      targetTable: "projects",
+      targetId: args.projectId,
+    });
+    return null;
+  },
+});
+
 /**
- * Each of the project's connections' latest sync (used by the HTTP API): the
- * points of its newest timestamp. A sync writes all its points (at most
- * MAX_METRICS_PER_SYNC) with one timestamp, so they sit among the
- * connection's newest rows; reads stay bounded by MAX_CONNECTIONS ×
- * MAX_METRICS_PER_SYNC rows, however long the history. A metric the latest
- * sync did not report is not served, so the answer never depends on history.
+ * Removes the project and everything of it (owners only): it is gone for
+ * everyone at once; its rows are deleted in batches, OAuth grants revoked
+ * at the provider, and the removal recorded in the caller's own audit log
+ * (projectRemoval.ts).
+ */
+export const remove = projectMutation({
+  args: {},
+  minimumRole: "owner",
+  returns: v.null(),
+  handler: async (ctx) => {
+    await removeProject(ctx, ctx.project, ctx.user._id);
+    return null;
+  },
+});
+
+/**
+ * Each of the project's connections' latest sync (used by the HTTP API):
+ * the points of its newest timestamp, read as metrics.latest reads them
+ * (metrics.ts latestPointsOf): bounded by the connections and the metrics of
+ * their latest syncs, however long the history.
  */
 export const latestMetrics = internalQuery({
   args: { projectId: v.id("projects") },
@@ -139,22 +173,7 @@ export const latestMetrics = internalQuery({
     v.object({ connectionId: v.id("connections"), name: v.string(), value: v.number(), timestamp: v.number() }),
   ),
   handler: async (ctx, { projectId }) => {
-    const connections = await ctx.db
-      .query("connections")
-      .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
-      .take(MAX_CONNECTIONS);
-    const latest: { connectionId: Id<"connections">; name: string; value: number; timestamp: number }[] = [];
-    for (const connection of connections) {
-      const rows = await ctx.db
-        .query("metrics")
-        .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connection._id))
-        .order("desc")
-        .take(MAX_METRICS_PER_SYNC);
-      const newest = rows[0]?.timestamp;
-      for (const { name, value, timestamp } of rows) {
-        if (timestamp === newest) latest.push({ connectionId: connection._id, name, value, timestamp });
-      }
-    }
-    return latest;
+    const points = await latestPointsOf(ctx, projectId);
+    return points.map(({ connection, name, value, timestamp }) => ({ connectionId: connection._id, name, value, timestamp }));
   },
 });

@@ -1,5 +1,6 @@
 /**
- * Retention: metric points and audit entries older than their retention are
+ * Retention: metric points, their rollups (metricRollups.ts; by the metrics
+ * retention) and audit entries older than their retention are
  * deleted by a daily cron (crons.ts), oldest first, RETENTION_BATCH_SIZE rows
  * per mutation, each batch scheduling the next until none is left. Rows are
  * aged by when they were stored (_creationTime, Convex's built-in index), so
@@ -9,6 +10,7 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { env, internalMutation } from "./_generated/server";
+import { envNumber } from "./lib/envNumber";
 
 /** Default age (days) after which metric points are deleted; METRICS_RETENTION_DAYS overrides it. */
 export const DEFAULT_METRICS_RETENTION_DAYS = 90;
@@ -19,18 +21,17 @@ export const RETENTION_BATCH_SIZE = 1000;
 
 const DAY = 24 * 60 * 60 * 1000;
 
-const retainedTableValidator = v.union(v.literal("metrics"), v.literal("auditLog"));
+const retainedTableValidator = v.union(v.literal("metrics"), v.literal("metricRollups"), v.literal("auditLog"));
 type RetainedTable = typeof retainedTableValidator.type;
 
 /** Days from `envName` if it is a positive number, else `fallback`. */
 function retentionDays(envName: string, fallback: number): number {
-  const configured = Number(env[envName]);
-  return env[envName]?.trim() && Number.isFinite(configured) && configured > 0 ? configured : fallback;
+  return envNumber(env[envName], fallback, { above: 0 });
 }
 
 /** The retention of `table` in ms, from its environment variable or default. */
 export function retentionMs(table: RetainedTable): number {
-  return table === "metrics"
+  return table === "metrics" || table === "metricRollups"
     ? retentionDays("METRICS_RETENTION_DAYS", DEFAULT_METRICS_RETENTION_DAYS) * DAY
     : retentionDays("AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS) * DAY;
 }
@@ -41,7 +42,7 @@ export const start = internalMutation({
   returns: v.null(),
   handler: async (ctx) => {
     const now = Date.now();
-    for (const table of ["metrics", "auditLog"] as const) {
+    for (const table of ["metrics", "metricRollups", "auditLog"] as const) {
       await ctx.scheduler.runAfter(0, internal.retention.purgeBatch, { table, before: now - retentionMs(table) });
     }
     return null;

@@ -236,6 +236,27 @@ export default defineSchema({
     .index("by_connectionId_and_timestamp", ["connectionId", "timestamp"])
     .index("by_projectId_and_timestamp", ["projectId", "timestamp"]),
 
+  /**
+   * Metric history at chart resolution (metricRollups.ts): per connection, metric and UTC hour or
+   * day, the last value stored in that bucket and the range of values. Written with the raw points
+   * by each sync, trimmed by retention like them, read by metrics.series instead of raw points.
+   */
+  metricRollups: defineTable({
+    connectionId: v.id("connections"),
+    projectId: v.id("projects"),
+    name: v.string(),
+    resolution: v.union(v.literal("hour"), v.literal("day")),
+    /** Start of the bucket (ms since the epoch, UTC). */
+    start: v.number(),
+    /** The value of the newest point in the bucket, and its time. */
+    last: v.number(),
+    lastAt: v.number(),
+    min: v.number(),
+    max: v.number(),
+  })
+    .index("by_connectionId_and_name_and_resolution_and_start", ["connectionId", "name", "resolution", "start"])
+    .index("by_projectId", ["projectId"]),
+
   insights: defineTable({
     projectId: v.id("projects"),
     userId: v.id("users"),

@@ -7,7 +7,7 @@
 import { doc } from "convex-helpers/validators";
 import { v } from "convex/values";
 import { internalQuery } from "./_generated/server";
-import { userMutation } from "./functions";
+import { userMutation, userQuery } from "./functions";
 import schema from "./schema";
 
 /**
@@ -18,6 +18,22 @@ export const store = userMutation({
   args: {},
   returns: v.object({ userId: v.id("users"), name: v.optional(v.string()), email: v.optional(v.string()) }),
   handler: async (ctx) => ({ userId: ctx.user._id, name: ctx.user.name, email: ctx.user.email }),
+});
+
+/**
+ * The signed-in caller as the dashboard shows them: null before their
+ * first mutation (users.store) created their row. Never the token or any key.
+ */
+export const me = userQuery({
+  args: {},
+  returns: v.union(
+    v.object({ userId: v.id("users"), name: v.optional(v.string()), email: v.optional(v.string()), createdAt: v.number() }),
+    v.null(),
+  ),
+  handler: async (ctx) => {
+    const { user } = ctx;
+    return user && { userId: user._id, name: user.name, email: user.email, createdAt: user.createdAt };
+  },
 });
 
 /** The users row for a token identifier (used by userAction, which has no db). */

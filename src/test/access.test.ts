@@ -116,12 +116,153 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
     access: "member",
     call: (c, f) => c.query(api.auditLog.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
   },
+  { name: "users:me", access: "user", call: (c) => c.query(api.users.me, {}) },
+  { name: "projects:rename", access: "admin", call: (c, f) => c.mutation(api.projects.rename, { projectId: f.projectId, name: "Renamed" }) },
+  { name: "projects:remove", access: "owner", call: (c, f) => c.mutation(api.projects.remove, { projectId: f.projectId }) },
+  { name: "connections:pause", access: "admin", call: (c, f) => c.mutation(api.connections.pause, { connectionId: f.connectionId }) },
+  { name: "connections:resume", access: "admin", call: (c, f) => c.mutation(api.connections.resume, { connectionId: f.connectionId }) },
+  { name: "metrics:latest", access: "member", call: (c, f) => c.query(api.metrics.latest, { projectId: f.projectId }) },
+  {
+    name: "metrics:series",
+    access: "member",
+    call: (c, f) => c.query(api.metrics.series, { connectionId: f.connectionId, name: "mrr.usd", from: 0, to: Date.now() }),
+  },
+  {
+    name: "insights:list",
+    access: "member",
+    call: (c, f) => c.query(api.insights.list, { projectId: f.projectId, paginationOpts: { numItems: 10, cursor: null } }),
+  },
   {
     name: "auditLog:listMine",
     access: "user",
     call: (c) => c.query(api.auditLog.listMine, { paginationOpts: { numItems: 10, cursor: null } }),
   },
 ];
+
+/**
+ * What an allowed caller's call did, checked for each function the "allows"
+ * test calls (every function not callable by any signed-in user): its result
+ * and the state it left. A function without an entry fails that test.
+ */
+type AllowedCheck = (result: unknown, fixture: Fixture, t: Backend) => void | Promise<void>;
+
+/** Reads one document of the test backend. */
+function stored<T extends "connections" | "invitations" | "apiKeys" | "projectMembers">(t: Backend, table: T, id: Id<T>) {
+  return t.run((ctx) => ctx.db.get(table, id));
+}
+
+const ALLOWED: Record<string, AllowedCheck> = {
+  "projects:members": (result) => {
+    const members = result as Array<{ email?: string; role: string }>;
+    expect(members.map((member) => `${member.email}:${member.role}`).sort()).toEqual([
+      "alice@example.test:owner",
+      "bob@example.test:admin",
+      "carol@example.test:member",
+    ]);
+  },
+  "invitations:create": async (result, f, t) => {
+    expect(await stored(t, "invitations", result as Id<"invitations">)).toMatchObject({
+      projectId: f.projectId,
+      email: "newcomer@example.test",
+      role: "member",
+      state: "pending",
+    });
+  },
+  "invitations:list": (result, f) => {
+    expect(result).toEqual([expect.objectContaining({ invitationId: f.invitationId, email: "zed@example.test", role: "admin" })]);
+  },
+  "invitations:revoke": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect((await stored(t, "invitations", f.invitationId))?.state).toBe("revoked");
+  },
+  "projects:removeMember": async (result, f, t) => {
+    expect(result).toBeNull();
+    const memberships = await t.run((ctx) =>
+      ctx.db
+        .query("projectMembers")
+        .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", f.projectId))
+        .collect(),
+    );
+    expect(memberships.map((membership) => membership.userId)).not.toContain(f.memberUserId);
+    expect(memberships).toHaveLength(2);
+  },
+  "connections:create": async (result, f, t) => {
+    const connection = await stored(t, "connections", result as Id<"connections">);
+    expect(connection).toMatchObject({ projectId: f.projectId, service: "stripe" });
+    expect(JSON.stringify(connection)).not.toContain(STRIPE.secretKey);
+  },
+  "connections:list": (result, f) => {
+    expect(result).toEqual([expect.objectContaining({ connectionId: f.connectionId, projectId: f.projectId, service: "stripe" })]);
+  },
+  "connections:get": (result, f) => {
+    expect(result).toMatchObject({ connectionId: f.connectionId, service: "stripe", credentialHints: { secretKey: "sk_live_…4242" } });
+  },
+  "connections:updateCredentials": async (result, f, t) => {
+    expect(result).toBeNull();
+    const audit = await t.run((ctx) => ctx.db.query("auditLog").collect());
+    expect(audit.filter((entry) => entry.action === "connection.credentials_updated" && entry.targetId === f.connectionId)).toHaveLength(1);
+  },
+  // Providers are unreachable here: the sync ran and failed at the provider, past every access check.
+  "connections:syncMetrics": (result) => {
+    expect(result).toEqual({ status: "error", metricsStored: 0, error: "Stripe is unavailable" });
+  },
+  "connections:startOAuth": (result) => {
+    const url = new URL((result as { authorizationUrl: string }).authorizationUrl);
+    expect(url.searchParams.get("client_id")).toBe("access-test-client");
+    expect(url.searchParams.get("code_challenge_method")).toBe("S256");
+  },
+  "connections:remove": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect(await stored(t, "connections", f.connectionId)).toBeNull();
+  },
+  "apiKeys:create": async (result, f, t) => {
+    const { apiKeyId, apiKey } = result as { apiKeyId: Id<"apiKeys">; apiKey: string };
+    expect(apiKey).toMatch(/^dt_live_/);
+    const row = await stored(t, "apiKeys", apiKeyId);
+    expect(row).toMatchObject({ projectId: f.projectId, name: "CI" });
+    expect(JSON.stringify(row)).not.toContain(apiKey);
+  },
+  "apiKeys:list": (result, f) => {
+    expect(result).toEqual([expect.objectContaining({ apiKeyId: f.apiKeyId, name: "CI" })]);
+  },
+  "apiKeys:revoke": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect((await stored(t, "apiKeys", f.apiKeyId))?.revokedAt).toEqual(expect.any(Number));
+  },
+  "projects:rename": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect((await t.run((ctx) => ctx.db.get("projects", f.projectId)))?.name).toBe("Renamed");
+  },
+  "projects:remove": async (result, f, t) => {
+    expect(result).toBeNull();
+    expect(await t.run((ctx) => ctx.db.get("projects", f.projectId))).toBeNull();
+    expect(await stored(t, "connections", f.connectionId)).toBeNull();
+  },
+  "connections:pause": async (result, f, t) => {
+    expect(result).toBe("inactive");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("inactive");
+  },
+  // The fixture's connection is not paused: resuming leaves it as it is.
+  "connections:resume": async (result, f, t) => {
+    expect(result).toBe("pending");
+    expect((await stored(t, "connections", f.connectionId))?.status).toBe("pending");
+  },
+  // Nothing synced yet in the fixture.
+  "metrics:latest": (result) => {
+    expect(result).toEqual([]);
+  },
+  "metrics:series": (result) => {
+    expect(result).toEqual({ resolution: "day", points: [] });
+  },
+  "insights:list": (result) => {
+    expect((result as { page: unknown[]; isDone: boolean })).toMatchObject({ page: [], isDone: true });
+  },
+  "auditLog:list": (result, f) => {
+    const { page } = result as { page: Array<{ action: string; targetId: string }> };
+    expect(page).toContainEqual(expect.objectContaining({ action: "connection.created", targetId: f.connectionId }));
+    expect(page).toContainEqual(expect.objectContaining({ action: "apiKey.created", targetId: f.apiKeyId }));
+  },
+};
 
 let t: Backend;
 let fixture: Fixture;
@@ -150,7 +291,7 @@ beforeEach(async () => {
   fixture = { ...project, connectionId, apiKeyId, invitationId, memberUserId: await userIdOf(t, "carol") };
 });
 
-describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call, allowedError }) => {
+describe.each(PUBLIC_FUNCTIONS)("$name", ({ name, access, call, allowedError }) => {
   test("refuses unauthenticated callers", async () => {
     expect((await errorOf(call(t, fixture))).code).toBe("UNAUTHENTICATED");
   });
@@ -170,8 +311,13 @@ describe.each(PUBLIC_FUNCTIONS)("$name", ({ access, call, allowedError }) => {
 
   test(`allows a project ${access}`, async () => {
     const allowed = { owner: fixture.owner, admin: fixture.admin, member: fixture.member }[access];
-    if (allowedError) expect((await errorOf(call(allowed, fixture))).code).toBe(allowedError);
-    else await call(allowed, fixture);
+    if (allowedError) {
+      expect((await errorOf(call(allowed, fixture))).code).toBe(allowedError);
+      return;
+    }
+    const check = ALLOWED[name];
+    expect(check, `add what an allowed call of ${name} does to ALLOWED`).toBeDefined();
+    await check!(await call(allowed, fixture), fixture, t);
   });
 });
 
@@ -206,6 +352,11 @@ function publicFunctions(): Map<string, { exportArgs: () => string; exportReturn
 
 test("the table above lists every public function", () => {
   expect([...publicFunctions().keys()].sort()).toEqual(PUBLIC_FUNCTIONS.map((fn) => fn.name).sort());
+});
+
+test("ALLOWED checks exactly the functions the \"allows\" test calls", () => {
+  const called = PUBLIC_FUNCTIONS.filter((fn) => fn.access !== "user" && !fn.allowedError).map((fn) => fn.name);
+  expect(Object.keys(ALLOWED).sort()).toEqual(called.sort());
 });
 
 test("every public function validates its arguments and declares what it returns (so nothing else can leak)", () => {

@@ -2,7 +2,7 @@ import { ConvexError } from "convex/values";
 import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { ANTHROPIC_DEFAULT_MODEL, OPENAI_DEFAULT_MODEL } from "../convex/aiProviders";
+import { ANTHROPIC_DEFAULT_MODEL, OPENAI_DEFAULT_MODEL } from "../convex/providers/ai/registry";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedAiKey, seedConnection, seedProject } from "./helpers/seed";

@@ -1,7 +1,7 @@
 /**
  * The cold harness itself (helpers/cold.ts): every execution gets a fresh
  * module graph, executions are counted once each (nested, scheduled and HTTP
- * ones included), and PBKDF2/HKDF runs are counted at crypto.subtle and
+ * ones included), and PBKDF2 runs and HMAC signs are counted at crypto.subtle and
  * restored afterwards.
  */
 import { afterEach, describe, expect, test, vi } from "vitest";
@@ -22,15 +22,9 @@ async function pbkdf2Once(): Promise<void> {
   await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: new Uint8Array(16), iterations: 1 }, password, 256);
 }
 
-async function hkdfOnce(): Promise<void> {
-  const ikm = await crypto.subtle.importKey("raw", new Uint8Array(32), "HKDF", false, ["deriveKey"]);
-  await crypto.subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(), info: new Uint8Array() },
-    ikm,
-    { name: "AES-GCM", length: 256 },
-    false,
-    ["encrypt"],
-  );
+async function hmacOnce(): Promise<void> {
+  const key = await crypto.subtle.importKey("raw", new Uint8Array(32).fill(1), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  await crypto.subtle.sign("HMAC", key, new Uint8Array(3));
 }
 
 describe("fresh module graph per execution", () => {
@@ -121,12 +115,12 @@ describe("executions", () => {
 });
 
 describe("crypto counters", () => {
-  test("PBKDF2 and HKDF calls are counted separately, outside executions too", async () => {
+  test("PBKDF2 derivations and HMAC signs are counted separately, outside executions too", async () => {
     await pbkdf2Once();
-    await hkdfOnce();
-    await hkdfOnce();
+    await hmacOnce();
+    await hmacOnce();
     expect(harness.counts.pbkdf2).toBe(1);
-    expect(harness.counts.hkdf).toBe(2);
+    expect(harness.counts.hmac).toBe(2);
     expect(harness.counts.executions).toEqual([]);
   });
 
@@ -141,11 +135,14 @@ describe("crypto counters", () => {
     expect(set?.path).toBe("aiKeys:set");
     expect(set?.pbkdf2).toBe(counts.pbkdf2);
     expect(counts.pbkdf2).toBeGreaterThanOrEqual(1);
+    // HKDF from HMAC: one sign to extract the root's PRK, one per expanded key id or AES key.
+    expect(set?.hmac).toBe(counts.hmac);
+    expect(counts.hmac).toBeGreaterThanOrEqual(3);
   });
 
   test("uninstall restores crypto.subtle", async () => {
     harness.uninstall();
-    const { deriveBits, deriveKey } = crypto.subtle;
+    const { deriveBits, deriveKey, sign } = crypto.subtle;
     expect(Object.hasOwn(crypto.subtle, "deriveBits")).toBe(false);
     const own = new ColdHarness();
     own.install();
@@ -153,6 +150,7 @@ describe("crypto counters", () => {
     own.uninstall();
     expect(crypto.subtle.deriveBits).toBe(deriveBits);
     expect(crypto.subtle.deriveKey).toBe(deriveKey);
+    expect(crypto.subtle.sign).toBe(sign);
     expect(Object.hasOwn(crypto.subtle, "deriveBits")).toBe(false);
     await pbkdf2Once();
     expect(own.counts.pbkdf2).toBe(0);

@@ -6,7 +6,7 @@ import crons from "../convex/crons";
 import { DEFAULT_SYNC_INTERVAL_MINUTES, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/metricsSync";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { HUGE_BODY_BYTES, type Mode } from "./helpers/fakeProviders";
-import { MAX_RESPONSE_BYTES } from "../convex/integrations/http";
+import { MAX_RESPONSE_BYTES } from "../convex/providers/transport";
 import { SECOND_MASTER_KEY } from "./helpers/keys";
 import { seedConnection, seedProject } from "./helpers/seed";
 import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";

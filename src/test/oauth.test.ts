@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { credentialHints } from "../convex/integrations/registry";
+import { credentialHints } from "../convex/providers/integrations/registry";
 import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
 import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
 import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";

@@ -12,7 +12,7 @@
 import { base64UrlDecode, base64UrlEncode, utf8Encode } from "./encoding";
 import { CryptoError, type CryptoErrorCode } from "./errors";
 import { weakKeyReasons, type WeakKeyReason } from "./keyStrength";
-import { DEFAULT_PBKDF2_ITERATIONS, deriveAesGcmKey, hkdfAesGcmKey, hkdfBytes, importHkdfKey, pbkdf2Sha256 } from "./kdf";
+import { DEFAULT_PBKDF2_ITERATIONS, deriveAesGcmKey, hkdfAesGcmKey, hkdfExpand, hkdfExtract, pbkdf2Sha256 } from "./kdf";
 
 /** Shortest accepted master key, in characters (`openssl rand -hex 32` gives 64). */
 export const MIN_MASTER_KEY_LENGTH = 32;
@@ -97,7 +97,7 @@ export class MasterKey {
     return pending;
   }
 
-  /** The v2 root as an HKDF key: PBKDF2(master key, root salt), one run per keyring. */
+  /** The v2 root's HKDF PRK (an HMAC key): HKDF-Extract(PBKDF2(master key, root salt)), one PBKDF2 run per keyring. */
   #root(): Promise<CryptoKey> {
     const rootSalt = this.#rootSalt;
     if (rootSalt === null && !this.#derived.has("root")) {
@@ -108,7 +108,7 @@ export class MasterKey {
     return this.#memo("root", true, async () => {
       const root = await pbkdf2Sha256(utf8Encode(this.#secret), rootSalt ?? new Uint8Array(0), DEFAULT_PBKDF2_ITERATIONS, ROOT_BYTES);
       try {
-        return await importHkdfKey(root);
+        return await hkdfExtract(root);
       } finally {
         root.fill(0);
       }
@@ -117,7 +117,7 @@ export class MasterKey {
 
   /** This key's v2 id: base64url(HKDF(root, "dashtray/v2/key-id", 8 bytes)); costs the root if not yet derived. */
   keyId(): Promise<string> {
-    return this.#memo("keyId", false, async () => base64UrlEncode(await hkdfBytes(await this.#root(), V2_KEY_ID_INFO, KEY_ID_BYTES)));
+    return this.#memo("keyId", false, async () => base64UrlEncode(await hkdfExpand(await this.#root(), V2_KEY_ID_INFO, KEY_ID_BYTES)));
   }
 
   /** This key's v1 id: base64url(PBKDF2(master key, "dashtray/master-key-id/v1", 8 bytes)); one PBKDF2 run. */

@@ -9,7 +9,7 @@ import type { Doc } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { findAiKeyRow, holdsKey } from "../aiKeys";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "../apiKeys";
-import { credentialHints } from "../integrations/registry";
+import { credentialHints } from "../providers/integrations/registry";
 import { decryptSecret, encryptSecret, type SecretContext } from "../lib/cipher";
 import { CryptoError, isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";

@@ -6,7 +6,7 @@
  * (docs/upgrade.md).
  */
 import type { Doc } from "../_generated/dataModel";
-import { findIntegration } from "../integrations/registry";
+import { findIntegration } from "../providers/integrations/registry";
 
 /** What a hint shows while it is unknown: hints need the plaintext, which only the upgrade job decrypts. */
 export const UNKNOWN_HINT = "…";

@@ -21,8 +21,9 @@
  *   each execution is recorded once with its path ("connections:create"),
  *   however often convex-test loaded its module; HTTP actions are recorded
  *   as "http:<METHOD> <path>".
- * - WebCrypto: `crypto.subtle.deriveBits` / `deriveKey` are wrapped while a
- *   harness is installed and calls are counted by algorithm (PBKDF2, HKDF),
+ * - WebCrypto: `crypto.subtle.deriveBits` / `deriveKey` / `sign` are wrapped
+ *   while a harness is installed and calls are counted by algorithm (PBKDF2
+ *   derivations; HMAC signs, which is what the project's HKDF is made of),
  *   in total and per execution (the execution running when the call was made,
  *   tracked with AsyncLocalStorage).
  *
@@ -41,7 +42,7 @@ export interface Execution {
   /** "module:export" for queries, mutations and actions; "http:<METHOD> <path>" for HTTP actions. */
   path: string;
   pbkdf2: number;
-  hkdf: number;
+  hmac: number;
 }
 
 /** Counts since the harness was installed (or since `reset`). */
@@ -52,8 +53,8 @@ export interface ColdCounts {
   loads: string[];
   /** PBKDF2 deriveBits/deriveKey calls, inside executions or not. */
   pbkdf2: number;
-  /** HKDF deriveBits/deriveKey calls, inside executions or not. */
-  hkdf: number;
+  /** HMAC sign calls (the project's HKDF: two per derived key or id, plus one per extract), inside executions or not. */
+  hmac: number;
   /** Milliseconds from each PBKDF2 call to its result, summed (benchmarks only; tests never assert time). */
   pbkdf2Ms: number;
 }
@@ -61,6 +62,7 @@ export interface ColdCounts {
 type Subtle = SubtleCrypto;
 type DeriveBits = Subtle["deriveBits"];
 type DeriveKey = Subtle["deriveKey"];
+type Sign = Subtle["sign"];
 
 function algorithmName(algorithm: unknown): string {
   if (typeof algorithm === "string") return algorithm.toUpperCase();
@@ -72,7 +74,7 @@ function algorithmName(algorithm: unknown): string {
 
 /** The harness's counters and the cold backend factory. */
 export class ColdHarness {
-  counts: ColdCounts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
+  counts: ColdCounts = { executions: [], loads: [], pbkdf2: 0, hmac: 0, pbkdf2Ms: 0 };
   private readonly current = new AsyncLocalStorage<Execution>();
   private loadChain: Promise<unknown> = Promise.resolve();
   private restoreSubtle: (() => void) | null = null;
@@ -85,15 +87,16 @@ export class ColdHarness {
     const subtle = crypto.subtle;
     const originalBits = subtle.deriveBits;
     const originalKey = subtle.deriveKey;
+    const originalSign = subtle.sign;
     let active = true;
     const count = <T>(algorithm: unknown, run: () => Promise<T>): Promise<T> => {
       // A wrapper put back by someone else's restore (e.g. vi.restoreAllMocks) after uninstall counts nothing.
       if (!active) return run();
       const name = algorithmName(algorithm);
       const execution = this.current.getStore();
-      if (name === "HKDF") {
-        this.counts.hkdf++;
-        if (execution) execution.hkdf++;
+      if (name === "HMAC") {
+        this.counts.hmac++;
+        if (execution) execution.hmac++;
       }
       if (name !== "PBKDF2") return run();
       this.counts.pbkdf2++;
@@ -113,11 +116,15 @@ export class ColdHarness {
     const deriveKey = function (this: Subtle, ...args: Parameters<DeriveKey>) {
       return count(args[0], () => originalKey.apply(this, args));
     } as DeriveKey;
+    const sign = function (this: Subtle, ...args: Parameters<Sign>) {
+      return count(args[0], () => originalSign.apply(this, args));
+    } as Sign;
     // The methods live on SubtleCrypto.prototype: own properties shadow them. Restoring puts back
     // whatever own property was there before (another harness's wrapper) or deletes ours.
-    const saved = (["deriveBits", "deriveKey"] as const).map((name) => [name, Object.getOwnPropertyDescriptor(subtle, name)] as const);
+    const saved = (["deriveBits", "deriveKey", "sign"] as const).map((name) => [name, Object.getOwnPropertyDescriptor(subtle, name)] as const);
     Object.defineProperty(subtle, "deriveBits", { value: deriveBits, configurable: true, writable: true });
     Object.defineProperty(subtle, "deriveKey", { value: deriveKey, configurable: true, writable: true });
+    Object.defineProperty(subtle, "sign", { value: sign, configurable: true, writable: true });
     this.restoreSubtle = () => {
       active = false;
       for (const [name, descriptor] of saved) {
@@ -135,7 +142,7 @@ export class ColdHarness {
 
   /** Forgets every count (e.g. after seeding). */
   reset(): void {
-    this.counts = { executions: [], loads: [], pbkdf2: 0, hkdf: 0, pbkdf2Ms: 0 };
+    this.counts = { executions: [], loads: [], pbkdf2: 0, hmac: 0, pbkdf2Ms: 0 };
     this.loadedModules.length = 0;
   }
 
@@ -145,7 +152,7 @@ export class ColdHarness {
       executions: this.counts.executions.length,
       loads: this.counts.loads.length,
       pbkdf2: this.counts.pbkdf2,
-      hkdf: this.counts.hkdf,
+      hmac: this.counts.hmac,
       pbkdf2Ms: this.counts.pbkdf2Ms,
     };
     const result = await work();
@@ -155,7 +162,7 @@ export class ColdHarness {
         executions: this.counts.executions.slice(before.executions),
         loads: this.counts.loads.slice(before.loads),
         pbkdf2: this.counts.pbkdf2 - before.pbkdf2,
-        hkdf: this.counts.hkdf - before.hkdf,
+        hmac: this.counts.hmac - before.hmac,
         pbkdf2Ms: this.counts.pbkdf2Ms - before.pbkdf2Ms,
       },
     };
@@ -171,7 +178,7 @@ export class ColdHarness {
     // exportReturns through the chain and calls `_handler`, which now records the execution.
     const wrapped: Record<string, unknown> = Object.create(func as object);
     wrapped._handler = (...args: unknown[]) => {
-      const execution: Execution = { path, pbkdf2: 0, hkdf: 0 };
+      const execution: Execution = { path, pbkdf2: 0, hmac: 0 };
       executions().push(execution);
       return current.run(execution, () => (handler as (...a: unknown[]) => unknown)(...args));
     };

@@ -6,7 +6,7 @@
 import type { Id } from "../../convex/_generated/dataModel";
 import type { Keyring } from "../../convex/lib/keyring";
 import { encryptAiKey, encryptCredentials, ensureRootSalt, loadKeyring } from "../../convex/secrets";
-import { credentialHints } from "../../convex/integrations/registry";
+import { credentialHints } from "../../convex/providers/integrations/registry";
 import { maskSecret } from "../../convex/lib/mask";
 import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";
 import type { Backend } from "./convex";

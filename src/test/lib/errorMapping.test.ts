@@ -33,6 +33,9 @@ describe("toAppError (CryptoError -> ConvexError)", () => {
     // Clients see which check failed; only a bad argument keeps the core's own message, so a key id never reaches them.
     expect(data.message).toContain(code === "INVALID_ARGUMENT" ? "core message" : code);
     if (code !== "INVALID_ARGUMENT") expect(data.message).not.toContain("k3yId");
+    // The core's error stays the cause, for server logs only: not enumerable, not in the data a client gets.
+    expect((error as Error).cause).toMatchObject({ name: "CryptoError", code });
+    expect(Object.keys(error as object)).not.toContain("cause");
   });
 
   test("other errors are rethrown unchanged", () => {

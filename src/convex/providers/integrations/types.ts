@@ -1,5 +1,5 @@
 /** What an integration declares; see docs/integrations.md for adding one. */
-import type { Credentials } from "../validators";
+import type { Credentials } from "../../validators";
 
 /** One credential field the dashboard asks for. */
 export interface CredentialField {
@@ -69,7 +69,7 @@ export interface Integration {
   oauth?: OAuthProvider;
   /**
    * Reads the current metrics from the service's real API with `fetch`
-   * (through http.ts requestJson). Throws only ProviderError. Must not log
+   * (through the transport, ../transport.ts). Throws only ProviderError. Must not log
    * or return any credential. An OAuth integration gets its settings plus
    * `accessToken`, a token valid for at least the refresh margin.
    */

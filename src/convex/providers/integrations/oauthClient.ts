@@ -10,9 +10,9 @@
  * ProviderErrors, whose messages never hold a token, a code or the client
  * secret.
  */
-import { env } from "../_generated/server";
-import { baseUrl, providerTimeoutMs, readBoundedText } from "./http";
-import { ProviderError, kindForStatus } from "./providerError";
+import { env } from "../../_generated/server";
+import { ProviderError } from "../errors";
+import { baseUrl, parseJson, send } from "../transport";
 import type { Integration, OAuthProvider } from "./types";
 
 /** Largest token endpoint answer read, in bytes (real ones are a few kilobytes); reading stops there. */
@@ -82,58 +82,31 @@ export function authorizationUrl(
   return url.toString();
 }
 
-function timeoutSignal(ms: number): AbortSignal {
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(), ms);
-  return controller.signal;
-}
-
 /**
- * POSTs a form to an OAuth endpoint; the body text of a 2xx, else a
- * ProviderError (kind "invalid_grant" for that OAuth error code, and for
- * "invalid_token" when `tokenGoneIsGrantGone`: a revocation of a token
- * that is already invalid).
+ * POSTs a form to an OAuth endpoint through the transport (timeout, bounded
+ * read, no redirect: the form carries the client secret and a grant); the
+ * 2xx answer, else a ProviderError (kind "invalid_grant" for that OAuth
+ * error code, and for "invalid_token" when `tokenGoneIsGrantGone`: a
+ * revocation of a token that is already invalid).
  */
-async function postForm(service: string, url: string, form: Record<string, string>, tokenGoneIsGrantGone = false): Promise<string> {
-  const signal = timeoutSignal(providerTimeoutMs());
-  let status: number | null = null;
-  let text: string | null;
-  try {
-    const response = await fetch(url, {
+async function postForm(service: string, url: string, form: Record<string, string>, tokenGoneIsGrantGone = false) {
+  return send(
+    service,
+    url,
+    {
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
       body: new URLSearchParams(form).toString(),
-      // Never follow: the form carries the client secret and a grant.
-      redirect: "manual",
-      signal,
-    });
-    status = response.status;
-    // Bounded: a huge or endless body costs at most the cap (null past it).
-    text = await readBoundedText(response, MAX_TOKEN_RESPONSE_BYTES);
-  } catch {
-    // Messages of fetch failures may quote the URL; only the kind is kept.
-    throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status);
-  }
-  const failure = kindForStatus(status);
-  if (failure) {
-    // 400 and 401 carry an OAuth error code; nothing else of the body is looked at.
-    const code = (status === 400 || status === 401) && text !== null ? oauthErrorCode(text) : null;
-    if (code === "invalid_grant" || (tokenGoneIsGrantGone && code === "invalid_token")) {
-      throw new ProviderError(service, "invalid_grant", status);
-    }
-    throw new ProviderError(service, failure, status);
-  }
-  if (text === null) throw new ProviderError(service, "bad_response", status);
-  return text;
-}
-
-/** A 2xx body as JSON, or a bad_response ProviderError. */
-function parseJson(service: string, text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new ProviderError(service, "bad_response");
-  }
+    },
+    {
+      maxBytes: MAX_TOKEN_RESPONSE_BYTES,
+      errorKindFromBody: (status, text) => {
+        // 400 and 401 carry an OAuth error code; nothing else of the body is looked at.
+        const code = (status === 400 || status === 401) && text !== null ? oauthErrorCode(text) : null;
+        return code === "invalid_grant" || (tokenGoneIsGrantGone && code === "invalid_token") ? "invalid_grant" : null;
+      },
+    },
+  );
 }
 
 /** The RFC 6749 `error` code of an error body, or null; nothing else of the body is kept. */
@@ -187,7 +160,7 @@ export async function exchangeCode(
     client_id: clientId,
     client_secret: clientSecret,
   });
-  return parseTokenAnswer(integration.name, answer, startedAt);
+  return parseTokenAnswer(integration.name, answer.text, startedAt);
 }
 
 /**
@@ -204,7 +177,7 @@ export async function refreshTokens(integration: Integration, provider: OAuthPro
     client_id: clientId,
     client_secret: clientSecret,
   });
-  return parseTokenAnswer(integration.name, answer, startedAt);
+  return parseTokenAnswer(integration.name, answer.text, startedAt);
 }
 
 /** Revokes a token at the provider (RFC 7009); revoking a refresh token ends the whole grant. */

@@ -1,5 +1,5 @@
-import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, expectString, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, credentialValue, expectArray, expectNumber, expectObject, expectString, requestJson } from "../transport";
+import { ProviderError } from "../errors";
 import type { Integration, MetricPoint } from "./types";
 
 const NAME = "Stripe";

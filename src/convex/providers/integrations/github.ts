@@ -1,5 +1,5 @@
-import { baseUrl, credentialValue, expectNumber, expectObject, requestJson } from "./http";
-import { ProviderError } from "./providerError";
+import { baseUrl, credentialValue, expectNumber, expectObject, requestJson } from "../transport";
+import { ProviderError } from "../errors";
 import type { Integration } from "./types";
 
 const NAME = "GitHub";

@@ -1,12 +1,14 @@
 /**
- * The one error type integrations and AI providers throw. Its message is
- * built only from the service name, the error kind and the HTTP status:
- * never from a credential, a request header or a response body (providers
- * echo parts of keys in their error bodies, e.g. "Invalid API Key provided:
- * sk_test_…1234"), so it is safe to store in connections.lastError and to
- * show to clients.
+ * The one error type integrations, AI providers and the OAuth token client
+ * throw. Its message is built only from the service name, the error kind and
+ * the HTTP status: never from a credential, a request header or a response
+ * body (providers echo parts of keys in their error bodies, e.g. "Invalid API
+ * Key provided: sk_test_…1234"), so it is safe to store in
+ * connections.lastError and to show to clients.
+ *
+ * Imports nothing: the client-facing error contract (../errors.ts) maps a
+ * ProviderError to PROVIDER_ERROR, never the other way round.
  */
-import { appError } from "../errors";
 
 export type ProviderErrorKind =
   /** 401/403: the credentials were refused. */
@@ -46,15 +48,23 @@ const DESCRIPTIONS: Record<ProviderErrorKind, string> = {
 /** A failed call to a third-party service, with a secret-free message. */
 export class ProviderError extends Error {
   override readonly name = "ProviderError";
+  /** Display name of the service, e.g. "Stripe". */
+  readonly service: string;
+  readonly kind: ProviderErrorKind;
+  /** HTTP status when the service answered, else null. */
+  readonly status: number | null;
 
-  constructor(
-    /** Display name of the service, e.g. "Stripe". */
-    readonly service: string,
-    readonly kind: ProviderErrorKind,
-    /** HTTP status when the service answered, else null. */
-    readonly status: number | null = null,
-  ) {
-    super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`);
+  /**
+   * `cause`, for server logs: the network or abort error behind an
+   * "unavailable" or "timeout" failure. Never an error whose message could
+   * quote a body or a header (a JSON.parse SyntaxError quotes the text it
+   * read), so such failures have no cause.
+   */
+  constructor(service: string, kind: ProviderErrorKind, status: number | null = null, options?: { cause?: unknown }) {
+    super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`, options);
+    this.service = service;
+    this.kind = kind;
+    this.status = status;
   }
 }
 
@@ -72,13 +82,4 @@ export function kindForStatus(status: number): ProviderErrorKind | null {
   if (status === 429) return "rate_limited";
   if (status >= 500) return "unavailable";
   return "invalid_request";
-}
-
-/** A client-facing PROVIDER_ERROR for a ProviderError: the same safe message, the service, the kind as `reason`, the HTTP status. */
-export function providerAppError(error: ProviderError) {
-  return appError("PROVIDER_ERROR", error.message, {
-    service: error.service,
-    reason: error.kind,
-    ...(error.status === null ? {} : { status: error.status }),
-  });
 }

@@ -2,9 +2,9 @@
  * Every integration Dashtray knows, by id. Adding one is one file plus one
  * line here (docs/integrations.md).
  */
-import { appError } from "../errors";
-import { maskSecret } from "../lib/mask";
-import type { Credentials } from "../validators";
+import { appError } from "../../errors";
+import { maskSecret } from "../../lib/mask";
+import type { Credentials } from "../../validators";
 import { github } from "./github";
 import { googleAnalytics } from "./googleAnalytics";
 import { plausible } from "./plausible";

@@ -2,14 +2,14 @@
 // starting_after/has_more, normalisation of every interval to a month, per
 // currency, and the cases where a sum would be wrong (no MRR points then).
 import { expect, test } from "vitest";
-import { api } from "../convex/_generated/api";
-import type { Id } from "../convex/_generated/dataModel";
-import { MAX_SUBSCRIPTION_PAGES, SUBSCRIPTIONS_PAGE_SIZE } from "../convex/integrations/stripe";
-import { newBackend, type Backend } from "./helpers/convex";
-import { signIn } from "./helpers/api";
-import type { FakeSubscription } from "./helpers/fakeProviders";
-import { SECRETS, expectNoSecrets, useFakeProviders } from "./helpers/secrets";
-import { seedConnection, seedProject } from "./helpers/seed";
+import { api } from "../../../convex/_generated/api";
+import type { Id } from "../../../convex/_generated/dataModel";
+import { MAX_SUBSCRIPTION_PAGES, SUBSCRIPTIONS_PAGE_SIZE } from "../../../convex/providers/integrations/stripe";
+import { newBackend, type Backend } from "../../helpers/convex";
+import { signIn } from "../../helpers/api";
+import type { FakeSubscription } from "../../helpers/fakeProviders";
+import { SECRETS, expectNoSecrets, useFakeProviders } from "../../helpers/secrets";
+import { seedConnection, seedProject } from "../../helpers/seed";
 
 const fake = useFakeProviders();
 

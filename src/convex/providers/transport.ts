@@ -1,0 +1,182 @@
+/**
+ * The one HTTP transport for every call to a third-party service: the
+ * integrations, the AI providers and the OAuth token client. Base URLs are
+ * overridable by environment variables (tests point them at a local
+ * server); every request has a timeout, reads at most a bounded body, and
+ * never follows a redirect (it could carry credential headers or a form
+ * holding the client secret to another host). Every failure is a
+ * ProviderError. Nothing here logs, and no header or body ever reaches an
+ * error message. The checks at the end read an answer's shape (and a stored
+ * credential's field), failing with a ProviderError that says nothing of
+ * the value.
+ */
+import { env } from "../_generated/server";
+import { envNumber } from "../lib/envNumber";
+import type { Credentials } from "../validators";
+import { ProviderError, kindForStatus, type ProviderErrorKind } from "./errors";
+
+/** Default time a provider has to answer, headers and body included. */
+export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
+
+/** Largest response body accepted by default, in bytes (real answers are a few kilobytes); reading stops there. */
+export const MAX_RESPONSE_BYTES = 1_000_000;
+
+/** The base URL from `envName` if set, else `fallback`; without a trailing slash. */
+export function baseUrl(envName: string, fallback: string): string {
+  const configured = env[envName]?.trim();
+  return (configured || fallback).replace(/\/+$/, "");
+}
+
+/** Request timeout in ms: PROVIDER_TIMEOUT_MS if it is a positive number, else the default. */
+export function providerTimeoutMs(): number {
+  return envNumber(env.PROVIDER_TIMEOUT_MS, DEFAULT_PROVIDER_TIMEOUT_MS, { above: 0 });
+}
+
+function timeoutSignal(ms: number): AbortSignal {
+  if (typeof AbortSignal.timeout === "function") return AbortSignal.timeout(ms);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException("request timed out", "TimeoutError")), ms);
+  return controller.signal;
+}
+
+/** One request: method, headers and body as `fetch` takes them (redirect and signal are the transport's). */
+export interface ProviderRequest {
+  method?: "GET" | "POST";
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** How `send` reads the answer. */
+export interface ReadOptions {
+  /** Largest body read, in bytes (default MAX_RESPONSE_BYTES). */
+  maxBytes?: number;
+  /**
+   * For an error status: reads the body (bounded) and returns the kind it
+   * means instead of the status's, or null to keep the status's. Without
+   * it, error bodies are discarded unread (they can echo the credential).
+   * It must keep nothing of the body but its answer.
+   */
+  errorKindFromBody?: (status: number, text: string | null) => ProviderErrorKind | null;
+}
+
+/** A 2xx answer: its status and its body text. */
+export interface ProviderAnswer {
+  status: number;
+  text: string;
+}
+
+/**
+ * Sends one request and returns its 2xx answer (status and body text). Throws a
+ * ProviderError: timeout, unavailable (network failure or 5xx),
+ * unauthorized, rate_limited, not_found, redirected (3xx, never followed),
+ * invalid_request (other statuses) or what `errorKindFromBody` says,
+ * bad_response (a body over the cap: refused from its Content-Length, or as
+ * soon as that many bytes arrived).
+ */
+export async function send(service: string, url: string, request: ProviderRequest, options: ReadOptions = {}): Promise<ProviderAnswer> {
+  const maxBytes = options.maxBytes ?? MAX_RESPONSE_BYTES;
+  const signal = timeoutSignal(providerTimeoutMs());
+  let status: number | null = null;
+  try {
+    const response = await fetch(url, { ...request, redirect: "manual", signal });
+    status = response.status;
+    const failure = kindForStatus(status);
+    if (failure) {
+      if (!options.errorKindFromBody) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new ProviderError(service, failure, status);
+      }
+      const kind = options.errorKindFromBody(status, await readBoundedText(response, maxBytes));
+      throw new ProviderError(service, kind ?? failure, status);
+    }
+    const text = await readBoundedText(response, maxBytes);
+    if (text === null) throw new ProviderError(service, "bad_response", status);
+    return { status, text };
+  } catch (error) {
+    if (error instanceof ProviderError) throw error;
+    // fetch and body reads fail with TypeError/DOMException, about the
+    // connection or the abort: kept as the cause for server logs, while the
+    // message says only the kind of failure.
+    throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status, { cause: error });
+  }
+}
+
+/** `text` parsed as JSON, or a bad_response ProviderError (without the SyntaxError, whose message quotes the text). */
+export function parseJson(service: string, text: string, status: number | null = null): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ProviderError(service, "bad_response", status);
+  }
+}
+
+/** Sends one request (see `send`) and returns its parsed JSON body; bad_response when it is not JSON. */
+export async function requestJson(service: string, url: string, request: ProviderRequest): Promise<unknown> {
+  const answer = await send(service, url, request);
+  return parseJson(service, answer.text, answer.status);
+}
+
+/**
+ * The body as UTF-8 text, or null (body cancelled) when it declares or turns
+ * out to hold more than `maxBytes`: reading stops at the cap, so an endless
+ * or huge body costs at most `maxBytes` of memory and transfer.
+ */
+async function readBoundedText(response: Response, maxBytes: number): Promise<string | null> {
+  const declared = Number(response.headers.get("content-length") ?? "");
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    return null;
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let received = 0;
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
+/** `value` as a plain object, or a bad_response ProviderError. */
+export function expectObject(service: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProviderError(service, "bad_response");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** `value` as an array, or a bad_response ProviderError. */
+export function expectArray(service: string, value: unknown): unknown[] {
+  if (!Array.isArray(value)) throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/** `value` as a finite number, or a bad_response ProviderError. */
+export function expectNumber(service: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/** `value` as a string, or a bad_response ProviderError. */
+export function expectString(service: string, value: unknown): string {
+  if (typeof value !== "string") throw new ProviderError(service, "bad_response");
+  return value;
+}
+
+/**
+ * A credential field's value. Credentials are validated when written, so a
+ * missing field means the row predates a field change: invalid_request.
+ */
+export function credentialValue(service: string, credentials: Credentials, field: string): string {
+  const value = credentials[field];
+  if (!value) throw new ProviderError(service, "invalid_request");
+  return value;
+}
