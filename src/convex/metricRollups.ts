@@ -7,12 +7,15 @@
  * points) reads at most 91 daily rollups (metrics.series).
  *
  * Folding is idempotent (newest value wins; min and max), so replaying a
- * point changes nothing. Rollups are trimmed by the metrics retention
- * (retention.ts) and deleted with their connection (connections.remove) or
- * project (projectRemoval.ts).
+ * point changes nothing: `backfill` folds the raw points stored before
+ * rollups existed, safely next to running syncs. Rollups are trimmed by the
+ * metrics retention, by bucket start (retention.ts), and deleted with their
+ * connection (connections.remove) or project (projectRemoval.ts).
  */
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import type { MutationCtx, QueryCtx } from "./_generated/server";
+import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
 
 export type RollupResolution = Doc<"metricRollups">["resolution"];
 
@@ -28,6 +31,8 @@ export const MAX_SERIES_POINTS = 500;
 export const MAX_HOURLY_RANGE_MS = 20 * DAY;
 /** Rollup rows deleted per transaction when a connection or project is removed. */
 export const ROLLUPS_DELETED_PER_BATCH = 500;
+/** Raw points one backfill batch folds (each costs 2 index reads and 2 writes). */
+export const BACKFILL_BATCH_SIZE = 300;
 
 /** The start of the bucket of `resolution` that `at` falls in. */
 export function bucketStart(at: number, resolution: RollupResolution): number {
@@ -137,3 +142,38 @@ export async function deleteConnectionRollupsBatch(ctx: MutationCtx, connectionI
   for (const row of rows) await ctx.db.delete("metricRollups", row._id);
   return rows.length === ROLLUPS_DELETED_PER_BATCH;
 }
+
+/**
+ * Folds the raw points stored before rollups existed into rollups, oldest
+ * first, BACKFILL_BATCH_SIZE points per mutation, each batch scheduling the
+ * next. Operators run it once after deploying this version:
+ * `npx convex run metricRollups:backfill`. Idempotent, so it can run again
+ * (or while syncs run); points of connections removed meanwhile are skipped.
+ */
+export const backfill = internalMutation({
+  args: {
+    /** _creationTime of the last point folded (absent: start from the oldest). */
+    after: v.optional(v.number()),
+    batchSize: v.optional(v.number()),
+  },
+  returns: v.object({ folded: v.number(), done: v.boolean() }),
+  handler: async (ctx, { after, batchSize = BACKFILL_BATCH_SIZE }) => {
+    const points = await ctx.db
+      .query("metrics")
+      .withIndex("by_creation_time", (q) => (after === undefined ? q : q.gt("_creationTime", after)))
+      .take(batchSize);
+    const exists = new Map<Id<"connections">, boolean>();
+    let folded = 0;
+    for (const point of points) {
+      if (!exists.has(point.connectionId)) exists.set(point.connectionId, (await ctx.db.get("connections", point.connectionId)) !== null);
+      if (!exists.get(point.connectionId)) continue;
+      await recordRollups(ctx, point, [point], point.timestamp);
+      folded++;
+    }
+    const done = points.length < batchSize;
+    if (!done) {
+      await ctx.scheduler.runAfter(0, internal.metricRollups.backfill, { after: points[points.length - 1]!._creationTime, batchSize });
+    }
+    return { folded, done };
+  },
+});

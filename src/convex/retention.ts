@@ -1,6 +1,6 @@
 /**
  * Retention: metric points, their rollups (metricRollups.ts; by the metrics
- * retention) and audit entries older than their retention are
+ * retention, aged by bucket start) and audit entries older than their retention are
  * deleted by a daily cron (crons.ts), oldest first, RETENTION_BATCH_SIZE rows
  * per mutation, each batch scheduling the next until none is left. Rows are
  * aged by when they were stored (_creationTime, Convex's built-in index), so
@@ -57,14 +57,25 @@ export const purgeBatch = internalMutation({
   args: { table: retainedTableValidator, before: v.number() },
   returns: v.object({ deleted: v.number() }),
   handler: async (ctx, { table, before }) => {
-    const rows = await ctx.db
-      .query(table)
-      .withIndex("by_creation_time", (q) => q.lt("_creationTime", before))
-      .take(RETENTION_BATCH_SIZE);
-    for (const row of rows) await ctx.db.delete(table, row._id);
-    if (rows.length === RETENTION_BATCH_SIZE) {
+    let deleted: number;
+    if (table === "metricRollups") {
+      const rows = await ctx.db
+        .query(table)
+        .withIndex("by_start", (q) => q.lt("start", before))
+        .take(RETENTION_BATCH_SIZE);
+      for (const row of rows) await ctx.db.delete(table, row._id);
+      deleted = rows.length;
+    } else {
+      const rows = await ctx.db
+        .query(table)
+        .withIndex("by_creation_time", (q) => q.lt("_creationTime", before))
+        .take(RETENTION_BATCH_SIZE);
+      for (const row of rows) await ctx.db.delete(table, row._id);
+      deleted = rows.length;
+    }
+    if (deleted === RETENTION_BATCH_SIZE) {
       await ctx.scheduler.runAfter(0, internal.retention.purgeBatch, { table, before });
     }
-    return { deleted: rows.length };
+    return { deleted };
   },
 });

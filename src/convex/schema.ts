@@ -255,7 +255,9 @@ export default defineSchema({
     max: v.number(),
   })
     .index("by_connectionId_and_name_and_resolution_and_start", ["connectionId", "name", "resolution", "start"])
-    .index("by_projectId", ["projectId"]),
+    .index("by_projectId", ["projectId"])
+    /** Retention trims rollups by bucket start (backfilled ones were written long after their bucket). */
+    .index("by_start", ["start"]),
 
   insights: defineTable({
     projectId: v.id("projects"),

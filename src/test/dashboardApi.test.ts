@@ -183,6 +183,46 @@ describe("rollups and metrics.series", () => {
   });
 });
 
+test("backfill folds history stored before rollups existed, idempotently, skipping removed connections", async () => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(START);
+  const t = newBackend();
+  const { projectId } = await projectWithEveryRole(t);
+  const kept = await seedConnection(t, projectId, "stripe", STRIPE);
+  const removed = await seedConnection(t, projectId, "stripe", STRIPE);
+  const points: { value: number; at: number }[] = [];
+  await t.run(async (ctx) => {
+    for (let i = 0; i < 3 * 96; i++) {
+      const at = START - 3 * DAY + i * 15 * 60_000;
+      points.push({ value: (i * 37) % 101, at });
+      await ctx.db.insert("metrics", { connectionId: kept, projectId, name: "mrr.usd", value: (i * 37) % 101, timestamp: at });
+      await ctx.db.insert("metrics", { connectionId: removed, projectId, name: "mrr.usd", value: i, timestamp: at });
+    }
+    await ctx.db.delete("connections", removed);
+  });
+  const comparable = async () =>
+    (await rollupsOf(t, kept))
+      .map(({ resolution, start, last, lastAt, min, max }) => ({ resolution, start, last, lastAt, min, max }))
+      .sort((a, b) => `${a.resolution}${a.start}`.localeCompare(`${b.resolution}${b.start}`));
+  const expected = foldRollups(points).sort((a, b) => `${a.resolution}${a.start}`.localeCompare(`${b.resolution}${b.start}`));
+
+  for (let run = 0; run < 2; run++) {
+    expect(await t.mutation(internal.metricRollups.backfill, { batchSize: 100 })).toEqual({ folded: 50, done: false });
+    await t.finishAllScheduledFunctions(() => undefined);
+    expect(await comparable()).toEqual(expected);
+  }
+  expect(await rollupsOf(t, removed)).toEqual([]);
+
+  // Retention ages rollups by bucket start, not by when the backfill wrote them.
+  vi.setSystemTime(START + 89 * DAY);
+  await t.mutation(internal.retention.start, {});
+  await t.finishAllScheduledFunctions(() => undefined);
+  const left = await rollupsOf(t, kept);
+  expect(left.length).toBeGreaterThan(0);
+  expect(left.every((row) => row.start >= START - DAY)).toBe(true);
+  expect(left.length).toBeLessThan(expected.length);
+});
+
 describe("connections.pause and resume", () => {
   test("a paused connection leaves the due index; a sync in flight stores nothing; resume and new credentials make it due", async () => {
     const t = newBackend();
