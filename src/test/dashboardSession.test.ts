@@ -144,7 +144,9 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   const scheduledBefore = (await scheduledConnectionIds(t)).length;
   for (let cycle = 0; cycle < 3; cycle++) {
-    vi.setSystemTime(Date.now() + 20 * 60_000);
+    // A project's next slot is 0.5 to 1.5 intervals (7.5 to 22.5 minutes) after its last sync, by the clock's phase:
+    // 30 minutes always reach exactly one (20 failed whenever the slot fell past it).
+    vi.setSystemTime(Date.now() + 30 * 60_000);
     const executions = await cronCycle(t, harness);
     expect(executions["metricsSync:syncGroup"]).toBe(1);
   }
