@@ -11,45 +11,22 @@
 // nothing leaves the machine; a request to it fails the check (a newer CLI
 // that needs the server here must be looked at, not silently trusted).
 // The written bundles are then scanned for any import of a Node built-in
-// left in a V8-runtime module.
+// left in a V8-runtime module, and each module is evaluated in a context
+// with only the globals Convex's runtime has (evaluateModules.mjs), so
+// module-scope errors and Node-only globals (Buffer, require, ...) fail too.
 //
 // Usage: node src/ci/bundleCheck.mjs [projectRoot]   (default: this repository)
-import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import http from "node:http";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { runConvexCli, runNode, startStubDeployment } from "./cliStub.mjs";
 
 const projectRoot = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "../.."));
-const cli = path.join(projectRoot, "node_modules", "convex", "bin", "main.js");
 
-/** A loopback HTTP server standing in for a self-hosted deployment; it records and refuses every request. */
-async function startStubDeployment() {
-  const requests = [];
-  const server = http.createServer((request, response) => {
-    requests.push(`${request.method} ${request.url}`);
-    request.resume();
-    response.writeHead(503, { "content-type": "application/json" }).end('{"code":"BundleCheckStub"}');
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((resolve) => server.close(resolve)) };
-}
-
-/** Runs the Convex CLI; resolves with its exit code and combined output. */
-function runCli(args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: projectRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    child.stderr.on("data", (chunk) => (output += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
-  });
-}
+const EVALUATE_MODULES = path.join(path.dirname(fileURLToPath(import.meta.url)), "evaluateModules.mjs");
 
 /** Every .js file under `dir`. */
 async function jsFilesUnder(dir) {
@@ -74,20 +51,22 @@ async function main() {
   const work = await mkdtemp(path.join(tmpdir(), "bundle-check-"));
   const bundleDir = path.join(work, "bundle");
   try {
-    const env = {
-      ...process.env,
-      // No telemetry (the CLI's Sentry is off when CI is set), no account files from the real home.
-      CI: "1",
-      HOME: work,
-      USERPROFILE: work,
-      CONVEX_PROVISION_HOST: stub.url,
-      npm_config_update_notifier: "false",
-    };
-    for (const name of ["CONVEX_DEPLOYMENT", "CONVEX_DEPLOY_KEY", "CONVEX_SELF_HOSTED_URL", "CONVEX_SELF_HOSTED_ADMIN_KEY"]) delete env[name];
-    const { code, output } = await runCli(
-      ["deploy", "--url", stub.url, "--admin-key", "bundle-check", "--debug-bundle-path", bundleDir, "--codegen", "disable", "--typecheck", "disable", "--yes"],
-      env,
-    );
+    // CONVEX_PROVISION_HOST: nothing the CLI might provision can leave the machine either.
+    process.env.CONVEX_PROVISION_HOST = stub.url;
+    const { code, output } = await runConvexCli(projectRoot, [
+      "deploy",
+      "--url",
+      stub.url,
+      "--admin-key",
+      "bundle-check",
+      "--debug-bundle-path",
+      bundleDir,
+      "--codegen",
+      "disable",
+      "--typecheck",
+      "disable",
+      "--yes",
+    ]);
     const failures = [];
     if (code !== 0) {
       const unresolved = [...output.matchAll(/Could not resolve "([^"]+)"\s*\n\s*\n\s*(\S+?):\d+:\d+/g)].map(([, what, file]) => `${file} imports "${what}"`);
@@ -106,6 +85,12 @@ async function main() {
       }
       if (failures.length === 0) {
         process.stdout.write(`bundle check: ${isolateFiles.length} V8-runtime modules bundled, no Node built-ins\n`);
+        // Then evaluate each as a deployment loads it, with only Convex's globals (evaluateModules.mjs).
+        const evaluation = await runNode(["--experimental-vm-modules", "--no-warnings", EVALUATE_MODULES, path.join(bundleDir, "isolate")], {
+          cwd: projectRoot,
+        });
+        if (evaluation.code === 0) process.stdout.write(`bundle check: ${evaluation.output.trim()}\n`);
+        else failures.push(evaluation.output.trim());
       }
     }
     if (failures.length > 0) {

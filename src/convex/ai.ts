@@ -3,11 +3,12 @@
  * inside the action, sent only to its provider, and never stored, returned
  * or logged. The prompt holds the project's recent metrics, never secrets.
  */
-import { v } from "convex/values";
+import { v, type ObjectType } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { checkApiKey, completeText } from "./providers/ai/registry";
+import { checkArgs } from "./secretArgs";
 import { appError, appErrorCode, providerAppError } from "./errors";
 import { projectAction, userAction } from "./functions";
 import { isProviderError } from "./providers/errors";
@@ -232,10 +233,13 @@ export const generateInsight = projectAction({
  * logged. A refused key is { valid: false } with a safe reason. Rate
  * limited per user, so the deployment cannot be used to test keys in bulk.
  */
+const verifyKeyArgs = { provider: aiProviderValidator, apiKey: v.string() };
+
 export const verifyKey = userAction({
-  args: { provider: aiProviderValidator, apiKey: v.string() },
   returns: v.object({ valid: v.boolean(), error: v.optional(v.string()) }),
-  handler: async (ctx, { provider, apiKey }) => {
+  // Arguments checked here, not by Convex: they hold the key (secretArgs.ts).
+  handler: async (ctx, raw: ObjectType<typeof verifyKeyArgs>) => {
+    const { provider, apiKey } = checkArgs(raw, verifyKeyArgs);
     const key = apiKey.trim();
     if (!key || key.length > MAX_API_KEY_LENGTH) throw appError("INVALID_ARGUMENT", "Enter an API key", { field: "apiKey" });
     await ctx.runMutation(internal.rateLimits.consume, { name: "aiKeyCheck", key: ctx.identity.tokenIdentifier });

@@ -10,10 +10,11 @@
  * their key on their users row (aiApiKey, aiProvider): it is used while they
  * have no key in aiKeys, until the upgrade job moves it there.
  */
-import { v } from "convex/values";
+import { v, type ObjectType } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
+import { checkArgs } from "./secretArgs";
 import { appError } from "./errors";
 import { userMutation, userQuery } from "./functions";
 import { maskSecret } from "./lib/mask";
@@ -89,10 +90,13 @@ async function clearLegacyUserKey(ctx: Pick<MutationCtx, "db">, userId: Id<"user
  * Stores the caller's AI provider key, replacing any previous one (also one
  * the original Dashtray left on their users row, removed in the same write).
  */
+const setArgs = { provider: aiProviderValidator, apiKey: v.string() };
+
 export const set = userMutation({
-  args: { provider: aiProviderValidator, apiKey: v.string() },
   returns: v.null(),
-  handler: async (ctx, args) => {
+  // Arguments checked here, not by Convex: they hold the key (secretArgs.ts).
+  handler: async (ctx, raw: ObjectType<typeof setArgs>) => {
+    const args = checkArgs(raw, setArgs);
     const apiKey = cleanAiKey(args.provider, args.apiKey);
     const userId = ctx.user._id;
     const existing = await findAiKeyRow(ctx.db, userId);

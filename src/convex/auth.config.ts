@@ -10,7 +10,7 @@
  * auth is set up.
  */
 import type { AuthConfig } from "convex/server";
-import { env } from "./_generated/server";
+import { env } from "./env";
 
 /**
  * A deployment variable, or undefined when it is unset. When Convex

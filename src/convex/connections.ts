@@ -4,14 +4,23 @@
  * ciphertext bound to the connection (secrets.ts), and shown to clients only
  * as masked hints computed when they are written.
  */
-import { v } from "convex/values";
+import { v, type ObjectType } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
 import { appError, appErrorCode } from "./errors";
-import { connectionAction, connectionMutation, connectionQuery, projectMutation, projectQuery, userAction } from "./functions";
+import {
+  connectionAction,
+  connectionMutation,
+  connectionQuery,
+  projectMutation,
+  projectQuery,
+  secretConnectionMutation,
+  secretProjectMutation,
+  userAction,
+} from "./functions";
 import { cleanName } from "./input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
 import { setPaused } from "./connectionPause";
@@ -19,6 +28,7 @@ import { deleteConnectionRollupsBatch } from "./metricRollups";
 import { syncConnections } from "./metricsSync";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./rateLimits";
+import { checkArgs } from "./secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
@@ -70,16 +80,26 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
  * the ciphertext can be bound to its id, then patched in the same mutation.
  * CONFLICT when the project already has MAX_CONNECTIONS connections.
  */
-export const create = projectMutation({
-  args: { service: v.string(), name: v.optional(v.string()), credentials: credentialsValidator },
+const createArgs = {
+  projectId: v.id("projects"),
+  service: v.string(),
+  name: v.optional(v.string()),
+  credentials: credentialsValidator,
+};
+
+export const create = secretProjectMutation({
   minimumRole: "admin",
   returns: v.id("connections"),
-  handler: async (ctx, args) => {
+  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  handler: async (ctx, raw: ObjectType<typeof createArgs>) => {
+    const args = checkArgs(raw, createArgs);
+    // The id the builder normalized (args.projectId is only known to be a string).
+    const projectId = ctx.project._id;
     const { integration, credentials } = validateCredentials(args.service, args.credentials);
     const name = cleanName(args.name ?? integration.name, "Connection name");
     const existing = await ctx.db
       .query("connections")
-      .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
+      .withIndex("by_projectId", (q) => q.eq("projectId", projectId))
       .take(MAX_CONNECTIONS);
     if (existing.length >= MAX_CONNECTIONS) {
       throw appError("CONFLICT", `A project can have at most ${MAX_CONNECTIONS} connections: remove one first`);
@@ -87,7 +107,7 @@ export const create = projectMutation({
     const keyring = await loadKeyringForWrite(ctx);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {
-      projectId: args.projectId,
+      projectId,
       service: integration.id,
       name,
       credentialHints: credentialHints(integration.id, credentials),
@@ -100,12 +120,12 @@ export const create = projectMutation({
       nextSyncAt: now,
     });
     const secretVersion = nextSecretVersion(undefined);
-    const encryptedCredentials = await encryptCredentials(keyring, args.projectId, connectionId, credentials, secretVersion);
+    const encryptedCredentials = await encryptCredentials(keyring, projectId, connectionId, credentials, secretVersion);
     await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion });
     await recordAudit(ctx, {
       action: "connection.created",
       actorId: ctx.user._id,
-      projectId: args.projectId,
+      projectId,
       targetTable: "connections",
       targetId: connectionId,
       detail: `service: ${integration.id}`,
@@ -140,11 +160,14 @@ export const get = connectionQuery({
  * connection goes back to "pending" and is due: the sync cron's next run
  * (within a minute) tries the new credentials.
  */
-export const updateCredentials = connectionMutation({
-  args: { credentials: credentialsValidator },
+const updateCredentialsArgs = { connectionId: v.id("connections"), credentials: credentialsValidator };
+
+export const updateCredentials = secretConnectionMutation({
   minimumRole: "admin",
   returns: v.null(),
-  handler: async (ctx, args) => {
+  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  handler: async (ctx, raw: ObjectType<typeof updateCredentialsArgs>) => {
+    const args = checkArgs(raw, updateCredentialsArgs);
     const { connection } = ctx;
     const { integration, credentials } = validateCredentials(connection.service, args.credentials);
     const keyring = await loadKeyringForWrite(ctx);
@@ -215,10 +238,13 @@ export const startOAuth = projectMutation({
  * expires 10 minutes after startOAuth. Exchanges the code and stores the
  * tokens; returns the connection's id.
  */
+const finishOAuthArgs = { flow: v.string() };
+
 export const finishOAuth = userAction({
-  args: { flow: v.string() },
   returns: v.object({ connectionId: v.id("connections") }),
-  handler: async (ctx, { flow }) => {
+  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (secretArgs.ts).
+  handler: async (ctx, raw: ObjectType<typeof finishOAuthArgs>) => {
+    const { flow } = checkArgs(raw, finishOAuthArgs);
     // Explicit type: inferring it would be circular through _generated/api.
     const connectionId: Id<"connections"> = await finishFlow(ctx, ctx.identity.tokenIdentifier, flow);
     return { connectionId };

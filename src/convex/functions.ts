@@ -11,6 +11,9 @@
  *   `args` in the function definition; ctx.project and ctx.membership are set.
  * - connectionQuery / connectionMutation / apiKeyMutation: the same check for
  *   functions that take `connectionId` / `apiKeyId`, via the row's project.
+ * - secretProjectMutation / secretConnectionMutation: the same checks for
+ *   functions whose arguments carry a secret, which Convex must not validate
+ *   (see secretArgs.ts).
  * - projectAction / connectionAction: the same check for actions, plus an
  *   optional `rateLimits` option (buckets to take a token from), all in one
  *   internal mutation (actionAccess.authorize) before the handler runs.
@@ -137,6 +140,51 @@ export const apiKeyMutation = customMutation(mutation, {
     if (!apiKey) throw appError("NOT_FOUND", "API key not found");
     const { project, membership } = await requireProjectRole(ctx, user._id, apiKey.projectId, minimumRole);
     return { ctx: { identity, user, apiKey, project, membership }, args: { apiKeyId } };
+  },
+});
+
+/**
+ * Builders for functions whose arguments carry a secret (secretArgs.ts):
+ * they declare no `args` validator, so Convex never validates (nor quotes)
+ * their arguments; the handler types its parameter and calls `checkArgs`.
+ * These builders check the caller, normalize `projectId` / `connectionId`
+ * from the unvalidated arguments against the database (INVALID_ARGUMENT
+ * naming the field when it is not an id of that table) and require the role,
+ * exactly as projectMutation / connectionMutation do; the handler reads the
+ * checked row from ctx.project / ctx.connection. userMutation and userAction
+ * need no variant: without `args` they pass the arguments through.
+ */
+function idArgument<T extends "projects" | "connections">(
+  ctx: QueryCtx,
+  table: T,
+  args: Record<string, unknown>,
+  field: string,
+): Id<T> {
+  const raw = args[field];
+  const id = typeof raw === "string" ? ctx.db.normalizeId(table, raw) : null;
+  if (id === null) throw appError("INVALID_ARGUMENT", `Argument "${field}" must be an id of table ${table}`, { field });
+  return id;
+}
+
+export const secretProjectMutation = customMutation(mutation, {
+  args: {},
+  input: async (ctx, args: Record<string, unknown>, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findOrCreateUser(ctx, identity);
+    const projectId = idArgument(ctx, "projects", args, "projectId");
+    const { project, membership } = await requireProjectRole(ctx, user._id, projectId, minimumRole);
+    return { ctx: { identity, user, project, membership }, args: {} };
+  },
+});
+
+export const secretConnectionMutation = customMutation(mutation, {
+  args: {},
+  input: async (ctx, args: Record<string, unknown>, { minimumRole = "member" }: RoleOption) => {
+    const identity = await requireIdentity(ctx);
+    const user = await findOrCreateUser(ctx, identity);
+    const connectionId = idArgument(ctx, "connections", args, "connectionId");
+    const checked = await requireConnection(ctx, user._id, connectionId, minimumRole);
+    return { ctx: { identity, user, ...checked }, args: {} };
   },
 });
 

@@ -16,8 +16,8 @@ import { cursorValidator, failureFields, jobStatusValidator, statusValidator, ta
 import { loadKeyringForWrite, readEncryptionSettings, recordKeyIdOrder, rootSaltEvidence, weakMasterKeyError } from "./secrets";
 import { keyIdOrderValidator } from "./validators";
 
-/** Most OLD_MASTER_KEY entries a job starts with: starting computes 2 PBKDF2 ids per key in one mutation (~35 ms each). */
-export const MAX_PREVIOUS_KEYS = 5;
+/** Most OLD_MASTER_KEY entries a job starts with: 2 PBKDF2 ids per key in one mutation, so 1 + 3 keys are 8 runs (~0.3 s). */
+export const MAX_PREVIOUS_KEYS = 3;
 /** Failures status lists (all of them: keyRotation:failures). */
 export const FAILURE_SAMPLE_SIZE = 20;
 

@@ -20,7 +20,8 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { env, internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
+import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
+import { env } from "./env";
 import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
 import { appError, appErrorCode } from "./errors";
 import { isProviderError } from "./providers/errors";

@@ -31,7 +31,8 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { env, internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { env } from "./env";
 import { projectAuditScope, recordAudit } from "./audit";
 import { requireProjectRole } from "./auth";
 import { appError, appErrorCode, providerAppError } from "./errors";

@@ -9,7 +9,8 @@
  */
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import { env, internalMutation } from "./_generated/server";
+import { internalMutation } from "./_generated/server";
+import { env } from "./env";
 import { envNumber } from "./lib/envNumber";
 
 /** Default age (days) after which metric points are deleted; METRICS_RETENTION_DAYS overrides it. */

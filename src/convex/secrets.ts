@@ -17,7 +17,8 @@
  * legacy reads as such. Crypto failures leave here as client-safe
  * ConvexErrors (see errors.ts).
  */
-import { env, type MutationCtx, type QueryCtx } from "./_generated/server";
+import { type MutationCtx, type QueryCtx } from "./_generated/server";
+import { env } from "./env";
 import type { Id } from "./_generated/dataModel";
 import { appError, toAppError } from "./errors";
 import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "./lib/cipher";

@@ -91,6 +91,8 @@ describe("rollups and metrics.series", () => {
   });
 
   test("hourly up to 20 days, daily beyond; the last point is the latest value; reads one rollup per point", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(START);
     const t = newBackend();
     const { projectId, member } = await projectWithEveryRole(t);
     const connectionId = await seedConnection(t, projectId, "github", { token: "ghp_series000000000000000000000000000000", repository: "a/b" });

@@ -144,9 +144,8 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   const scheduledBefore = (await scheduledConnectionIds(t)).length;
   for (let cycle = 0; cycle < 3; cycle++) {
-    // A project's next slot is 0.5 to 1.5 intervals (7.5 to 22.5 minutes) after its last sync, by the clock's phase:
-    // 30 minutes always reach exactly one (20 failed whenever the slot fell past it).
-    vi.setSystemTime(Date.now() + 30 * 60_000);
+    // Past 1.5 sync intervals: the project's next slot has passed, whatever its phase (metricsSync.nextSyncSlot).
+    vi.setSystemTime(Date.now() + 25 * 60_000);
     const executions = await cronCycle(t, harness);
     expect(executions["metricsSync:syncGroup"]).toBe(1);
   }
@@ -161,7 +160,7 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   // With every connection paused, a cycle is the cron's own mutation and nothing else.
   await alice.mutation(api.connections.pause, { connectionId: stripeId });
   await alice.mutation(api.connections.pause, { connectionId: gaId });
-  vi.setSystemTime(Date.now() + 20 * 60_000);
+  vi.setSystemTime(Date.now() + 25 * 60_000);
   expect(await cronCycle(t, harness)).toEqual({ "metricsSync:scheduleDueSyncs": 1 });
   vi.useRealTimers();
   expect(await alice.mutation(api.connections.resume, { connectionId: gaId })).toBe("pending");

@@ -8,11 +8,6 @@
  * @module
  */
 
-import type {
-  ApiFromModules,
-  FilterApi,
-  FunctionReference,
-} from "convex/server";
 import type * as actionAccess from "../actionAccess.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
@@ -23,6 +18,7 @@ import type * as auth from "../auth.js";
 import type * as connectionPause from "../connectionPause.js";
 import type * as connections from "../connections.js";
 import type * as crons from "../crons.js";
+import type * as env from "../env.js";
 import type * as errors from "../errors.js";
 import type * as functions from "../functions.js";
 import type * as http from "../http.js";
@@ -67,6 +63,7 @@ import type * as reencryption_rows from "../reencryption/rows.js";
 import type * as reencryption_status from "../reencryption/status.js";
 import type * as reencryption_validators from "../reencryption/validators.js";
 import type * as retention from "../retention.js";
+import type * as secretArgs from "../secretArgs.js";
 import type * as secrets from "../secrets.js";
 import type * as storedSecrets_registry from "../storedSecrets/registry.js";
 import type * as upgrade from "../upgrade.js";
@@ -74,14 +71,12 @@ import type * as upgrade_defaults from "../upgrade/defaults.js";
 import type * as users from "../users.js";
 import type * as validators from "../validators.js";
 
-/**
- * A utility for referencing Convex functions in your app's API.
- *
- * Usage:
- * ```js
- * const myFunctionReference = api.myModule.myFunction;
- * ```
- */
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+
 declare const fullApi: ApiFromModules<{
   actionAccess: typeof actionAccess;
   ai: typeof ai;
@@ -93,6 +88,7 @@ declare const fullApi: ApiFromModules<{
   connectionPause: typeof connectionPause;
   connections: typeof connections;
   crons: typeof crons;
+  env: typeof env;
   errors: typeof errors;
   functions: typeof functions;
   http: typeof http;
@@ -137,6 +133,7 @@ declare const fullApi: ApiFromModules<{
   "reencryption/status": typeof reencryption_status;
   "reencryption/validators": typeof reencryption_validators;
   retention: typeof retention;
+  secretArgs: typeof secretArgs;
   secrets: typeof secrets;
   "storedSecrets/registry": typeof storedSecrets_registry;
   upgrade: typeof upgrade;
@@ -144,11 +141,31 @@ declare const fullApi: ApiFromModules<{
   users: typeof users;
   validators: typeof validators;
 }>;
+
+/**
+ * A utility for referencing Convex functions in your app's public API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
 export declare const api: FilterApi<
   typeof fullApi,
   FunctionReference<any, "public">
 >;
+
+/**
+ * A utility for referencing Convex functions in your app's internal API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = internal.myModule.myFunction;
+ * ```
+ */
 export declare const internal: FilterApi<
   typeof fullApi,
   FunctionReference<any, "internal">
 >;
+
+export declare const components: {};

@@ -10,7 +10,7 @@
  * credential's field), failing with a ProviderError that says nothing of
  * the value.
  */
-import { env } from "../_generated/server";
+import { env } from "../env";
 import { envNumber } from "../lib/envNumber";
 import type { Credentials } from "../validators";
 import { ProviderError, kindForStatus, type ProviderErrorKind } from "./errors";

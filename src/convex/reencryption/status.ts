@@ -4,7 +4,7 @@
  * remembered from a scan), whether OLD_MASTER_KEY can go, and the next step
  * in words. Ids and counts only: never a key, a plaintext or a ciphertext.
  */
-import { env } from "../_generated/server";
+import { env } from "../env";
 import { isCryptoError } from "../lib/errors";
 import { Keyring } from "../lib/keyring";
 import { ROTATE_COMMAND, type Job } from "./job";

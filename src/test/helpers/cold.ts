@@ -34,6 +34,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { convexTest } from "convex-test";
 import { afterEach, beforeEach, vi } from "vitest";
 import schema from "../../convex/schema";
+import { modulePathOf, trackExecution, wrapModule, type ExecutionWrapper } from "./executions";
 
 const modules = import.meta.glob("../../convex/**/*.ts");
 
@@ -168,57 +169,25 @@ export class ColdHarness {
     };
   }
 
-  private wrapHandler(func: unknown, path: string): unknown {
-    if (typeof func !== "function" && (typeof func !== "object" || func === null)) return func;
-    const handler = (func as { _handler?: unknown })._handler;
-    if (typeof handler !== "function") return func;
-    const current = this.current;
-    const executions = () => this.counts.executions;
-    // A prototype-linked copy: convex-test reads isQuery/isMutation/isAction, exportArgs and
-    // exportReturns through the chain and calls `_handler`, which now records the execution.
-    const wrapped: Record<string, unknown> = Object.create(func as object);
-    wrapped._handler = (...args: unknown[]) => {
-      const execution: Execution = { path, pbkdf2: 0, hmac: 0 };
-      executions().push(execution);
-      return current.run(execution, () => (handler as (...a: unknown[]) => unknown)(...args));
-    };
-    return wrapped;
-  }
-
-  private wrapRouter(router: unknown): unknown {
-    if (typeof router !== "object" || router === null || !("lookup" in router)) return router;
-    const lookup = (router as { lookup: (path: string, method: string) => unknown }).lookup.bind(router);
-    const wrapped: Record<string, unknown> = Object.create(router);
-    wrapped.lookup = (path: string, method: string) => {
-      const found = lookup(path, method);
-      if (!Array.isArray(found)) return found;
-      const [func, ...rest] = found as unknown[];
-      return [this.wrapHandler(func, `http:${method} ${path}`), ...rest];
-    };
-    return wrapped;
-  }
-
-  private wrapModule(modulePath: string, module: Record<string, unknown>): Record<string, unknown> {
-    const wrapped: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(module)) {
-      wrapped[name] =
-        modulePath === "http" && name === "default" ? this.wrapRouter(value) : this.wrapHandler(value, `${modulePath}:${name}`);
-    }
-    return wrapped;
-  }
+  /** One execution: recorded here (and for the suite's PBKDF2 budget), its crypto counted against it. */
+  private readonly runExecution: ExecutionWrapper = (path, kind, run) => {
+    const execution: Execution = { path, pbkdf2: 0, hmac: 0 };
+    this.counts.executions.push(execution);
+    return trackExecution(path, kind, () => this.current.run(execution, run));
+  };
 
   /** The glob's loaders, each loading a fresh module graph and wrapping its functions. */
   coldModules(): Record<string, () => Promise<unknown>> {
     const cold: Record<string, () => Promise<unknown>> = {};
     for (const [file, load] of Object.entries(modules)) {
-      const modulePath = file.replace(/^.*\/convex\//, "").replace(/\.ts$/, "");
+      const modulePath = modulePathOf(file);
       cold[file] = () => {
         const next = this.loadChain.then(async () => {
           vi.resetModules();
           const module = (await load()) as Record<string, unknown>;
           this.counts.loads.push(modulePath);
           this.loadedModules.push({ path: modulePath, module });
-          return this.wrapModule(modulePath, module);
+          return wrapModule(modulePath, module, this.runExecution);
         });
         // A failed load must not block the ones after it.
         this.loadChain = next.catch(() => undefined);
@@ -228,9 +197,12 @@ export class ColdHarness {
     return cold;
   }
 
-  /** A convex-test backend whose every function execution runs on a fresh module graph. */
+  /**
+   * A convex-test backend whose every function execution runs on a fresh
+   * module graph, enforcing Convex's per-transaction limits unless told not to.
+   */
   backend(options: { transactionLimits?: boolean } = {}) {
-    return convexTest({ schema, modules: this.coldModules(), transactionLimits: options.transactionLimits ?? false });
+    return convexTest({ schema, modules: this.coldModules(), transactionLimits: options.transactionLimits ?? true });
   }
 }
 

@@ -6,7 +6,7 @@
  * failures are ProviderErrors whose messages never contain the key or a
  * response body.
  */
-import { env } from "../../_generated/server";
+import { env } from "../../env";
 import type { AiProvider } from "../../validators";
 import { ProviderError } from "../errors";
 import { baseUrl, expectArray, expectObject, requestJson } from "../transport";

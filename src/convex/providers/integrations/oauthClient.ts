@@ -10,7 +10,7 @@
  * ProviderErrors, whose messages never hold a token, a code or the client
  * secret.
  */
-import { env } from "../../_generated/server";
+import { env } from "../../env";
 import { ProviderError } from "../errors";
 import { baseUrl, parseJson, send } from "../transport";
 import type { Integration, OAuthProvider } from "./types";

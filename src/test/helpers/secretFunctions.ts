@@ -1,0 +1,13 @@
+/**
+ * The public functions whose arguments carry a secret, so that Convex must
+ * not validate them (src/convex/secretArgs.ts): they declare `args: any` and
+ * check their arguments in the handler. src/test/secretArgs.test.ts tests
+ * each; src/test/access.test.ts requires an object validator of every other.
+ */
+export const SECRET_ARGUMENT_FUNCTIONS = [
+  "connections:create",
+  "connections:updateCredentials",
+  "connections:finishOAuth",
+  "aiKeys:set",
+  "ai:verifyKey",
+] as const;
