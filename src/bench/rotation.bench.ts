@@ -27,6 +27,13 @@ import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "../test/helpers/keys";
 import { envInt, medianMs, onePbkdf2, table } from "./designs";
 
 const print = console.log.bind(console);
+
+/**
+ * The same bench on the two engines this job replaced (commit ee6882e, default sizes, run
+ * once on this machine before the change; PBKDF2 then took 20.7 ms here). Counts compare
+ * directly; times only at the same load.
+ */
+const TWO_ENGINES = { batches: 39, pbkdf2: 30, maxPerBatch: 2, pbkdf2Seconds: 0.8, rowsPerSecond: 592 };
 const harness = useColdHarness();
 
 const CONNECTIONS = envInt("BENCH_ROTATION_CONNECTIONS", 10_000);
@@ -120,7 +127,7 @@ test("rotation, cold per batch, against v1", async () => {
     vi.useRealTimers();
   }
   const elapsedMs = performance.now() - started;
-  const status = (await t.query(internal.keyRotation.status, {})).job;
+  const status = await t.run((ctx) => ctx.db.query("reencryptionJobs").order("desc").first());
   vi.restoreAllMocks();
 
   expect(status?.status).toBe("done");
@@ -140,18 +147,19 @@ test("rotation, cold per batch, against v1", async () => {
       `Rotation, cold per batch, transaction limits on: ${CONNECTIONS} connections over ${PROJECTS} projects + ${USERS} AI keys ` +
         `(seeded in ${(seedMs / 1000).toFixed(1)} s; one PBKDF2 here: ${pbkdf2Ms.toFixed(1)} ms)`,
       table([
-        ["", "this code", "v1 design"],
-        ["batches (scan, rotate, verify)", `${batches.length}`, ""],
-        ["PBKDF2 runs, total", `${harness.counts.pbkdf2}`, `≥ ${v1Derivations} (2 per salt group) + 2 key ids per cold batch`],
+        ["", "this code (one job)", "two engines (ee6882e)", "v1 design"],
+        ["batches (scan, rewrite, verify)", `${batches.length} (users rows visited too)`, `${TWO_ENGINES.batches}`, ""],
+        ["PBKDF2 runs, total", `${harness.counts.pbkdf2}`, `${TWO_ENGINES.pbkdf2}`, `≥ ${v1Derivations} (2 per salt group) + 2 key ids per cold batch`],
         [
           "PBKDF2 runs, most in one batch",
           `${maxPerBatch} (target ≤ ${target}: ${maxPerBatch <= target ? "PASS" : "FAIL"})`,
+          `${TWO_ENGINES.maxPerBatch}`,
           "the job's derivation budget",
         ],
-        ["PBKDF2 time, total", `${(harness.counts.pbkdf2Ms / 1000).toFixed(1)} s`, `≥ ${((v1Derivations * pbkdf2Ms) / 1000).toFixed(1)} s`],
-        ["rows re-encrypted", `${rows}`, `${rows}`],
-        ["wall time (convex-test)", `${(elapsedMs / 1000).toFixed(1)} s`, ""],
-        ["rows/s (convex-test)", `${((rows * 1000) / elapsedMs).toFixed(0)}`, ""],
+        ["PBKDF2 time, total", `${(harness.counts.pbkdf2Ms / 1000).toFixed(1)} s`, `${TWO_ENGINES.pbkdf2Seconds} s (at 20.7 ms each)`, `≥ ${((v1Derivations * pbkdf2Ms) / 1000).toFixed(1)} s`],
+        ["rows re-encrypted", `${rows}`, `${rows}`, `${rows}`],
+        ["wall time (convex-test)", `${(elapsedMs / 1000).toFixed(1)} s`, "", ""],
+        ["rows/s (convex-test)", `${((rows * 1000) / elapsedMs).toFixed(0)}`, `${TWO_ENGINES.rowsPerSecond}`, ""],
       ]),
       "",
     ].join("\n"),

@@ -84,8 +84,8 @@ interface ErrorDetails {
         variable: ConfigurationVariable;
       }
     | {
-        /** The deployment's stored root salt (encryptionSettings) is damaged: restore it from a backup. */
-        reason: "ROOT_SALT_INVALID";
+        /** The deployment's stored root salt (encryptionSettings) is damaged, or missing while data needs it: restore it from a backup. */
+        reason: "ROOT_SALT_INVALID" | "ROOT_SALT_MISSING";
       };
   DECRYPTION_FAILED: {
     /** The encryption core's code; absent when the failure happened after decryption. */

@@ -9,7 +9,7 @@
  * to its next slot (so no later run picks it again), and schedules one
  * syncGroup action per group of up to SYNC_GROUP_SIZE connections of any
  * projects that need the same PBKDF2 run. A group costs 3 function
- * executions (the action, beginSync, recordSyncOutcomes) and at most one
+ * executions (the action, sync/run.ts beginSync, recordSyncOutcomes) and at most one
  * PBKDF2, so a cycle costs about 3 / SYNC_GROUP_SIZE executions per
  * connection plus one scheduling mutation per DUE_PAGE_SIZE connections.
  */
@@ -17,10 +17,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation } from "./_generated/server";
-import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "./audit";
-import { findIntegration } from "./providers/integrations/registry";
-import { describeCiphertext } from "./lib/cipher";
-import { readEncryptionSettings } from "./secrets";
+import { recordAudit } from "./audit";
 import { applySyncOutcome, credentialsVersionOf, syncOutcomeValidator } from "./sync/outcomes";
 import {
   DEFERRAL_MS,
@@ -35,77 +32,10 @@ import {
   syncIntervalMs,
 } from "./sync/policy";
 import { syncConnections } from "./sync/run";
-import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type SyncResult } from "./validators";
+import { syncResultValidator, type SyncResult } from "./validators";
 
 export { MAX_METRICS_PER_SYNC, SYNC_GROUP_SIZE, DEFAULT_SYNC_INTERVAL_MINUTES, nextSyncSlot } from "./sync/policy";
 export { syncConnections, type ConnectionSync } from "./sync/run";
-
-const syncTargetValidator = v.object({
-  connectionId: v.id("connections"),
-  projectId: v.id("projects"),
-  service: v.string(),
-  status: connectionStatusValidator,
-  encryptedCredentials: v.union(v.string(), v.null()),
-  /** Which write of the credentials this is (secretVersion). */
-  credentialsVersion: v.number(),
-  /** The safe lastError, returned for connections that are not synced (needs_reauth). */
-  lastError: v.union(v.string(), v.null()),
-});
-
-/**
- * Hands out what a sync needs from the given connections (ciphertext
- * included: internal only) and records, before any decryption, one
- * `connection.credentials_decrypted` audit entry per connection the action
- * will decrypt (known service, ciphertext stored, neither paused nor
- * needs_reauth); values in the original Dashtray format are audited as
- * such. Connections that no longer exist, or (with `projectId`) belong to
- * another project, are left out.
- */
-export const beginSync = internalMutation({
-  args: {
-    connectionIds: v.array(v.id("connections")),
-    actorId: v.optional(v.id("users")),
-    projectId: v.optional(v.id("projects")),
-  },
-  returns: v.object({
-    /** The deployment's root salt, read here so decrypting costs no extra call. */
-    rootSalt: v.union(v.string(), v.null()),
-    /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
-    keyIdOrder: v.union(keyIdOrderValidator, v.null()),
-    /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
-    legacyRetired: v.boolean(),
-    targets: v.array(syncTargetValidator),
-  }),
-  handler: async (ctx, { connectionIds, actorId, projectId }) => {
-    const targets: (typeof syncTargetValidator.type)[] = [];
-    for (const connectionId of connectionIds) {
-      const connection = await ctx.db.get("connections", connectionId);
-      if (!connection || (projectId !== undefined && connection.projectId !== projectId)) continue;
-      const encryptedCredentials = connection.encryptedCredentials ?? null;
-      targets.push({
-        connectionId,
-        projectId: connection.projectId,
-        service: connection.service,
-        status: connection.status,
-        encryptedCredentials,
-        credentialsVersion: credentialsVersionOf(connection),
-        lastError: connection.lastError ?? null,
-      });
-      const skipped = connection.status === "inactive" || connection.status === "needs_reauth";
-      if (skipped || encryptedCredentials === null || !findIntegration(connection.service)) continue;
-      const legacy = describeCiphertext(encryptedCredentials).format === "legacy" ? `; ${LEGACY_FORMAT_AUDIT_NOTE}` : "";
-      await recordAudit(ctx, {
-        action: "connection.credentials_decrypted",
-        actorId,
-        projectId: connection.projectId,
-        targetTable: "connections",
-        targetId: connectionId,
-        detail: (actorId ? "sync" : "sync (cron)") + legacy,
-      });
-    }
-    return { ...(await readEncryptionSettings(ctx.db)), targets };
-  },
-});
 
 /**
  * Stores the outcomes of one group in one transaction (sync/outcomes.ts),

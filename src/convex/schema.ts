@@ -8,11 +8,8 @@ import {
   connectionStatusValidator,
   invitationStateValidator,
   memberRoleValidator,
-  rotationFailureFields,
-  rotationJobFields,
-  upgradeFailureFields,
-  upgradeJobFields,
 } from "./validators";
+import { failureFields, jobFields } from "./reencryption/validators";
 
 /**
  * Secrets are never stored in the clear: connection credentials and AI keys
@@ -305,14 +302,14 @@ export default defineSchema({
   }),
 
   /** Master-key rotation jobs (see docs/key-rotation.md); the newest one is the only one that can be running. */
-  keyRotationJobs: defineTable(rotationJobFields),
+  /**
+   * Re-encryption jobs (reencryption/job.ts: master-key rotation and the upgrade from the original Dashtray,
+   * one job); the newest one is the only one that can be running. Earlier versions kept their jobs in
+   * keyRotationJobs, keyRotationFailures, upgradeJobs and upgradeFailures: no longer declared or read,
+   * they can be cleared once no job of that version runs (docs/key-rotation.md, "Deploying this version").
+   */
+  reencryptionJobs: defineTable(jobFields),
 
-  /** Rows a rotation job could not process, kept apart so a job document stays small. */
-  keyRotationFailures: defineTable(rotationFailureFields).index("by_jobId", ["jobId"]),
-
-  /** Upgrade jobs from the original Dashtray's data (upgrade.ts, docs/upgrade.md); the newest one is the only one that can be running. */
-  upgradeJobs: defineTable(upgradeJobFields),
-
-  /** Rows an upgrade job could not bring to the current shape (left untouched). */
-  upgradeFailures: defineTable(upgradeFailureFields).index("by_jobId", ["jobId"]),
+  /** Rows a job left untouched, kept apart so a job document stays small. */
+  reencryptionFailures: defineTable(failureFields).index("by_jobId", ["jobId"]),
 });

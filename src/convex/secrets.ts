@@ -21,11 +21,30 @@ import { type MutationCtx, type QueryCtx } from "./_generated/server";
 import { env } from "./env";
 import type { Id } from "./_generated/dataModel";
 import { appError, toAppError } from "./errors";
-import { decryptSecret, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret, type SecretContext } from "./lib/cipher";
+import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "./lib/cipher";
 import { isCryptoError } from "./lib/errors";
 import { randomToken } from "./lib/hash";
 import { Keyring, ROOT_SALT_BYTES } from "./lib/keyring";
+import {
+  aiKeySecretContext,
+  authorizationCodeSecretContext,
+  codeVerifierSecretContext,
+  connectionSecretContext,
+  decryptPolicy,
+  registered,
+  REGISTRY,
+  type LegacyPolicy,
+} from "./storedSecrets/registry";
 import type { Credentials, KeyIdOrder } from "./validators";
+
+// Salts, purposes and versions are defined once, in the registry of stored secrets.
+export {
+  aiKeySecretContext,
+  authorizationCodeSecretContext,
+  codeVerifierSecretContext,
+  connectionSecretContext,
+  type LegacyPolicy,
+} from "./storedSecrets/registry";
 
 async function mapCryptoErrors<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -56,11 +75,6 @@ export async function readRootSalt(db: QueryCtx["db"]): Promise<string | null> {
   return settings?.rootSalt ?? null;
 }
 
-/** What a decrypting path must know besides the ciphertext: whether the original format is still read. */
-export interface LegacyPolicy {
-  /** True once the upgrade job retired the original Dashtray format (encryptionSettings.legacyRetiredAt). */
-  legacyRetired: boolean;
-}
 
 /**
  * The deployment's root salt and legacy policy, read together by the query
@@ -100,14 +114,54 @@ export async function retireLegacyFormat(db: MutationCtx["db"], at: number): Pro
   if (settings && settings.legacyRetiredAt === undefined) await db.patch("encryptionSettings", settings._id, { legacyRetiredAt: at });
 }
 
+/** Newest rows per registered ciphertext field that ensureRootSalt checks for format v2 before creating a root salt. */
+export const ROOT_SALT_SAMPLE_ROWS = 64;
+
 /**
- * The root salt, created (32 random bytes) if the deployment has none yet.
- * Two mutations creating it at once both read the empty table, so Convex's
- * optimistic concurrency retries one of them, which then finds the other's row.
+ * Why this deployment must already have a root salt although its
+ * encryptionSettings row is missing (a partial restore): a re-encryption
+ * job recorded key ids, or one of the newest rows of a registered
+ * ciphertext field holds format v2 (every write since format v2 does).
+ * Null when neither is true. Reads at most 1 + 64 rows per such field.
+ */
+export async function rootSaltEvidence(db: QueryCtx["db"]): Promise<string | null> {
+  if ((await db.query("reencryptionJobs").first()) !== null) return "a re-encryption job recorded this deployment's key ids";
+  for (const { table, field, formats } of REGISTRY) {
+    if (!formats.includes("v2")) continue;
+    const rows = await db.query(table).order("desc").take(ROOT_SALT_SAMPLE_ROWS);
+    const v2 = rows.some((row) => {
+      const value = (row as Record<string, unknown>)[field];
+      return typeof value === "string" && describeCiphertext(value).format === "v2";
+    });
+    if (v2) return `${table}.${field} holds format v2 ciphertext`;
+  }
+  return null;
+}
+
+/** How to restore a missing root salt, for messages. */
+export const RESTORE_ROOT_SALT_HINT =
+  "restore the encryptionSettings row (its rootSalt) from your latest backup: npx convex import --table encryptionSettings --append <file> (docs/key-rotation.md, \"Root salt\")";
+
+/**
+ * The root salt, created (32 random bytes) if the deployment has none yet
+ * and nothing shows it had one: a new salt while format v2 data exists
+ * would make every existing value unreadable, so then every write is
+ * refused (ENCRYPTION_UNAVAILABLE, reason ROOT_SALT_MISSING) until the row
+ * is restored. Two mutations creating it at once both read the empty
+ * table, so Convex's optimistic concurrency retries one of them, which
+ * then finds the other's row.
  */
 export async function ensureRootSalt(db: MutationCtx["db"]): Promise<string> {
   const existing = await readRootSalt(db);
   if (existing !== null) return existing;
+  const evidence = await rootSaltEvidence(db);
+  if (evidence !== null) {
+    throw appError(
+      "ENCRYPTION_UNAVAILABLE",
+      `Encryption is not usable on this deployment: its root salt is missing although ${evidence} (ROOT_SALT_MISSING): ${RESTORE_ROOT_SALT_HINT}`,
+      { reason: "ROOT_SALT_MISSING" },
+    );
+  }
   const rootSalt = randomToken(ROOT_SALT_BYTES);
   await db.insert("encryptionSettings", { rootSalt, createdAt: Date.now() });
   return rootSalt;
@@ -189,24 +243,8 @@ export function nextSecretVersion(current: number | undefined): number {
   return (current ?? 0) + 1;
 }
 
-/** Salt, purpose and version of a connection's credentials. */
-export function connectionSecretContext(
-  projectId: Id<"projects">,
-  connectionId: Id<"connections">,
-  secretVersion: number | undefined,
-): SecretContext {
-  return { salt: projectId, purpose: `connections/${connectionId}/credentials`, version: secretVersion ?? 0 };
-}
 
-/** Salt, purpose and version of a user's AI provider key. */
-export function aiKeySecretContext(userId: Id<"users">, secretVersion: number | undefined): SecretContext {
-  return { salt: userId, purpose: `aiKeys/${userId}/apiKey`, version: secretVersion ?? 0 };
-}
 
-/** Salt, purpose and version of the PKCE code verifier of a pending OAuth flow (written once: version 0). */
-export function codeVerifierSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
-  return { salt: projectId, purpose: `oauthStates/${stateId}/codeVerifier`, version: 0 };
-}
 
 /** Ciphertext of a pending OAuth flow's PKCE code verifier. */
 export function encryptCodeVerifier(
@@ -226,14 +264,10 @@ export async function decryptCodeVerifier(
   encryptedCodeVerifier: string,
 ): Promise<string> {
   const context = codeVerifierSecretContext(projectId, stateId);
-  // Written by this version only, in format v2: the original Dashtray's format is never one.
-  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCodeVerifier, context, { refuseLegacy: true }))).plaintext;
+  const options = decryptPolicy(registered("oauthStates", "encryptedCodeVerifier"), context, { legacyRetired: true });
+  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCodeVerifier, context, options))).plaintext;
 }
 
-/** Salt, purpose and version of the authorization code a flow's callback received (written once: version 0). */
-export function authorizationCodeSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
-  return { salt: projectId, purpose: `oauthStates/${stateId}/code`, version: 0 };
-}
 
 /** Ciphertext of the authorization code a flow's callback received, kept until the user finishes the flow. */
 export function encryptAuthorizationCode(
@@ -253,7 +287,8 @@ export async function decryptAuthorizationCode(
   encryptedCode: string,
 ): Promise<string> {
   const context = authorizationCodeSecretContext(projectId, stateId);
-  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCode, context, { refuseLegacy: true }))).plaintext;
+  const options = decryptPolicy(registered("oauthStates", "encryptedCode"), context, { legacyRetired: true });
+  return (await mapCryptoErrors(() => decryptSecret(keyring, encryptedCode, context, options))).plaintext;
 }
 
 /** Ciphertext of a connection's credentials under the current master key, bound to the row's `secretVersion`. */
@@ -282,7 +317,7 @@ export async function decryptCredentials(
   policy: LegacyPolicy,
 ): Promise<{ credentials: Credentials; secret: DecryptedSecret }> {
   const context = connectionSecretContext(projectId, connectionId, secretVersion);
-  const options = { refuseLegacy: policy.legacyRetired, requireVersionBinding: (secretVersion ?? 0) > 0 };
+  const options = decryptPolicy(registered("connections", "encryptedCredentials"), context, policy);
   const secret = await mapCryptoErrors(() => decryptSecret(keyring, encryptedCredentials, context, options));
   return { credentials: parseCredentials(secret.plaintext), secret };
 }
@@ -321,6 +356,7 @@ export function decryptAiKey(
   secretVersion: number | undefined,
   policy: LegacyPolicy,
 ): Promise<DecryptedSecret> {
-  const options = { refuseLegacy: policy.legacyRetired, requireVersionBinding: (secretVersion ?? 0) > 0 };
-  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, aiKeySecretContext(userId, secretVersion), options));
+  const context = aiKeySecretContext(userId, secretVersion);
+  const options = decryptPolicy(registered("aiKeys", "encryptedKey"), context, policy);
+  return mapCryptoErrors(() => decryptSecret(keyring, encryptedKey, context, options));
 }

@@ -10,6 +10,7 @@ import { everythingStored, projectWithEveryRole } from "./helpers/api";
 import { newBackend } from "./helpers/convex";
 import { startFakeProviders } from "./helpers/fakeProviders";
 import { TEST_MASTER_KEY } from "./helpers/keys";
+import { unregisteredSecretFields } from "./helpers/registryCheck";
 import { SECRETS, useFakeProviderUrls } from "./helpers/secrets";
 
 const CANARY = {
@@ -117,6 +118,8 @@ test("canary secrets never leave the backend", async () => {
   }
   // The canaries' tails are in the hints, so the check above did see real data.
   expect(returned).toContain("rk_live_…0002");
+  // Every ciphertext- or hash-shaped value this session stored is in a field the registry of stored secrets lists.
+  expect(await unregisteredSecretFields(t)).toEqual([]);
 });
 
 test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh tokens) never leave the backend", async () => {
@@ -157,9 +160,13 @@ test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh to
     const reconnect = await observe(
       admin.mutation(api.connections.startOAuth, { projectId, service: "google_analytics", settings, connectionId }),
     );
+    // A pending flow holds its encrypted PKCE verifier: a registered field.
+    expect(await unregisteredSecretFields(t)).toEqual([]);
     await callback(fake.oauth.authorize(reconnect!.authorizationUrl).callbackPath);
     await observe(member.query(api.auditLog.list, { projectId, paginationOpts: { numItems: 100, cursor: null } }));
     await observe(admin.mutation(api.connections.remove, { connectionId }));
+    // The removed connection's tokens wait in oauthRevocations: a registered field.
+    expect(await unregisteredSecretFields(t)).toEqual([]);
     for (let i = 0; i < 50 && (await t.run((ctx) => ctx.db.query("oauthRevocations").collect())).length > 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       await t.finishInProgressScheduledFunctions();
@@ -183,6 +190,7 @@ test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh to
     }
     // The hints are there, so the checks above saw real data.
     expect(returned).toContain("Google account connected");
+    expect(await unregisteredSecretFields(t)).toEqual([]);
   } finally {
     await fake.close();
   }

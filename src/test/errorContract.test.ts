@@ -203,7 +203,7 @@ describe("the union", () => {
         case "INVALID_CREDENTIALS":
           return "re-enter credentials";
         case "ENCRYPTION_UNAVAILABLE":
-          return data.reason === "ROOT_SALT_INVALID" ? "ask an admin to restore the root salt" : `ask an admin to set ${data.variable}`;
+          return "variable" in data ? `ask an admin to set ${data.variable}` : "ask an admin to restore the root salt";
         case "DECRYPTION_FAILED":
           return `re-enter the secret (${data.reason ?? "unreadable"})`;
         case "PROVIDER_ERROR":

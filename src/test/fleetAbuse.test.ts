@@ -39,7 +39,7 @@ describe("sync cost, cold", () => {
     expect(cost.executions).toBe(1 + 2 * 3);
     expect(cost.executions / 40).toBeLessThanOrEqual(0.2);
     expect(cost.pbkdf2).toBe(Math.ceil(40 / SYNC_GROUP_SIZE));
-    expect(counter.byFunction["metricsSync:beginSync"]).toBe(2);
+    expect(counter.byFunction["sync/run:beginSync"]).toBe(2);
   });
 
   test("a connection that always answers 401 costs 1 provider call a day (≤ 12; was 96) and says the user must act", async () => {

@@ -63,10 +63,18 @@ async function keyIdOf(t: LimitedBackend, masterKey: string): Promise<string> {
   return (await onlyKey(t, masterKey)).current.keyId();
 }
 
-async function jobStatus(t: LimitedBackend, jobId?: Id<"keyRotationJobs">) {
-  const status = await t.query(internal.keyRotation.status, jobId ? { jobId } : {});
+/** The job as status shows it, without status's inventory (cheap: for loops that wait on batches). */
+async function jobOnly(t: LimitedBackend) {
+  const { job } = await t.query(internal.keyRotation.statusHead, {});
+  if (!job) throw new Error("no rotation job");
+  return job;
+}
+
+async function jobStatus(t: LimitedBackend, jobId?: Id<"reencryptionJobs">) {
+  const status = await t.action(internal.keyRotation.status, jobId ? { jobId } : {});
   if (!status.job) throw new Error("no rotation job");
-  return status.job;
+  // safeToRemoveOldKey comes from status's fresh inventory, not from the job.
+  return { ...status.job, safeToRemoveOldKey: status.safeToRemoveOldKey };
 }
 
 /** Decrypts every seeded row with `masterKey` alone and compares it to the plaintext it was seeded with (v2 under that key). */
@@ -113,7 +121,7 @@ async function countUnderKey(t: LimitedBackend, keyId: string): Promise<number> 
 /** Runs the job's batches one at a time, returning each batch's phase and the PBKDF2 runs it performed (at crypto.subtle). */
 async function runBatchesCounting(t: LimitedBackend): Promise<{ phase: string; derivations: number }[]> {
   const batches: { phase: string; derivations: number }[] = [];
-  for (let job = await jobStatus(t); job.status === "running"; job = await jobStatus(t)) {
+  for (let job = await jobOnly(t); job.status === "running"; job = await jobOnly(t)) {
     const before = derivationCount();
     await runOneBatch(t);
     batches.push({ phase: job.phase, derivations: derivationCount() - before });
@@ -135,9 +143,10 @@ describe("keyRotation at scale", () => {
 
       const status = await jobStatus(t);
       expect(status.status).toBe("done");
-      expect(status.counts).toEqual({ scanned: 2200, reEncrypted: 2200, migrated: 0, alreadyCurrent: 0, failed: 0 });
-      expect(status.preflight).toMatchObject({ previousKey: 2200, upToDate: 0, unknownKey: 0 });
-      expect(status.verification).toMatchObject({ rows: 2200, upToDate: 2200 });
+      // The 200 users rows are visited too (they could hold the original's AI key): already current.
+      expect(status.counts).toEqual({ scanned: 2400, reEncrypted: 2200, migrated: 0, alreadyCurrent: 200, failed: 0 });
+      expect(status.scan).toMatchObject({ previousKey: 2200, upToDate: 200, unknownKey: 0 });
+      expect(status.verification).toMatchObject({ rows: 2400, upToDate: 2400 });
       expect(status.safeToRemoveOldKey).toBe(true);
       expect(status.maxBatchRows).toBeLessThanOrEqual(MAX_ROWS_PER_BATCH);
       // v2 under one old key: the current root and the old key's root, whatever the number of salts.
@@ -181,21 +190,19 @@ describe("keyRotation batches", () => {
     // ...and records them, in keyring order, as hints for the decrypting calls made while it runs.
     const started = await jobStatus(t);
     const keyIdOrder = await t.run(async (ctx) => (await ctx.db.query("encryptionSettings").first())?.keyIdOrder);
-    expect(keyIdOrder).toEqual({
-      v2: [started.currentKeyId, ...started.previousKeyIds],
-      v1: [started.currentV1KeyId, ...(started.previousV1KeyIds ?? [])],
-    });
+    expect(keyIdOrder).toEqual(started.keyIds);
     expect(await jobStatus(t)).toMatchObject({
-      derivationBudget: MAX_DERIVATIONS_PER_BATCH,
-      rowBudget: MAX_ROWS_PER_BATCH,
-      byteBudget: MAX_BYTES_PER_BATCH,
+      budgets: { derivations: MAX_DERIVATIONS_PER_BATCH, rows: MAX_ROWS_PER_BATCH, bytes: MAX_BYTES_PER_BATCH },
     });
 
     const batches = await runBatchesCounting(t);
-    for (const batch of batches.filter(({ phase }) => phase !== "rotate")) expect(batch.derivations).toBe(0);
-    const rotateBatches = batches.filter(({ phase }) => phase === "rotate");
-    // connections (210 rows: current root + old root), aiKeys (26 rows: + 2 legacy keys), apiKeys (current root).
-    expect(rotateBatches.map(({ derivations }) => derivations)).toEqual([2, 4, 1]);
+    const counting = batches.filter(({ phase }) => phase !== "rewrite").map(({ derivations }) => derivations);
+    // Scan and verify read headers only; the scan's last batch tries the keys on the first original-format value
+    // it met, before any write (current key, then the old key that opens it).
+    expect(counting).toEqual([0, 0, 0, 2, 0, 0, 0, 0]);
+    const rotateBatches = batches.filter(({ phase }) => phase === "rewrite");
+    // connections (210 rows: current root + old root), users (current root), aiKeys (26 rows: + 2 legacy keys), apiKeys (current root).
+    expect(rotateBatches.map(({ derivations }) => derivations)).toEqual([2, 1, 4, 1]);
 
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
@@ -212,14 +219,14 @@ describe("keyRotation batches", () => {
     rotatingEnv();
     await t.mutation(internal.keyRotation.rotate, {});
     const batches = await runBatchesCounting(t);
-    const rotateConnections = batches.filter(({ phase }) => phase === "rotate").map(({ derivations }) => derivations);
-    // Current root + 7 projects' v1 keys = 8; then the 5 other projects; aiKeys: root + 2 users; apiKeys: root.
-    expect(rotateConnections).toEqual([8, 6, 3, 1]);
+    const rotateConnections = batches.filter(({ phase }) => phase === "rewrite").map(({ derivations }) => derivations);
+    // Current root + 7 projects' v1 keys = 8; then the 5 other projects; users: root; aiKeys: root + 2 users; apiKeys: root.
+    expect(rotateConnections).toEqual([8, 6, 1, 3, 1]);
     const status = await jobStatus(t);
-    expect(status.preflight).toMatchObject({ legacyFormat: 26, upToDate: 0 });
+    expect(status.scan).toMatchObject({ olderFormat: 26, upToDate: 2 });
     expect(status.counts).toMatchObject({ migrated: 26, reEncrypted: 0, failed: 0 });
     expect(status.maxBatchDerivations).toBe(MAX_DERIVATIONS_PER_BATCH);
-    expect(status.verification).toMatchObject({ rows: 26, upToDate: 26 });
+    expect(status.verification).toMatchObject({ rows: 28, upToDate: 28 });
     await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
@@ -231,10 +238,11 @@ describe("keyRotation batches", () => {
     await runAllBatches(t);
     const status = await jobStatus(t);
     // The job computed the key's v1 id once, at its start, and classified every v1 value by header with it.
-    expect(status.currentV1KeyId).toBe(await v1KeyId(OLD_KEY));
-    expect(status.preflight).toMatchObject({ rows: 5, legacyFormat: 5, unknownKey: 0 });
+    expect(status.keyIds.v1[0]).toBe(await v1KeyId(OLD_KEY));
+    expect(status.scan).toMatchObject({ rows: 6, olderFormat: 5, unknownKey: 0 });
     expect(status.counts).toMatchObject({ migrated: 5, failed: 0 });
-    expect(status.safeToRemoveOldKey).toBe(true);
+    // OLD_MASTER_KEY is empty: there is nothing to remove.
+    expect(status.safeToRemoveOldKey).toBe(false);
     await expectSeededIntact(t, seeded, OLD_KEY);
     const versions = await t.run(async (ctx) =>
       (await ctx.db.query("connections").collect()).map((row) => row.secretVersion ?? "none"),
@@ -295,7 +303,7 @@ describe("keyRotation batches", () => {
     expect(encryptions).toBe(45);
     expect(broken.status).toBe("running");
     expect(broken.batchState).toBe("failed");
-    expect(broken.derivationBudget).toBe(MAX_DERIVATIONS_PER_BATCH);
+    expect(broken.budgets.derivations).toBe(MAX_DERIVATIONS_PER_BATCH);
     expect(broken.counts.migrated).toBe(35);
     // The failed batch's 9 writes were rolled back with it.
     expect(await countUnderKey(t, await keyIdOf(t, NEW_KEY))).toBe(35);
@@ -303,9 +311,7 @@ describe("keyRotation batches", () => {
     const resumed = await t.mutation(internal.keyRotation.rotate, {});
     expect(resumed).toEqual({ jobId: broken._id, outcome: "resumed", dryRun: false, plan: expect.stringMatching(/batch failed.*8 -> 4 derivations/) });
     expect(await jobStatus(t)).toMatchObject({
-      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
-      rowBudget: MAX_ROWS_PER_BATCH / 2,
-      byteBudget: MAX_BYTES_PER_BATCH / 2,
+      budgets: { derivations: MAX_DERIVATIONS_PER_BATCH / 2, rows: MAX_ROWS_PER_BATCH / 2, bytes: MAX_BYTES_PER_BATCH / 2 },
     });
 
     // Every batch after the resume stays within the halved budget, which is what cuts them short.
@@ -315,7 +321,7 @@ describe("keyRotation batches", () => {
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.resumes).toBe(1);
-    expect(status.counts).toEqual({ scanned: 70, reEncrypted: 0, migrated: 70, alreadyCurrent: 0, failed: 0 });
+    expect(status.counts).toEqual({ scanned: 80, reEncrypted: 0, migrated: 70, alreadyCurrent: 10, failed: 0 });
     await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
@@ -349,12 +355,12 @@ describe("keyRotation batches", () => {
     const started = await t.mutation(internal.keyRotation.rotate, {});
     const budgetsAfterResumes: number[] = [];
     for (;;) {
-      const job = await jobStatus(t);
+      const job = await jobOnly(t);
       if (job.status !== "running") break;
       if (job.batchState === "failed") {
         if (budgetsAfterResumes.length === 5) throw new Error("the job did not converge");
         expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId: started.jobId, outcome: "resumed" });
-        budgetsAfterResumes.push((await jobStatus(t)).derivationBudget);
+        budgetsAfterResumes.push((await jobStatus(t)).budgets.derivations);
         continue;
       }
       derivationsThisTransaction = 0;
@@ -369,48 +375,33 @@ describe("keyRotation batches", () => {
     expect(status.status).toBe("done");
     expect(status.resumes).toBe(2);
     expect(status.maxBatchDerivations).toBeLessThanOrEqual(TIME_LIMIT_DERIVATIONS);
-    expect(status.counts).toEqual({ scanned: 21, reEncrypted: 0, migrated: 21, alreadyCurrent: 0, failed: 0 });
+    expect(status.counts).toEqual({ scanned: 24, reEncrypted: 0, migrated: 21, alreadyCurrent: 3, failed: 0 });
     vi.restoreAllMocks();
     await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
-  test("a canceled batch is resumed with half the budgets; a job stored before the budgets existed starts from the defaults", async () => {
+  test("a canceled batch is resumed with half the budgets", async () => {
     const t = newLimitedBackend();
     const seeded = await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
     rotatingEnv();
     const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
     await t.run(async (ctx) => {
-      const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+      const job = (await ctx.db.get("reencryptionJobs", jobId)) as Doc<"reencryptionJobs">;
       await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
-      await ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: undefined, rowBudget: undefined, byteBudget: undefined });
     });
     const canceled = await jobStatus(t);
     expect(canceled.batchState).toBe("canceled");
     expect(canceled).toMatchObject({
-      derivationBudget: MAX_DERIVATIONS_PER_BATCH,
-      rowBudget: MAX_ROWS_PER_BATCH,
-      byteBudget: MAX_BYTES_PER_BATCH,
+      budgets: { derivations: MAX_DERIVATIONS_PER_BATCH, rows: MAX_ROWS_PER_BATCH, bytes: MAX_BYTES_PER_BATCH },
     });
 
     expect(await t.mutation(internal.keyRotation.rotate, {})).toMatchObject({ jobId, outcome: "resumed" });
-    expect(await t.run((ctx) => ctx.db.get("keyRotationJobs", jobId))).toMatchObject({
-      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
-      rowBudget: MAX_ROWS_PER_BATCH / 2,
-      byteBudget: MAX_BYTES_PER_BATCH / 2,
+    expect(await t.run((ctx) => ctx.db.get("reencryptionJobs", jobId))).toMatchObject({
+      budgets: { derivations: MAX_DERIVATIONS_PER_BATCH / 2, rows: MAX_ROWS_PER_BATCH / 2, bytes: MAX_BYTES_PER_BATCH / 2 },
     });
     await runAllBatches(t);
     expect((await jobStatus(t)).counts).toMatchObject({ reEncrypted: 5, failed: 0 });
     await expectSeededIntact(t, seeded, NEW_KEY);
-  });
-
-  test("a job started by an older version (no v1 key ids) stops instead of misreading v1 values", async () => {
-    const t = newLimitedBackend();
-    await seedEncrypted(t, { projects: 1, connectionsPerProject: 2, users: 1 }, OLD_KEY);
-    rotatingEnv();
-    const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
-    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { currentV1KeyId: undefined, previousV1KeyIds: undefined }));
-    await runAllBatches(t);
-    expect(await jobStatus(t)).toMatchObject({ status: "stopped", stopReason: { code: "KEYRING_CHANGED" }, counts: { scanned: 0 } });
   });
 });
 
@@ -421,8 +412,8 @@ describe("keyRotation during live traffic", () => {
     rotatingEnv();
     const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
     // Small batches, so the job is still running when the row is written.
-    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { rowBudget: 20 }));
-    while ((await jobStatus(t)).counts.scanned === 0) await runOneBatch(t);
+    await t.run((ctx) => ctx.db.patch("reencryptionJobs", jobId, { budgets: { rows: 20, bytes: MAX_BYTES_PER_BATCH, derivations: MAX_DERIVATIONS_PER_BATCH } }));
+    while ((await jobOnly(t)).counts.scanned === 0) await runOneBatch(t);
 
     const oldKeyId = await keyIdOf(t, OLD_KEY);
     const pending = await t.run(async (ctx) =>
@@ -440,38 +431,34 @@ describe("keyRotation during live traffic", () => {
 
     await runAllBatches(t);
     const status = await jobStatus(t);
-    expect(status.counts).toEqual({ scanned: 63, reEncrypted: 62, migrated: 0, alreadyCurrent: 1, failed: 0 });
+    expect(status.counts).toEqual({ scanned: 66, reEncrypted: 62, migrated: 0, alreadyCurrent: 4, failed: 0 });
     const stored = await t.run((ctx) => ctx.db.get("connections", pending._id));
     expect(stored?.encryptedCredentials).toBe(ciphertext);
     await expectSeededIntact(t, seeded, NEW_KEY);
   });
 
-  test("a second rotate joins the running job; one started after it finished stops after its scan: nothing to rotate", async () => {
+  test("a second rotate joins the running job; one started after it finished writes nothing and status says OLD_MASTER_KEY can go", async () => {
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 3, connectionsPerProject: 2, users: 2 }, OLD_KEY);
     rotatingEnv();
     const first = await t.mutation(internal.keyRotation.rotate, {});
     const second = await t.mutation(internal.keyRotation.rotate, {});
-    expect(second).toEqual({ jobId: first.jobId, outcome: "joined", dryRun: false, plan: expect.stringMatching(/^Joined the running rotation/) });
-    await expect(t.mutation(internal.keyRotation.rotate, { dryRun: true })).rejects.toThrow(/rotation is running/);
+    expect(second).toEqual({ jobId: first.jobId, outcome: "joined", dryRun: false, plan: expect.stringMatching(/^Joined the running job/) });
+    await expect(t.mutation(internal.keyRotation.rotate, { dryRun: true })).rejects.toThrow(/job is running/);
     await runAllBatches(t);
 
-    const jobs = await t.run((ctx) => ctx.db.query("keyRotationJobs").collect());
+    const jobs = await t.run((ctx) => ctx.db.query("reencryptionJobs").collect());
     expect(jobs).toHaveLength(1);
     expect(jobs[0]?.counts.reEncrypted).toBe(8);
 
     const before = await snapshotTables(t, ["connections", "aiKeys", "apiKeys"]);
     const again = await t.mutation(internal.keyRotation.rotate, {});
     expect(again.outcome).toBe("started");
-    expect(again.plan).toMatch(/about 8 rows at the last scan/);
     await runAllBatches(t);
     const status = await jobStatus(t);
-    expect(status).toMatchObject({ status: "stopped", stopReason: { code: "NOTHING_TO_ROTATE", cause: "ALREADY_ROTATED" }, safeToRemoveOldKey: false });
-    expect(status.stopReason?.message).toContain(`job ${first.jobId} moved them`);
-    expect(status.counts.scanned).toBe(0);
+    expect(status).toMatchObject({ status: "done", counts: { reEncrypted: 0, migrated: 0, failed: 0 }, safeToRemoveOldKey: true });
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
-    // The first job still answers whether OLD_MASTER_KEY can go.
-    expect((await jobStatus(t, first.jobId)).safeToRemoveOldKey).toBe(true);
+    expect((await t.action(internal.keyRotation.status, {})).next).toMatch(/remove it \(step 6\)/);
   });
 
   test("a dry run whose batches died does not block the real rotation: it is replaced", async () => {
@@ -480,7 +467,7 @@ describe("keyRotation during live traffic", () => {
     rotatingEnv();
     const dry = await t.mutation(internal.keyRotation.rotate, { dryRun: true });
     await t.run(async (ctx) => {
-      const job = (await ctx.db.get("keyRotationJobs", dry.jobId)) as Doc<"keyRotationJobs">;
+      const job = (await ctx.db.get("reencryptionJobs", dry.jobId)) as Doc<"reencryptionJobs">;
       await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
     });
 
@@ -547,8 +534,8 @@ describe("keyRotation failures and refusals", () => {
 
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
-    expect(status.counts).toEqual({ scanned: 14, reEncrypted: 12, migrated: 0, alreadyCurrent: 0, failed: 2 });
-    expect(status.preflight.unknownKey).toBe(1);
+    expect(status.counts).toEqual({ scanned: 16, reEncrypted: 12, migrated: 0, alreadyCurrent: 2, failed: 2 });
+    expect(status.scan.unknownKey).toBe(1);
     expect(status.verification).toMatchObject({ unknownKey: 1, previousKey: 1 });
     expect(status.safeToRemoveOldKey).toBe(false);
     expect(status.failureSample).toEqual(
@@ -591,7 +578,8 @@ describe("keyRotation failures and refusals", () => {
       "UNSUPPORTED_VERSION",
       "VALUE_TOO_LARGE",
     ]);
-    expect(status.safeToRemoveOldKey).toBe(false);
+    // No key opens them (they name the current key): none needs OLD_MASTER_KEY, so it can go.
+    expect(status.safeToRemoveOldKey).toBe(true);
   });
 
   test("a malformed value does not stop a migration that needs no old key", async () => {
@@ -617,7 +605,7 @@ describe("keyRotation failures and refusals", () => {
     expect((await t.run((ctx) => ctx.db.get("aiKeys", ids.plain)))?.apiKey).toBeUndefined();
   });
 
-  test("safeToRemoveOldKey is false once the keys no longer match the job (the next rotation configured, not started)", async () => {
+  test("safeToRemoveOldKey follows the keys configured now (the next rotation configured, not started)", async () => {
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
     rotatingEnv();
@@ -628,10 +616,10 @@ describe("keyRotation failures and refusals", () => {
     vi.stubEnv("MASTER_ENCRYPTION_KEY", THIRD_MASTER_KEY);
     vi.stubEnv("OLD_MASTER_KEY", NEW_KEY);
     expect((await jobStatus(t)).safeToRemoveOldKey).toBe(false);
-    // Another key added to OLD_MASTER_KEY after the job ran: its result no longer covers the keyring either.
+    // Another key added to OLD_MASTER_KEY after the job ran: no value is under either old key, so both can go.
     vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
     vi.stubEnv("OLD_MASTER_KEY", `${OLD_KEY},${THIRD_MASTER_KEY}`);
-    expect((await jobStatus(t)).safeToRemoveOldKey).toBe(false);
+    expect((await jobStatus(t)).safeToRemoveOldKey).toBe(true);
   });
 
   test("a dry run counts what would change and writes nothing", async () => {
@@ -662,7 +650,7 @@ describe("keyRotation failures and refusals", () => {
     const status = await jobStatus(t);
     expect(status.status).toBe("done");
     expect(status.dryRun).toBe(true);
-    expect(status.counts).toEqual({ scanned: 27, reEncrypted: 25, migrated: 2, alreadyCurrent: 0, failed: 0 });
+    expect(status.counts).toEqual({ scanned: 32, reEncrypted: 25, migrated: 2, alreadyCurrent: 5, failed: 0 });
     expect(status.safeToRemoveOldKey).toBe(false);
   });
 
@@ -670,7 +658,7 @@ describe("keyRotation failures and refusals", () => {
     const t = newLimitedBackend();
     vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${TEST_MASTER_KEY}`);
     await expect(t.mutation(internal.keyRotation.rotate, {})).rejects.toThrow(/OLD_MASTER_KEY holds the current MASTER_ENCRYPTION_KEY.*Next: step 2/);
-    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionJobs").collect())).toEqual([]);
   });
 
   test("stops after the scan, before any write, when rows are under an unknown key and no old key is set", async () => {
@@ -685,11 +673,11 @@ describe("keyRotation failures and refusals", () => {
     expect(status.status).toBe("stopped");
     expect(status.stopReason?.code).toBe("UNKNOWN_KEY_IDS");
     expect(status.stopReason?.missingKeyIds).toEqual([await keyIdOf(t, OLD_KEY)]);
-    expect(status.preflight.unknownKey).toBe(11);
+    expect(status.scan.unknownKey).toBe(11);
     expect(status.counts.scanned).toBe(0);
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
     const audit = await t.run((ctx) => ctx.db.query("auditLog").collect());
-    expect(audit.map((entry) => entry.detail)).toContain("stopped: UNKNOWN_KEY_IDS");
+    expect(audit.map((entry) => entry.detail).join("\n")).toContain("stopped: UNKNOWN_KEY_IDS");
   });
 });
 
@@ -762,8 +750,9 @@ describe("legacy migration", () => {
     await runAllBatches(t);
 
     const first = await jobStatus(t);
-    expect(first.preflight).toMatchObject({ legacyFormat: 3, plaintext: 3, invalid: 1, upToDate: 1 });
-    expect(first.counts).toEqual({ scanned: 8, reEncrypted: 0, migrated: 6, alreadyCurrent: 1, failed: 1 });
+    // The hashed API key lacks keyHashAlgorithm (olderShape); the two users rows hold no secret.
+    expect(first.scan).toMatchObject({ olderFormat: 3, originalFormat: 3, plaintext: 3, invalid: 1, olderShape: 1, upToDate: 2 });
+    expect(first.counts).toEqual({ scanned: 10, reEncrypted: 0, migrated: 7, alreadyCurrent: 2, failed: 1 });
     expect(first.failureSample).toEqual([{ table: "connections", rowId: ids.conflicting, code: "CONFLICTING_FIELDS" }]);
 
     const rows = await t.run(async (ctx) => ({
@@ -808,14 +797,14 @@ LEGACY_READ,
     expect(rows.hashedApiKey?.keyHash).toBe(hashedApiKey);
     expect(JSON.stringify(Object.values(rows).filter((row) => row?._id !== ids.conflicting))).not.toContain(plainApiKey);
 
-    // A second run changes nothing: it stops after its scan, with nothing left to rotate or migrate.
+    // A second run changes nothing: everything is up to date but the conflicting row.
     const snapshot = await snapshotTables(t, ["connections", "aiKeys", "apiKeys"]);
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
     expect(await jobStatus(t)).toMatchObject({
-      status: "stopped",
-      stopReason: { code: "NOTHING_TO_ROTATE", cause: "ALREADY_ROTATED" },
-      preflight: { rows: 8, upToDate: 7, invalid: 1 },
+      status: "done",
+      counts: { reEncrypted: 0, migrated: 0, failed: 1 },
+      scan: { rows: 10, upToDate: 9, invalid: 1 },
     });
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(snapshot);
   });
@@ -849,7 +838,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 2, connectionsPerProject: 2, users: 1 }, OLD_KEY);
     const oldId = await keyIdOf(t, OLD_KEY);
-    expect((await t.query(internal.keyRotation.status, {})).keys).toMatchObject({
+    expect((await t.action(internal.keyRotation.status, {})).keys).toMatchObject({
       current: oldId,
       previous: [],
       oldKeySavedOnly: false,
@@ -857,56 +846,57 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
 
     // Step 1: the current key saved as OLD_MASTER_KEY (it is now in both variables).
     vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
-    const saved = await t.query(internal.keyRotation.status, {});
+    const saved = await t.action(internal.keyRotation.status, {});
     expect(saved.keys).toMatchObject({ current: oldId, previous: [], oldKeySavedOnly: true });
     expect(saved.keys.message).toBe("old key saved, ready for a new MASTER_ENCRYPTION_KEY");
     expect(saved.next).toMatch(/^Old key saved, ready for a new MASTER_ENCRYPTION_KEY: step 2/);
     await expect(t.mutation(internal.keyRotation.rotate, {})).rejects.toThrow(/Next: step 2/);
-    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionJobs").collect())).toEqual([]);
 
     // Step 2: the new key.
     vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
-    const ready = await t.query(internal.keyRotation.status, {});
+    const ready = await t.action(internal.keyRotation.status, {});
     expect(ready.keys).toMatchObject({ current: await keyIdOf(t, NEW_KEY), previous: [oldId], oldKeySavedOnly: false, invalidEntries: [] });
     expect(ready.keys.message).toMatch(/^rotating: /); // what step 2 of the runbook checks
-    expect(ready.next).toMatch(/step 3/);
+    expect(ready.next).toMatch(/steps 3-4/);
     expect(ready.job).toBeNull();
 
     // Step 3: a dry run says what it will do, and its scan fills the inventory.
     const dry = await t.mutation(internal.keyRotation.rotate, { dryRun: true });
-    expect(dry.plan).toMatch(/^Dry run: scan every connection, AI key and API key/);
+    expect(dry.plan).toMatch(/^Dry run \(writes nothing\): scan every registered secret/);
     expect(dry.plan).toContain(`OLD_MASTER_KEY's keys (${oldId})`);
     await runAllBatches(t);
-    const afterDry = await t.query(internal.keyRotation.status, {});
+    const afterDry = await t.action(internal.keyRotation.status, {});
     expect(afterDry.inventory).toMatchObject({
-      jobId: dry.jobId,
       keyIds: [{ keyId: oldId, format: "v2", rows: 5, configured: "previous" }],
       missingKeyIds: [],
-      originalFormat: 0,
-      plaintext: 0,
+      needOldKey: 5,
+      tally: { originalFormat: 0, plaintext: 0 },
     });
     expect(afterDry.next).toMatch(/^Dry run done/);
 
     // Step 4.
     const real = await t.mutation(internal.keyRotation.rotate, {});
-    expect(real.plan).toMatch(/^scan every connection.*about 5 rows at the last scan.*re-encrypt the rows under OLD_MASTER_KEY/);
+    expect(real.plan).toMatch(/^scan every registered secret.*re-encrypt values under OLD_MASTER_KEY/);
     await runAllBatches(t);
-    const done = await t.query(internal.keyRotation.status, {});
-    expect(done.job).toMatchObject({ status: "done", safeToRemoveOldKey: true, progress: { total: 5, done: 5, percent: 100, etaSeconds: 0 } });
-    expect(done.next).toMatch(/remove OLD_MASTER_KEY \(step 6\)/);
-    expect(done.inventory?.keyIds).toEqual([{ keyId: oldId, format: "v2", rows: 5, configured: "previous" }]);
+    const done = await t.action(internal.keyRotation.status, {});
+    expect(done.job).toMatchObject({ status: "done", progress: { total: 6, done: 6, percent: 100, etaSeconds: 0 } });
+    expect(done.safeToRemoveOldKey).toBe(true);
+    expect(done.next).toMatch(/remove it \(step 6\)/);
+    // Read now, not remembered from the scan: every value is under the new key.
+    expect(done.inventory?.keyIds).toEqual([{ keyId: await keyIdOf(t, NEW_KEY), format: "v2", rows: 5, configured: "current" }]);
   });
 
   test("without a root salt (nothing in format v2 yet) no key has an id, and status's message still says step 2 is done", async () => {
     const t = newLimitedBackend();
     vi.stubEnv("MASTER_ENCRYPTION_KEY", NEW_KEY);
     vi.stubEnv("OLD_MASTER_KEY", OLD_KEY);
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     expect(status.keys).toMatchObject({ current: null, previous: [], oldKeySavedOnly: false });
     expect(status.keys.message).toMatch(/^rotating: .*; nothing is encrypted in format v2 yet/);
   });
 
-  test("swapped variables (MASTER_ENCRYPTION_KEY = old, OLD_MASTER_KEY = new) end as nothing to rotate, never safeToRemoveOldKey", async () => {
+  test("swapped variables (MASTER_ENCRYPTION_KEY = old, OLD_MASTER_KEY = new) write nothing; removing the unused key loses nothing", async () => {
     const t = newLimitedBackend();
     await seedEncrypted(t, { projects: 3, connectionsPerProject: 2, users: 2 }, OLD_KEY);
     vi.stubEnv("MASTER_ENCRYPTION_KEY", OLD_KEY);
@@ -916,19 +906,13 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
 
-    const status = await t.query(internal.keyRotation.status, {});
-    expect(status.job).toMatchObject({
-      status: "stopped",
-      stopReason: { code: "NOTHING_TO_ROTATE", cause: "SWAPPED_KEYS" },
-      safeToRemoveOldKey: false,
-      counts: { scanned: 0, failed: 0 },
-    });
-    expect(status.job?.stopReason?.message).toMatch(/variables look swapped.*keep both keys/);
-    expect(status.job?.stopReason?.message).toContain(await keyIdOf(t, NEW_KEY));
-    expect(status.next).toBe(status.job?.stopReason?.message);
-    // The data is under the key in MASTER_ENCRYPTION_KEY; nothing under OLD_MASTER_KEY's.
+    const status = await t.action(internal.keyRotation.status, {});
+    expect(status.job).toMatchObject({ status: "done", counts: { reEncrypted: 0, migrated: 0, failed: 0 } });
+    // No value needs the key in OLD_MASTER_KEY: no false alarm, and the message names the possible swap.
+    expect(status.safeToRemoveOldKey).toBe(true);
+    expect(status.next).toMatch(/check the variables are not swapped/);
     expect(status.inventory?.keyIds).toEqual([{ keyId: await keyIdOf(t, OLD_KEY), format: "v2", rows: 8, configured: "current" }]);
-    expect(await t.run((ctx) => ctx.db.query("keyRotationFailures").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionFailures").collect())).toEqual([]);
     const after = await snapshotTables(t);
     expect({ ...after, auditLog: [] }).toEqual({ ...before, auditLog: [] });
 
@@ -952,25 +936,25 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     await runAllBatches(t);
 
     const oldId = await keyIdOf(t, OLD_KEY);
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     expect(status.job).toMatchObject({
       status: "stopped",
       stopReason: { code: "UNKNOWN_KEY_IDS", missingKeyIds: [oldId] },
-      preflight: { unknownKey: 23 },
+      scan: { unknownKey: 23 },
       counts: { scanned: 0, failed: 0 },
     });
-    expect(status.job?.stopReason?.message).toMatch(/23 rows are under master key ids no configured key has: .*Nothing was written.*add them to OLD_MASTER_KEY/);
+    expect(status.job?.stopReason?.message).toMatch(/23 rows are under master key ids no configured key has: .*Nothing was written.*Add the key\(s\) with these ids to OLD_MASTER_KEY/);
     expect(status.inventory).toMatchObject({
       keyIds: [{ keyId: oldId, format: "v2", rows: 23, configured: "missing" }],
       missingKeyIds: [oldId],
     });
-    expect(await t.run((ctx) => ctx.db.query("keyRotationFailures").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionFailures").collect())).toEqual([]);
     expect(warn.mock.calls.filter((call) => String(call[0]).includes("left unchanged"))).toEqual([]);
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
 
     // With the right old key added, the inventory shows it configured, and the rotation completes.
     vi.stubEnv("OLD_MASTER_KEY", `${THIRD_MASTER_KEY},${OLD_KEY}`);
-    expect((await t.query(internal.keyRotation.status, {})).inventory?.missingKeyIds).toEqual([]);
+    expect((await t.action(internal.keyRotation.status, {})).inventory?.missingKeyIds).toEqual([]);
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
     expect(await jobStatus(t)).toMatchObject({ status: "done", counts: { reEncrypted: 23, failed: 0 } });
@@ -983,7 +967,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     vi.stubEnv("OLD_MASTER_KEY", "tooshort");
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     const v1Id = await v1KeyId(OLD_KEY);
     expect(status.inventory?.keyIds).toEqual([{ keyId: v1Id, format: "v1", rows: 3, configured: "missing" }]);
     expect(status.job?.stopReason?.message).toContain("OLD_MASTER_KEY (entry 1) is unusable and may be one of them");
@@ -999,7 +983,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     await t.mutation(internal.keyRotation.rotate, { allowMissingKeys: true });
     await runAllBatches(t);
     expect(await jobStatus(t)).toMatchObject({ status: "done", counts: { failed: 22 }, safeToRemoveOldKey: false });
-    const lines = warn.mock.calls.map((call) => String(call[0])).filter((line) => line.startsWith("keyRotation"));
+    const lines = warn.mock.calls.map((call) => String(call[0])).filter((line) => line.startsWith("reencryption"));
     // connections (20 failures) and aiKeys (2): 5 lines + a summary, then 2 lines.
     expect(lines.filter((line) => line.includes("left unchanged:"))).toHaveLength(7);
     expect(lines.filter((line) => line.includes("15 more rows left unchanged in this batch"))).toHaveLength(1);
@@ -1010,19 +994,19 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     await seedEncrypted(t, { projects: 4, connectionsPerProject: 10, users: 2 }, OLD_KEY);
     rotatingEnv();
     const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
-    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { rowBudget: 10 }));
+    await t.run((ctx) => ctx.db.patch("reencryptionJobs", jobId, { budgets: { rows: 10, bytes: MAX_BYTES_PER_BATCH, derivations: MAX_DERIVATIONS_PER_BATCH } }));
     const scanning = await jobStatus(t);
     expect(scanning.progress).toEqual({ phase: "scan", total: null, done: 0, percent: null, rowsPerSecond: null, etaSeconds: null });
 
-    // The scan: 42 rows in 10-row batches (connections), then aiKeys and apiKeys.
-    for (let job = await jobStatus(t); job.phase === "scan"; job = await jobStatus(t)) await runOneBatch(t);
+    // The scan: 44 rows in 10-row batches (connections), then users, aiKeys and apiKeys.
+    for (let job = await jobOnly(t); job.phase === "scan"; job = await jobOnly(t)) await runOneBatch(t);
     vi.setSystemTime(Date.now() + 1_000);
     await runOneBatch(t);
     vi.setSystemTime(Date.now() + 1_000);
     await runOneBatch(t);
     const rotating = await jobStatus(t);
     // 20 rows in 2 s since the phase began.
-    expect(rotating.progress).toEqual({ phase: "rotate", total: 42, done: 20, percent: 47, rowsPerSecond: 10, etaSeconds: 3 });
+    expect(rotating.progress).toEqual({ phase: "rewrite", total: 44, done: 20, percent: 45, rowsPerSecond: 10, etaSeconds: 3 });
   });
 });
 
@@ -1037,10 +1021,10 @@ describe("no dead chains: the cron resumes a job whose batch chain died", () => 
     expect(await jobStatus(t)).toMatchObject({ resumes: 0, autoResumes: 0, batchState: "pending" });
 
     await t.run(async (ctx) => {
-      const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+      const job = (await ctx.db.get("reencryptionJobs", jobId)) as Doc<"reencryptionJobs">;
       await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
     });
-    const dead = await t.query(internal.keyRotation.status, {});
+    const dead = await t.action(internal.keyRotation.status, {});
     expect(dead.job?.batchState).toBe("canceled");
     expect(dead.next).toMatch(/the cron resumes it within 5 minutes/);
 
@@ -1052,8 +1036,7 @@ describe("no dead chains: the cron resumes a job whose batch chain died", () => 
       autoResumes: 1,
       lastAutoResumeAt: Date.now(),
       batchState: "pending",
-      derivationBudget: MAX_DERIVATIONS_PER_BATCH / 2,
-      rowBudget: MAX_ROWS_PER_BATCH / 2,
+      budgets: { derivations: MAX_DERIVATIONS_PER_BATCH / 2, rows: MAX_ROWS_PER_BATCH / 2, bytes: expect.any(Number) },
     });
     await runAllBatches(t);
     expect(await jobStatus(t)).toMatchObject({ status: "done", safeToRemoveOldKey: true, counts: { reEncrypted: 8 } });
@@ -1063,17 +1046,17 @@ describe("no dead chains: the cron resumes a job whose batch chain died", () => 
   test("it gives up (logging once) when the chain dies again without progress at the smallest budgets; no job: nothing happens", async () => {
     const t = newLimitedBackend();
     await t.mutation(internal.keyRotation.resumeStalled, {});
-    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionJobs").collect())).toEqual([]);
 
     await seedEncrypted(t, { projects: 1, connectionsPerProject: 1, users: 1 }, OLD_KEY);
     rotatingEnv();
     const { jobId } = await t.mutation(internal.keyRotation.rotate, {});
     const cancel = () =>
       t.run(async (ctx) => {
-        const job = (await ctx.db.get("keyRotationJobs", jobId)) as Doc<"keyRotationJobs">;
+        const job = (await ctx.db.get("reencryptionJobs", jobId)) as Doc<"reencryptionJobs">;
         await ctx.scheduler.cancel(job.nextBatchId as Id<"_scheduled_functions">);
       });
-    await t.run((ctx) => ctx.db.patch("keyRotationJobs", jobId, { derivationBudget: 2, rowBudget: 2, byteBudget: 256 * 1024 }));
+    await t.run((ctx) => ctx.db.patch("reencryptionJobs", jobId, { budgets: { derivations: 2, rows: 2, bytes: 256 * 1024 } }));
     vi.spyOn(console, "info").mockImplementation(() => {});
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     await cancel();
@@ -1082,7 +1065,7 @@ describe("no dead chains: the cron resumes a job whose batch chain died", () => 
     await t.mutation(internal.keyRotation.resumeStalled, {}); // no batch since: gives up
     await t.mutation(internal.keyRotation.resumeStalled, {});
     const status = await jobStatus(t);
-    expect(status).toMatchObject({ autoResumes: 1, rowBudget: 1, derivationBudget: 1, batchState: "canceled" });
+    expect(status).toMatchObject({ autoResumes: 1, budgets: { rows: 1, derivations: 1, bytes: 256 * 1024 }, batchState: "canceled" });
     expect(status.autoResumeGaveUpAt).toBeDefined();
     expect(error.mock.calls.filter((call) => String(call[0]).includes("not resuming automatically"))).toHaveLength(1);
 

@@ -49,7 +49,7 @@ describe("a master key that is obviously not random", () => {
     expect(stored).toEqual({ salts: [], connections: [], aiKeys: [] });
 
     // Rotation status flags it and says what to do.
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     expect(status.keys.currentKeyWeak).toEqual(["repeated-run", "periodic", "low-variety", "low-entropy"]);
     expect(status.next).toMatch(/openssl rand -hex 32/);
 
@@ -81,7 +81,7 @@ describe("a master key that is obviously not random", () => {
     expect(warnings).toEqual([
       "MASTER_ENCRYPTION_KEY looks non-random (repeated-run, periodic, low-variety, low-entropy): rotate to a generated key (docs/key-rotation.md)",
     ]);
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     expect(status.keys.currentKeyWeak).toEqual(["repeated-run", "periodic", "low-variety", "low-entropy"]);
     warn.mockRestore();
   });
@@ -97,7 +97,7 @@ describe("a master key that is obviously not random", () => {
     const error = await errorOf(t.mutation(internal.keyRotation.rotate, {}));
     expect(error.code).toBe("ENCRYPTION_UNAVAILABLE");
     expect(error.message).toMatch(/MASTER_KEY_WEAK.*a rotation would move every secret onto it/);
-    expect(await t.run((ctx) => ctx.db.query("keyRotationJobs").collect())).toEqual([]);
+    expect(await t.run((ctx) => ctx.db.query("reencryptionJobs").collect())).toEqual([]);
   });
 });
 
@@ -134,7 +134,7 @@ describe("an unusable OLD_MASTER_KEY entry", () => {
     expect(insight.message).not.toContain("short");
 
     // Status flags the entry.
-    const status = await t.query(internal.keyRotation.status, {});
+    const status = await t.action(internal.keyRotation.status, {});
     expect(status.keys.invalidEntries).toEqual([{ variable: "OLD_MASTER_KEY", entry: 1, code: "MASTER_KEY_TOO_SHORT" }]);
     expect(status.keys.current).toEqual(expect.any(String));
   });

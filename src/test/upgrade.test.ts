@@ -60,9 +60,12 @@ async function runUpgrade(t: Backend) {
   await t.mutation(internal.upgrade.run, {});
   await runAllBatches(t);
   vi.useRealTimers();
-  const status = await t.query(internal.upgrade.status, {});
-  if (!status) throw new Error("no upgrade job");
-  return status;
+  const status = await t.action(internal.upgrade.status, {});
+  if (!status.job || !status.inventory) throw new Error("no upgrade job");
+  // What the original left, counted now over every registered field (the job's own verification agrees).
+  const { olderFormat, plaintext, olderShape } = status.inventory.tally;
+  const legacyRetired = (await t.run((ctx) => readEncryptionSettings(ctx.db))).legacyRetired;
+  return { ...status.job, left: olderFormat + plaintext + olderShape, legacyRetired, safeToRemoveOldKey: status.safeToRemoveOldKey };
 }
 
 /** Every string stored anywhere in the deployment, with where it is. */
@@ -130,9 +133,9 @@ describe("documents exactly as the original wrote them", () => {
     expect(status).toMatchObject({
       status: "done",
       // Two connections, the users row (its key moved to a new aiKeys row, already current) and the API key.
-      counts: { failed: 0, upgraded: 4 },
-      remainingTotal: 0,
-      schemaCanBeNarrowed: true,
+      counts: { failed: 0, migrated: 4 },
+      left: 0,
+      safeToRemoveOldKey: true,
       legacyRetired: true,
       legacyRetiredAt: expect.any(Number),
     });
@@ -184,7 +187,7 @@ describe("documents exactly as the original wrote them", () => {
 
     // A second run finds nothing to do.
     const again = await runUpgrade(t);
-    expect(again).toMatchObject({ status: "done", counts: { upgraded: 0, failed: 0 }, schemaCanBeNarrowed: true });
+    expect(again).toMatchObject({ status: "done", counts: { migrated: 0, failed: 0 }, left: 0 });
   });
 });
 
@@ -221,7 +224,7 @@ describe("the legacy downgrade", () => {
     await t.mutation(internal.keyRotation.rotate, {});
     await runAllBatches(t);
     vi.useRealTimers();
-    const rotation = await t.query(internal.keyRotation.status, {});
+    const rotation = await t.action(internal.keyRotation.status, {});
     expect(rotation?.job?.failureSample).toEqual(
       expect.arrayContaining([
         { table: "connections", rowId: other.connectionId, code: "LEGACY_FORMAT_RETIRED" },
@@ -244,14 +247,15 @@ describe("upgrade failures", () => {
     const status = await runUpgrade(t);
     expect(status).toMatchObject({
       status: "done",
-      counts: { upgraded: 1, failed: 1 },
+      counts: { migrated: 1, failed: 1 },
       failureSample: [{ table: "connections", rowId: lost.connectionId, code: "DECRYPTION_FAILED" }],
-      remaining: { legacyCiphertext: 1, missingHints: 1, connectionsWithoutName: 1 },
-      schemaCanBeNarrowed: false,
+      verification: { olderFormat: 1, originalFormat: 1 },
+      left: 1,
+      safeToRemoveOldKey: false,
       legacyRetired: false,
     });
     expect(await t.run((ctx) => ctx.db.get("connections", lost.connectionId))).toEqual(before);
-    const failures = await t.query(internal.upgrade.failures, { jobId: status._id, paginationOpts: { numItems: 10, cursor: null } });
+    const failures = await t.query(internal.keyRotation.failures, { jobId: status._id, paginationOpts: { numItems: 10, cursor: null } });
     expect(failures.page.map(({ rowId, code }) => ({ rowId, code }))).toEqual([{ rowId: lost.connectionId, code: "DECRYPTION_FAILED" }]);
     expect((await t.run((ctx) => ctx.db.get("connections", good.connectionId)))?.name).toBe("Stripe");
   });
@@ -265,7 +269,7 @@ describe("upgrade failures", () => {
 
     const status = await runUpgrade(t);
     expect(status.failureSample).toEqual([{ table: "users", rowId: aliceId, code: "CONFLICTING_FIELDS" }]);
-    expect(status).toMatchObject({ remaining: { aiKeysOnUsers: 1, legacyCiphertext: 1 }, legacyRetired: false });
+    expect(status).toMatchObject({ verification: { originalFormat: 1 }, left: 1, legacyRetired: false, safeToRemoveOldKey: false });
     expect((await t.run((ctx) => ctx.db.get("users", aliceId)))?.aiApiKey).toBe(aiApiKey);
   });
 
@@ -276,7 +280,7 @@ describe("upgrade failures", () => {
     const apiKeyId = await t.run((ctx) =>
       ctx.db.insert("apiKeys", { projectId, name: "old", keyHash: plainKey, createdBy: userIds.alice, createdAt: Date.now() }),
     );
-    expect(await runUpgrade(t)).toMatchObject({ status: "done", counts: { failed: 0 }, remainingTotal: 0 });
+    expect(await runUpgrade(t)).toMatchObject({ status: "done", counts: { failed: 0 }, left: 0 });
     const row = await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId));
     expect(row).toMatchObject({ prefix: "dt_live_Plai", keyHashAlgorithm: "sha256" });
     expect(row?.keyHash).not.toContain(plainKey);
@@ -314,7 +318,7 @@ describe("AI key versions never restart for a user", () => {
     expect((await t.run((ctx) => ctx.db.get("users", aliceId)))?.aiApiKey).toBeUndefined();
     // Restored from a backup of the original's users row.
     await t.run((ctx) => ctx.db.patch("users", aliceId, { aiApiKey, aiProvider: "openai" }));
-    expect(await runUpgrade(t)).toMatchObject({ counts: { failed: 0 }, remainingTotal: 0 });
+    expect(await runUpgrade(t)).toMatchObject({ counts: { failed: 0 }, left: 0 });
     const [row] = await t.run((ctx) => ctx.db.query("aiKeys").collect());
     expect(row).toMatchObject({ provider: "openai", secretVersion: 2, hint: maskSecret(SECRETS.openaiKey) });
     expect(row?.removedAt).toBeUndefined();

@@ -2,7 +2,7 @@
  * The action side of a sync group: connections of any projects, in three
  * function calls whatever the group's size (up to SYNC_GROUP_SIZE):
  *
- * 1. metricsSync.beginSync (a mutation) reads the connections, ciphertext
+ * 1. beginSync (below, a mutation) reads the connections, ciphertext
  *    included, and records one `connection.credentials_decrypted` audit
  *    entry per connection it hands out for decryption: the audit comes
  *    before any decryption, so no use of decrypted credentials goes
@@ -18,16 +18,19 @@
  */
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import type { ActionCtx } from "../_generated/server";
+import { internalMutation, type ActionCtx } from "../_generated/server";
+import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit";
+import { describeCiphertext } from "../lib/cipher";
+import { v } from "convex/values";
 import { appError, appErrorCode } from "../errors";
 import { isProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
 import { oauthAccess } from "../oauth";
-import { decryptCredentials, loadKeyring } from "../secrets";
-import type { Credentials, SyncResult } from "../validators";
-import type { SyncOutcome } from "./outcomes";
+import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../secrets";
+import { connectionStatusValidator, keyIdOrderValidator, type Credentials, type SyncResult } from "../validators";
+import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
 import { MAX_METRICS_PER_SYNC, PROVIDER_CONCURRENCY, SYNC_WINDOW_MS, USER_ACTION_KINDS } from "./policy";
 
 /** A connection as beginSync hands it out (validators in metricsSync.ts). */
@@ -40,6 +43,73 @@ export interface SyncTarget {
   credentialsVersion: number;
   lastError: string | null;
 }
+
+const syncTargetValidator = v.object({
+  connectionId: v.id("connections"),
+  projectId: v.id("projects"),
+  service: v.string(),
+  status: connectionStatusValidator,
+  encryptedCredentials: v.union(v.string(), v.null()),
+  /** Which write of the credentials this is (secretVersion). */
+  credentialsVersion: v.number(),
+  /** The safe lastError, returned for connections that are not synced (needs_reauth). */
+  lastError: v.union(v.string(), v.null()),
+});
+
+/**
+ * Hands out what a sync needs from the given connections (ciphertext
+ * included: internal only) and records, before any decryption, one
+ * `connection.credentials_decrypted` audit entry per connection the action
+ * will decrypt (known service, ciphertext stored, neither paused nor
+ * needs_reauth); values in the original Dashtray format are audited as
+ * such. Connections that no longer exist, or (with `projectId`) belong to
+ * another project, are left out.
+ */
+export const beginSync = internalMutation({
+  args: {
+    connectionIds: v.array(v.id("connections")),
+    actorId: v.optional(v.id("users")),
+    projectId: v.optional(v.id("projects")),
+  },
+  returns: v.object({
+    /** The deployment's root salt, read here so decrypting costs no extra call. */
+    rootSalt: v.union(v.string(), v.null()),
+    /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
+    keyIdOrder: v.union(keyIdOrderValidator, v.null()),
+    /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
+    legacyRetired: v.boolean(),
+    targets: v.array(syncTargetValidator),
+  }),
+  handler: async (ctx, { connectionIds, actorId, projectId }) => {
+    const targets: (typeof syncTargetValidator.type)[] = [];
+    for (const connectionId of connectionIds) {
+      const connection = await ctx.db.get("connections", connectionId);
+      if (!connection || (projectId !== undefined && connection.projectId !== projectId)) continue;
+      const encryptedCredentials = connection.encryptedCredentials ?? null;
+      targets.push({
+        connectionId,
+        projectId: connection.projectId,
+        service: connection.service,
+        status: connection.status,
+        encryptedCredentials,
+        credentialsVersion: credentialsVersionOf(connection),
+        lastError: connection.lastError ?? null,
+      });
+      const skipped = connection.status === "inactive" || connection.status === "needs_reauth";
+      if (skipped || encryptedCredentials === null || !findIntegration(connection.service)) continue;
+      const legacy = describeCiphertext(encryptedCredentials).format === "legacy" ? `; ${LEGACY_FORMAT_AUDIT_NOTE}` : "";
+      await recordAudit(ctx, {
+        action: "connection.credentials_decrypted",
+        actorId,
+        projectId: connection.projectId,
+        targetTable: "connections",
+        targetId: connectionId,
+        detail: (actorId ? "sync" : "sync (cron)") + legacy,
+      });
+    }
+    return { ...(await readEncryptionSettings(ctx.db)), targets };
+  },
+});
 
 /** One connection's part of a group sync. */
 export interface ConnectionSync {
@@ -112,7 +182,7 @@ export async function syncConnections(
   connectionIds: readonly Id<"connections">[],
   { actorId, projectId }: { actorId?: Id<"users">; projectId?: Id<"projects"> } = {},
 ): Promise<ConnectionSync[]> {
-  const { rootSalt, keyIdOrder, legacyRetired, targets } = await ctx.runMutation(internal.metricsSync.beginSync, {
+  const { rootSalt, keyIdOrder, legacyRetired, targets } = await ctx.runMutation(internal.sync.run.beginSync, {
     connectionIds: [...connectionIds],
     ...(actorId ? { actorId } : {}),
     ...(projectId ? { projectId } : {}),

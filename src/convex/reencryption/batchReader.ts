@@ -1,14 +1,14 @@
 /**
- * Batching shared by the two background jobs that rewrite secrets (the
- * master-key rotation, keyRotation.ts, and the upgrade from the original
- * Dashtray, upgrade.ts): reading a batch's rows within Convex's per-mutation
- * limits, and the bookkeeping of their self-scheduling batch chains.
+ * The one batch runner's row reading: a batch's rows within Convex's
+ * per-transaction limits (rows, and bytes as Convex counts them), and the
+ * state of a self-scheduling batch chain. Used by the re-encryption job's
+ * batches and by status's inventory pages.
  */
 import { getDocumentSize } from "convex/values";
 import type { GenericDocument } from "convex/server";
 import type { Id } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
-import type { RotationBatchState } from "../validators";
+import type { BatchState } from "./validators";
 
 /** Rows a batch's first page reads, before it knows how large this table's rows are. */
 export const FIRST_PAGE_ROWS = 16;
@@ -24,12 +24,9 @@ export interface BatchBudget {
 }
 
 /**
- * Reads a batch's rows page by page, in index order after the job's cursor,
- * within its row and byte budgets. Pages are sized from the largest row
- * seen so far (`bytesPerRow` times its size: 2 when rows are rewritten, as
- * a patch reads the document again), so a page of rows like the ones
- * before it stays within the byte budget. The caller counts `handled`, and
- * adds to `bytes` what its writes read.
+ * Reads rows page by page after a cursor within row and byte budgets; pages are sized from the
+ * largest row seen (times `bytesPerRow`: 2 when rows are rewritten, as a patch reads the document
+ * again). The caller counts `handled`, and adds to `bytes` what its writes read.
  */
 export class BudgetedRowReader<Row extends { doc: GenericDocument }, Cursor> {
   bytes = 0;
@@ -89,18 +86,11 @@ export class BudgetedRowReader<Row extends { doc: GenericDocument }, Cursor> {
   }
 }
 
-/** Field-by-field sum of two records of counts (a job's running totals plus one batch's). */
-export function sumCounts<T extends Record<keyof T, number>>(a: T, b: T): T {
-  const sum = { ...a };
-  for (const field of Object.keys(b) as (keyof T)[]) sum[field] = (a[field] + b[field]) as T[keyof T];
-  return sum;
-}
-
 /** State of the scheduled batch a job waits on ("none" when it has none, or it is gone). */
 export async function scheduledBatchState(
   db: QueryCtx["db"],
   nextBatchId: Id<"_scheduled_functions"> | undefined,
-): Promise<RotationBatchState> {
+): Promise<BatchState> {
   if (nextBatchId === undefined) return "none";
   const scheduled = await db.system.get("_scheduled_functions", nextBatchId);
   return scheduled?.state.kind ?? "none";
