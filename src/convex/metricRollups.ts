@@ -103,7 +103,8 @@ export interface SeriesPoint {
  * The chart of one metric of one connection over `from`..`to`: one point
  * per hourly or daily bucket that has data (seriesResolution), oldest first,
  * each the newest value stored in its bucket, so the last point is the
- * newest value stored up to `to`. Reads at most MAX_SERIES_POINTS rollups
+ * newest value of the bucket `to` falls in (its `at` may be after `to`; for
+ * a chart ending now, the latest value). Reads at most MAX_SERIES_POINTS rollups
  * (the newest buckets of the range if it holds more).
  */
 export async function readSeries(
@@ -122,11 +123,10 @@ export async function readSeries(
     )
     .order("desc")
     .take(MAX_SERIES_POINTS);
-  const points = rows
-    .reverse()
-    // The bucket `from` falls in may hold points before `from`: its newest value is still the chart's start.
-    .map((row) => ({ at: row.lastAt, value: row.last, min: row.min, max: row.max }))
-    .filter((point) => point.at <= to);
+  // The bucket `from` falls in may hold points before `from`: its newest value is still the chart's start.
+  // The bucket `to` falls in is kept whole even when its newest value is after `to` (a rollup keeps
+  // only that one): a chart ending now then shows each sync's value as it lands.
+  const points = rows.reverse().map((row) => ({ at: row.lastAt, value: row.last, min: row.min, max: row.max }));
   return { resolution, points };
 }
 

@@ -103,7 +103,8 @@ const seriesPointValidator = v.object({
  * beyond (at most 500, MAX_SERIES_POINTS; a range longer than that many days
  * gets its newest ones), oldest first; buckets without data have no point.
  * Each point is the newest value of its bucket, so the last point is the
- * latest value stored up to `to`. Reads at most one rollup per point.
+ * newest value of the bucket `to` falls in (possibly stored after `to`: a
+ * chart ending now shows the latest value). Reads at most one rollup per point.
  */
 export const series = connectionQuery({
   args: { name: v.string(), from: v.number(), to: v.number() },

@@ -7,7 +7,7 @@ import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { appError, appErrorData, isAppErrorData } from "../convex/errors";
 import { MAX_INSIGHTS_PAGE_SIZE } from "../convex/insights";
-import { MAX_SERIES_POINTS } from "../convex/metricRollups";
+import { bucketStart, MAX_SERIES_POINTS } from "../convex/metricRollups";
 import { ROWS_PER_BATCH } from "../convex/projectRemoval";
 import schema from "../convex/schema";
 import { errorOf, projectWithEveryRole, userIdOf, type Caller } from "./helpers/api";
@@ -125,9 +125,11 @@ describe("rollups and metrics.series", () => {
     expect(long.read).toBeLessThanOrEqual(MAX_SERIES_POINTS + 4);
     expect(long.result.points.at(-1)?.value).toBe(123_456);
 
-    // A range in the past ends with the latest value stored up to its end.
+    // A range in the past ends with the newest value of the bucket its end falls in (a rollup keeps only that one).
     const past = await series(now - 30 * DAY, now - 10 * DAY);
-    expect(past.result.points.every((point) => point.at <= now - 10 * DAY)).toBe(true);
+    const endBucket = bucketStart(now - 10 * DAY, "day");
+    expect(past.result.points.every((point) => point.at < endBucket + DAY)).toBe(true);
+    expect(past.result.points.at(-1)?.at).toBeGreaterThanOrEqual(endBucket);
 
     const refused = await errorOf(member.query(api.metrics.series, { connectionId, name: "stars", from: now, to: now - DAY }));
     expect(refused.code).toBe("INVALID_ARGUMENT");
