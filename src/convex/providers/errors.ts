@@ -55,10 +55,11 @@ export class ProviderError extends Error {
   readonly status: number | null;
 
   /**
-   * `cause`, for server logs: the network or abort error behind an
-   * "unavailable" or "timeout" failure. Never an error whose message could
-   * quote a body or a header (a JSON.parse SyntaxError quotes the text it
-   * read), so such failures have no cause.
+   * `cause`, for server logs: the abort behind a "timeout", or the name
+   * (and system code) of the network error behind an "unavailable" (not its
+   * message: fetch's TypeErrors can quote a header). Never an error whose
+   * message could quote a body or a header (a JSON.parse SyntaxError quotes
+   * the text it read), so such failures have no cause.
    */
   constructor(service: string, kind: ProviderErrorKind, status: number | null = null, options?: { cause?: unknown }) {
     super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`, options);

@@ -78,6 +78,10 @@ export async function send(service: string, url: string, request: ProviderReques
   const signal = timeoutSignal(providerTimeoutMs());
   let status: number | null = null;
   try {
+    // fetch would refuse these with a TypeError quoting the value (a credential holding a line break).
+    if (Object.values(request.headers ?? {}).some((value) => /[\r\n\0]/.test(value))) {
+      throw new ProviderError(service, "invalid_request");
+    }
     const response = await fetch(url, { ...request, redirect: "manual", signal });
     status = response.status;
     const failure = kindForStatus(status);
@@ -94,11 +98,22 @@ export async function send(service: string, url: string, request: ProviderReques
     return { status, text };
   } catch (error) {
     if (error instanceof ProviderError) throw error;
-    // fetch and body reads fail with TypeError/DOMException, about the
-    // connection or the abort: kept as the cause for server logs, while the
-    // message says only the kind of failure.
-    throw new ProviderError(service, signal.aborted ? "timeout" : "unavailable", status, { cause: error });
+    // The abort is kept as the cause for server logs. Any other error is not:
+    // its message can quote a header (Headers' TypeError quotes an invalid
+    // value or name) or the URL, so the cause keeps only its name and the
+    // network error's code (e.g. ECONNREFUSED).
+    if (signal.aborted) throw new ProviderError(service, "timeout", status, { cause: error });
+    throw new ProviderError(service, "unavailable", status, { cause: causeWithoutMessage(error) });
   }
+}
+
+/** An Error naming `error`'s class and, for a network failure, its system code: nothing of its message. */
+function causeWithoutMessage(error: unknown): Error {
+  // Read without instanceof: fetch's errors may come from another realm.
+  const { name, cause } = (typeof error === "object" && error !== null ? error : {}) as { name?: unknown; cause?: unknown };
+  const { code } = (typeof cause === "object" && cause !== null ? cause : {}) as { code?: unknown };
+  const safeName = typeof name === "string" && /^\w{1,40}$/.test(name) ? name : "Error";
+  return new Error(typeof code === "string" && /^[A-Z0-9_]{1,40}$/.test(code) ? `${safeName} (${code})` : safeName);
 }
 
 /** `text` parsed as JSON, or a bad_response ProviderError (without the SyntaxError, whose message quotes the text). */

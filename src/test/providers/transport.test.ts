@@ -119,6 +119,32 @@ test("an unreachable host is unavailable, with the network error as its cause", 
   expect(error.cause).toBeInstanceOf(Error);
 });
 
+/** Every message, stack and String() of `error` and its causes, recursively. */
+function everythingSaid(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  return `${String(error)} ${error.message} ${error.stack ?? ""} ${error.cause === undefined ? "" : everythingSaid(error.cause)}`;
+}
+
+test("a credential fetch cannot put in a header is invalid_request, quoting nothing of it", async () => {
+  for (const breaker of ["\n", "\r\n", "\0"]) {
+    const error = await providerErrorOf(requestJson(SERVICE, `${origin}/ok`, { headers: { Authorization: `Bearer ${SECRET}${breaker}x` } }));
+    expect(error).toMatchObject({ kind: "invalid_request", status: null });
+    expect(everythingSaid(error)).not.toMatch(/sk_live|transportSecret|Bearer/);
+  }
+  expect(requested).toEqual([]);
+});
+
+test("a fetch failure's message never reaches the cause (Headers quotes what it refuses)", async () => {
+  // An invalid header name: Node's TypeError quotes it whole.
+  const error = await providerErrorOf(requestJson(SERVICE, `${origin}/ok`, { headers: { [`X-Key ${SECRET}`]: "1" } }));
+  expect(error).toMatchObject({ kind: "unavailable", status: null });
+  expect(error.cause).toBeInstanceOf(Error);
+  expect(everythingSaid(error)).not.toMatch(/sk_live|transportSecret/);
+  const unreachable = await providerErrorOf(requestJson(SERVICE, "http://127.0.0.1:9/v1", { headers }));
+  // Port 9 is a fetch "bad port": a TypeError whose cause has no system code.
+  expect((unreachable.cause as Error).message).toBe("TypeError");
+});
+
 test("errorKindFromBody reads an error body (bounded) and may name the kind; only its answer is kept", async () => {
   const seen: Array<string | null> = [];
   const error = await providerErrorOf(
