@@ -174,7 +174,8 @@ export const authenticate = internalMutation({
       .query("apiKeys")
       .withIndex("by_keyHash", (q) => q.eq("keyHash", keyHash))
       .first();
-    if (!apiKey || apiKey.revokedAt !== undefined) {
+    // A project being removed loses its row first and its keys in a later batch: its keys stop at once.
+    if (!apiKey || apiKey.revokedAt !== undefined || (await ctx.db.get("projects", apiKey.projectId)) === null) {
       await recordAuthFailure(ctx, source, prefix);
       return { kind: "unauthorized" as const };
     }

@@ -300,6 +300,18 @@ describe("GET /api/v1/projects/metrics", () => {
     expect(await authenticate(keyHash)).toEqual({ kind: "unauthorized" });
   });
 
+  test("a key of a removed project stops at once, before the removal's batches reach it", async () => {
+    const { apiKeyId, apiKey } = await createKey();
+    // Mid-removal of a big project: projects.remove deleted the row, a later batch deletes the keys.
+    await t.run((ctx) => ctx.db.delete("projects", project.projectId));
+    expect(await t.run((ctx) => ctx.db.get("apiKeys", apiKeyId))).not.toBeNull();
+    const keyHash = await sha256Hex(apiKey);
+    expect(await t.mutation(internal.apiKeys.authenticate, { keyHash, source: "ip:192.0.2.1", prefix: apiKey.slice(0, 12) })).toEqual({
+      kind: "unauthorized",
+    });
+    expect((await fetchMetrics(`Bearer ${apiKey}`)).status).toBe(401);
+  });
+
   test(`lastUsedAt is rewritten only when older than ${LAST_USED_RESOLUTION_MS / 1000} s`, async () => {
     const { apiKeyId, apiKey } = await createKey();
     const setLastUsedAt = (lastUsedAt: number) => t.run((ctx) => ctx.db.patch("apiKeys", apiKeyId, { lastUsedAt }));
