@@ -84,7 +84,7 @@ function describe(validator: GenericValidator): string {
 export function checkArgs<V extends PropertyValidators>(raw: unknown, validators: V): ObjectType<V> {
   const names = Object.keys(validators);
   if (!isPlainObject(raw)) refuse(undefined, `Expected an object with the arguments ${names.join(", ")}`);
-  if (Object.keys(raw).some((name) => !(name in validators) && raw[name] !== undefined)) {
+  if (Object.keys(raw).some((name) => !Object.hasOwn(validators, name) && raw[name] !== undefined)) {
     refuse(undefined, `Unexpected argument: this function takes only ${names.join(", ")}`);
   }
   for (const [name, validator] of Object.entries(validators) as [string, GenericValidator][]) {

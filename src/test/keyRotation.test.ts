@@ -458,7 +458,7 @@ describe("keyRotation during live traffic", () => {
     const status = await jobStatus(t);
     expect(status).toMatchObject({ status: "done", counts: { reEncrypted: 0, migrated: 0, failed: 0 }, safeToRemoveOldKey: true });
     expect(await snapshotTables(t, ["connections", "aiKeys", "apiKeys"])).toEqual(before);
-    expect((await t.action(internal.keyRotation.status, {})).next).toMatch(/remove it \(step 6\)/);
+    expect((await t.action(internal.keyRotation.status, {})).next).toMatch(/remove it \(step 4\)/);
   });
 
   test("a dry run whose batches died does not block the real rotation: it is replaced", async () => {
@@ -858,7 +858,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     const ready = await t.action(internal.keyRotation.status, {});
     expect(ready.keys).toMatchObject({ current: await keyIdOf(t, NEW_KEY), previous: [oldId], oldKeySavedOnly: false, invalidEntries: [] });
     expect(ready.keys.message).toMatch(/^rotating: /); // what step 2 of the runbook checks
-    expect(ready.next).toMatch(/steps 3-4/);
+    expect(ready.next).toMatch(/step 3 of docs\/key-rotation.md/);
     expect(ready.job).toBeNull();
 
     // Step 3: a dry run says what it will do, and its scan fills the inventory.
@@ -882,7 +882,7 @@ describe("operator mistakes, through the runbook's npx convex run calls", () => 
     const done = await t.action(internal.keyRotation.status, {});
     expect(done.job).toMatchObject({ status: "done", progress: { total: 6, done: 6, percent: 100, etaSeconds: 0 } });
     expect(done.safeToRemoveOldKey).toBe(true);
-    expect(done.next).toMatch(/remove it \(step 6\)/);
+    expect(done.next).toMatch(/remove it \(step 4\)/);
     // Read now, not remembered from the scan: every value is under the new key.
     expect(done.inventory?.keyIds).toEqual([{ keyId: await keyIdOf(t, NEW_KEY), format: "v2", rows: 5, configured: "current" }]);
   });

@@ -7,7 +7,7 @@
  * - upgrade: upgrade:run, to the end of the job;
  * - rotate: keyRotation:rotate, to the end of the job;
  * - newKey: runbook steps 1-2 (the current key saved first in OLD_MASTER_KEY, then a fresh MASTER_ENCRYPTION_KEY);
- * - removeOld: runbook step 6, checked as the runbook checks it: only when status says safeToRemoveOldKey;
+ * - removeOld: runbook step 4, checked as the runbook checks it: only when status says safeToRemoveOldKey;
  * - changeOld: an OLD_MASTER_KEY entry changed during the next job (after its first rewrite batch), or now if no
  *   job follows: the newest entry replaced by a wrong key, or (second variant) an unused key added.
  * Each run must end with every secret readable under the keys configured at its end, or stop at a refusal

@@ -134,7 +134,7 @@ export function emptyTally(): Tally {
 }
 
 /** Most distinct key ids a tally lists (the rest are counted, not listed). */
-const MAX_TALLY_KEY_IDS = 50;
+export const MAX_TALLY_KEY_IDS = 50;
 
 function addKeyId(tally: Tally, keyId: string, format: "v1" | "v2", rows: number): void {
   const entry = tally.keyIds.find((known) => known.keyId === keyId && known.format === format);
@@ -156,6 +156,13 @@ export function tallyRow(tally: Tally, row: SecretRow, keys: KeyIdOrder): void {
   if (shape && "keyId" in shape && row.table !== "apiKeys") {
     addKeyId(tally, shape.keyId, shape.kind === "previousKey" || (shape.kind === "unknownKey" && shape.format === "v2") ? "v2" : "v1", 1);
   } else if (kind === "current" && shape && row.table !== "apiKeys" && keys.v2[0]) addKeyId(tally, keys.v2[0], "v2", 1);
+  // Plaintext beside ciphertext is a failure, but its ciphertext may still be under an old key: its id counts.
+  const beside = row.table === "connections" ? row.doc.encryptedCredentials : row.table === "aiKeys" ? row.doc.encryptedKey : undefined;
+  if (shape?.kind === "invalid" && shape.code === "CONFLICTING_FIELDS" && beside !== undefined) {
+    const inner = shapeOfValue(beside, keys);
+    if ("keyId" in inner) addKeyId(tally, inner.keyId, inner.kind === "previousKey" || (inner.kind === "unknownKey" && inner.format === "v2") ? "v2" : "v1", 1);
+    else if (inner.kind === "current" && keys.v2[0]) addKeyId(tally, keys.v2[0], "v2", 1);
+  }
 }
 
 /** Two tallies added up. */

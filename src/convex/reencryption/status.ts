@@ -8,6 +8,7 @@ import { env } from "../env";
 import { isCryptoError } from "../lib/errors";
 import { Keyring } from "../lib/keyring";
 import { ROTATE_COMMAND, type Job } from "./job";
+import { MAX_TALLY_KEY_IDS } from "./rows";
 import type { Inventory, KeyringState, Tally } from "./validators";
 
 /** The environment's keyring without throwing: a missing or invalid key becomes `state.error`. */
@@ -78,7 +79,16 @@ export async function inventoryOf(tally: Tally, keys: { state: KeyringState; key
 
 /** OLD_MASTER_KEY can go: it holds keys, no stored value anywhere needs one of them (fresh inventory), and no job is running. */
 export function safeToRemoveOldKey(state: KeyringState, inventory: Inventory | null, job: Job | null): boolean {
-  return !state.error && state.previous.length > 0 && inventory !== null && inventory.needOldKey === 0 && inventory.missingKeyIds.length === 0 && job?.status !== "running";
+  // A key-id list cut at its cap may hide a value under an old key: it keeps the old key.
+  return (
+    !state.error &&
+    state.previous.length > 0 &&
+    inventory !== null &&
+    inventory.needOldKey === 0 &&
+    inventory.missingKeyIds.length === 0 &&
+    inventory.keyIds.length < MAX_TALLY_KEY_IDS &&
+    job?.status !== "running"
+  );
 }
 
 /** Rows done of the scan's total in the job's current phase, rows per second and seconds left. */
@@ -119,14 +129,17 @@ export function nextStep(state: KeyringState, inventory: Inventory | null, job: 
   const t = inventory?.tally;
   const toRewrite = t ? t.previousKey + t.olderFormat + t.plaintext + t.olderShape : 0;
   if (toRewrite > 0) {
-    if (job?.doc.dryRun && job.doc.status === "done") return `Dry run done: read counts and failureSample, then run ${ROTATE_COMMAND} (step 4)${invalid}`;
-    return `${toRewrite} rows need re-encrypting or upgrading: run ${ROTATE_COMMAND} '{"dryRun": true}', then ${ROTATE_COMMAND} (steps 3-4 of docs/key-rotation.md)${invalid}`;
+    if (job?.doc.dryRun && job.doc.status === "done") return `Dry run done: read counts and failureSample, then run ${ROTATE_COMMAND} (step 3)${invalid}`;
+    return `${toRewrite} rows need re-encrypting or upgrading: run ${ROTATE_COMMAND} '{"dryRun": true}', then ${ROTATE_COMMAND} (step 3 of docs/key-rotation.md)${invalid}`;
   }
   if (safe) {
-    return `Every value is readable without OLD_MASTER_KEY: remove it (step 6), keeping the old key with your backups. If you expected values under OLD_MASTER_KEY's key, check the variables are not swapped (docs/key-rotation.md)${invalid}`;
+    return `Every value is readable without OLD_MASTER_KEY: remove it (step 4), keeping the old key with your backups. If you expected values under OLD_MASTER_KEY's key, check the variables are not swapped (docs/key-rotation.md)${invalid}`;
   }
   if (state.previous.length > 0 && inventory && inventory.needOldKey > 0) {
     return `${inventory.needOldKey} values still need OLD_MASTER_KEY (short-lived OAuth values expire within 15 minutes; failed rows: keyRotation:failures): keep it and run keyRotation:status again${invalid}`;
+  }
+  if (state.previous.length > 0 && inventory && inventory.keyIds.length >= MAX_TALLY_KEY_IDS) {
+    return `Values are under more than ${MAX_TALLY_KEY_IDS} master key ids (keys.keyIds is cut there): keep OLD_MASTER_KEY and read keyRotation:failures (docs/key-rotation.md, "When a row fails")${invalid}`;
   }
   if ((job?.doc.counts.failed ?? 0) > 0 && job?.doc.status === "done") return `The last job left ${job.doc.counts.failed} rows unchanged: read keyRotation:failures (docs/key-rotation.md, "When a row fails")${invalid}`;
   return `Nothing to do: every value is readable under MASTER_ENCRYPTION_KEY. To rotate the key, start at step 1 of docs/key-rotation.md${invalid}`;
