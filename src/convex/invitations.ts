@@ -202,6 +202,19 @@ export const accept = userMutation({
   },
 });
 
+/** Marks a pending invitation revoked by `closedBy` and audits it (`note` appended to the detail). */
+async function closeInvitation(ctx: MutationCtx, invitation: Doc<"invitations">, closedBy: Id<"users">, note: string): Promise<void> {
+  await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy });
+  await recordAudit(ctx, {
+    action: "invitation.revoked",
+    actorId: closedBy,
+    projectId: invitation.projectId,
+    targetTable: "invitations",
+    targetId: invitation._id,
+    detail: `role: ${invitation.role}${note}`,
+  });
+}
+
 /**
  * Declines a pending invitation addressed to the caller: it can no longer be
  * accepted and leaves their list (state "revoked", closed by the invitee,
@@ -216,15 +229,7 @@ export const decline = userMutation({
     const invitation = await invitationForCaller(ctx, ctx.identity, invitationId);
     if (invitation.state === "revoked") return null;
     if (invitation.state === "accepted") throw appError("CONFLICT", "This invitation was accepted: leave the project instead");
-    await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy: ctx.user._id });
-    await recordAudit(ctx, {
-      action: "invitation.revoked",
-      actorId: ctx.user._id,
-      projectId: invitation.projectId,
-      targetTable: "invitations",
-      targetId: invitation._id,
-      detail: `role: ${invitation.role}; declined by the invitee`,
-    });
+    await closeInvitation(ctx, invitation, ctx.user._id, "; declined by the invitee");
     return null;
   },
 });
@@ -245,15 +250,7 @@ export const revoke = userMutation({
     if (invitation.state === "accepted") {
       throw appError("CONFLICT", "This invitation was accepted: remove the member instead");
     }
-    await ctx.db.patch("invitations", invitation._id, { state: "revoked", closedAt: Date.now(), closedBy: ctx.user._id });
-    await recordAudit(ctx, {
-      action: "invitation.revoked",
-      actorId: ctx.user._id,
-      projectId: invitation.projectId,
-      targetTable: "invitations",
-      targetId: invitation._id,
-      detail: `role: ${invitation.role}`,
-    });
+    await closeInvitation(ctx, invitation, ctx.user._id, "");
     return null;
   },
 });
