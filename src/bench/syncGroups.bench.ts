@@ -7,7 +7,7 @@
  * elapsed time is printed for information only.
  */
 import { expect, test, vi } from "vitest";
-import { SYNC_GROUP_SIZE } from "../convex/metricsSync";
+import { SYNC_GROUP_SIZE } from "../convex/sync/policy";
 import { measureCycle, newColdBackend, previousDesignCost, seedSyncFleet } from "../test/helpers/syncCost";
 import { useFakeProviders } from "../test/helpers/secrets";
 

@@ -1,6 +1,6 @@
 /**
  * Metric history at chart resolution. Each sync stores its raw points
- * (metricsSync.ts) and, in the same transaction, folds each point into the
+ * (sync/outcomes.ts) and, in the same transaction, folds each point into the
  * hourly and the daily rollup of its (connection, metric): the bucket's
  * newest value (`last`, `lastAt`) and its range (`min`, `max`). Charts read
  * rollups, never raw points, so a 90-day chart of 15-minute syncs (8,640 raw
@@ -47,7 +47,7 @@ export function seriesResolution(from: number, to: number): RollupResolution {
 
 /**
  * Folds the points one sync stored at `at` into their hourly and daily
- * rollups (called by metricsSync.recordSyncOutcomes, in the transaction that
+ * rollups (called by sync/outcomes.ts recordSyncOutcomes, in the transaction that
  * inserts the raw points). Per point: 2 index reads and 2 writes.
  */
 export async function recordRollups(

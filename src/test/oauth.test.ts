@@ -117,7 +117,7 @@ async function storedRefreshToken(t: Backend, connectionId: Id<"connections">): 
 
 /** One cron-style sync of one connection (a group of one), its result. */
 async function syncOnce(t: Backend, connectionId: Id<"connections">) {
-  const [result] = await t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId] });
+  const [result] = await t.action(internal.sync.run.syncGroup, { connectionIds: [connectionId] });
   return result;
 }
 

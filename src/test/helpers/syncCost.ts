@@ -31,7 +31,7 @@ export function previousDesignCost(connections: number): { executions: number; p
 export interface CostCounter {
   readonly executions: number;
   readonly pbkdf2: number;
-  /** Executions per function path ("metricsSync:syncProjectGroup"). */
+  /** Executions per function path ("sync/run:syncGroup"). */
   readonly byFunction: Record<string, number>;
   reset(): void;
 }
@@ -90,7 +90,7 @@ export async function seedSyncFleet(t: ColdBackend, projects: number, perProject
 }
 
 /**
- * Runs one cron run (metricsSync.scheduleDueSyncs and everything it
+ * Runs one cron run (sync/schedule.ts scheduleDueSyncs and everything it
  * schedules) to completion under fake timers and returns its counted cost.
  */
 export async function measureCycle(
@@ -103,7 +103,7 @@ export async function measureCycle(
   const requestsBefore = fake.requests.length;
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   counter.reset();
-  await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+  await t.mutation(internal.sync.schedule.scheduleDueSyncs, {});
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
   const { pbkdf2, executions } = counter;
   vi.useRealTimers();
@@ -161,7 +161,7 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 60 * MINUTE_MS;
 
 /**
- * Plays 24 hours of the every-minute cron (metricsSync.scheduleDueSyncs) for
+ * Plays 24 hours of the every-minute cron (sync/schedule.ts scheduleDueSyncs) for
  * one connection: runs only the minutes at which the connection is due (a
  * run with nothing due reads an empty index range and schedules nothing, so
  * skipping those is exact) and counts provider requests and executions.
@@ -177,7 +177,7 @@ export async function measureFailingDay(
   counter.reset();
   const start = Date.now();
   for (;;) {
-    await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+    await t.mutation(internal.sync.schedule.scheduleDueSyncs, {});
     await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
     const row = await t.run((ctx) => ctx.db.get("connections", connectionId));
     const next = row?.nextSyncAt;
