@@ -6,7 +6,7 @@ import { ConvexError } from "convex/values";
 import { describe, expect, test, vi } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import { github } from "../../convex/providers/integrations/github";
-import { newBackend } from "../helpers/convex";
+import { identity, newBackend } from "../helpers/convex";
 import { seedConnection } from "../helpers/seed";
 import { SECRETS, expectNoSecrets, useFakeProviders } from "../helpers/secrets";
 import { GITHUB, auditOf, connection, metricsOf, setup } from "../helpers/syncRows";
@@ -67,5 +67,35 @@ describe("an unexpected error in integration code", () => {
     expect(fake().requests).toHaveLength(2);
     for (const id of others) expect(await metricsOf(t, id)).toHaveLength(4);
     expect(await metricsOf(t, connectionId)).toEqual([]);
+  });
+
+  test("an OAuth connection whose token refresh fails unexpectedly is stored as error; the group's other connection syncs", async () => {
+    const t = newBackend();
+    const { projectId, connectionId: githubId } = await setup(t);
+    const owner = t.withIdentity(identity("bob"));
+    // Connect Google Analytics through the real flow, with tokens that the next sync must refresh.
+    fake().oauth.accessTokenLifetimeSeconds = 60;
+    const { authorizationUrl } = await owner.mutation(api.connections.startOAuth, {
+      projectId,
+      service: "google_analytics",
+      settings: { propertyId: SECRETS.gaPropertyId },
+    });
+    const response = await t.fetch(fake().oauth.authorize(authorizationUrl).callbackPath);
+    const flow = new URL(response.headers.get("Location") ?? "").searchParams.get("flow") ?? "";
+    const { connectionId: gaId } = await owner.action(api.connections.finishOAuth, { flow });
+    // Sealing the refreshed tokens fails with an error that is not a ProviderError.
+    const encrypt = vi.spyOn(crypto.subtle, "encrypt").mockRejectedValueOnce(new TypeError(`cannot seal ${fake().oauth.issued.join(" ")}`));
+
+    const results = await t.action(internal.sync.run.syncGroup, { connectionIds: [gaId, githubId] });
+
+    expect(results).toEqual([
+      { status: "error", metricsStored: 0, error: "Google Analytics sync failed unexpectedly" },
+      { status: "active", metricsStored: 4 },
+    ]);
+    expect(encrypt).toHaveBeenCalled();
+    expect(fake().requests.filter((request) => request.route === "google.token")).toHaveLength(2); // the code exchange, the refresh
+    expectNoSecrets(results, fake().oauth.issued);
+    expect((await connection(t, gaId)).lastError).toBe("Google Analytics sync failed unexpectedly");
+    expect(await metricsOf(t, githubId)).toHaveLength(4);
   });
 });
