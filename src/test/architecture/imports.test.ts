@@ -143,6 +143,32 @@ describe("layers: what each may import (docs/architecture.md)", () => {
   });
 });
 
+/** Every src/convex file `start` reaches through imports, itself included (what a function in it loads). */
+function importClosure(start: string): Set<string> {
+  const reached = new Set([start]);
+  const pending = [start];
+  while (pending.length > 0) {
+    for (const next of imports.get(pending.pop()!) ?? []) {
+      if (files.has(next) && !reached.has(next)) {
+        reached.add(next);
+        pending.push(next);
+      }
+    }
+  }
+  return reached;
+}
+
+test("the AI key's modules (ai.ts, aiKeys.ts) import no integration, directly or not", () => {
+  // Issue 17: upgrade/defaults.ts (the integration registry) put every integration in ai.ts's closure (36 files).
+  for (const start of ["ai.ts", "aiKeys.ts"]) {
+    const integrations = [...importClosure(start)].filter((path) => path.startsWith("providers/integrations/"));
+    expect(integrations, `${start} reaches integrations`).toEqual([]);
+  }
+  // The closure follows imports through other files: ai.ts reaches the encryption core, connections.ts Stripe.
+  expect(importClosure("ai.ts").has("lib/cipher.ts")).toBe(true);
+  expect(importClosure("connections.ts").has("providers/integrations/stripe.ts")).toBe(true);
+});
+
 test("nothing under providers/ logs (a request or an answer could reach the log)", () => {
   const logging = [...files].filter(([path, text]) => path.startsWith("providers/") && /\bconsole\./.test(text)).map(([path]) => path);
   expect(logging).toEqual([]);
