@@ -18,6 +18,7 @@ import type { Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
 import { queueRevocation } from "../oauth";
+import { runBatch } from "./batches";
 
 /** Rows one batch deletes (each read once, by index): 1,000 documents read and written at most. */
 export const ROWS_PER_BATCH = 1000;
@@ -76,48 +77,55 @@ async function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, l
   }
 }
 
-/**
- * Deletes up to `limit` rows of `step`; the number deleted. A connection's
- * OAuth grant is queued for revocation first, and its manual-sync bucket goes with it.
- */
-async function deleteRows(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<number> {
-  const rows = await rowsOf(ctx, step, projectId, limit);
-  for (const row of rows) {
-    if (step === "connections") {
-      const connection = row as Doc<"connections">;
-      await queueRevocation(ctx, connection);
-      await deleteBucket(ctx, "manualSync", connection._id);
-    }
-    await ctx.db.delete(step, row._id);
+/** A row of the project's, with the step (table) it belongs to. */
+interface StepRow {
+  step: Step;
+  doc: Doc<Step>;
+}
+
+/** Up to `limit` of the project's rows from `step` on, in STEPS order. */
+async function rowsFrom(ctx: MutationCtx, projectId: Id<"projects">, step: Step, limit: number): Promise<StepRow[]> {
+  const found: StepRow[] = [];
+  for (const current of STEPS.slice(STEPS.indexOf(step))) {
+    if (found.length === limit) break;
+    for (const doc of await rowsOf(ctx, current, projectId, limit - found.length)) found.push({ step: current, doc });
   }
-  return rows.length;
+  return found;
 }
 
 /**
- * One batch: deletes up to ROWS_PER_BATCH rows from `step` on, then
- * schedules the next batch, the second pass (after the first), or nothing.
+ * Deletes one row. A connection's OAuth grant is queued for revocation
+ * first, and its manual-sync bucket goes with it.
+ */
+async function deleteRow(ctx: MutationCtx, { step, doc }: StepRow): Promise<void> {
+  if (step === "connections") {
+    const connection = doc as Doc<"connections">;
+    await queueRevocation(ctx, connection);
+    await deleteBucket(ctx, "manualSync", connection._id);
+  }
+  await ctx.db.delete(step, doc._id);
+}
+
+/**
+ * One batch (jobs/batches.ts): deletes up to ROWS_PER_BATCH rows from `step`
+ * on, then schedules the next batch at the step of the last row it deleted,
+ * the second pass (after the first), or nothing.
  */
 async function purge(ctx: MutationCtx, projectId: Id<"projects">, step: Step, pass: number) {
-  let budget = ROWS_PER_BATCH;
-  let index = STEPS.indexOf(step);
-  let deleted = 0;
-  while (index < STEPS.length && budget > 0) {
-    const current = STEPS[index]!;
-    const count = await deleteRows(ctx, current, projectId, budget);
-    deleted += count;
-    budget -= count;
-    if (count > 0 && budget === 0) break; // this step may have more: the next batch looks again
-    index++;
-  }
-  if (index < STEPS.length) {
-    await ctx.scheduler.runAfter(0, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[index]!, pass });
-  } else {
+  const { read, done } = await runBatch(ctx, {
+    size: ROWS_PER_BATCH,
+    read: (limit) => rowsFrom(ctx, projectId, step, limit),
+    handle: (row) => deleteRow(ctx, row),
+    next: internal.jobs.projectRemoval.purgeBatch,
+    continueAfter: (last) => ({ projectId, step: last.step, pass }),
+  });
+  if (done) {
     await deleteBucket(ctx, "manualSyncProject", projectId);
     if (pass === 1) {
       await ctx.scheduler.runAfter(SWEEP_DELAY_MS, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[0], pass: 2 });
     }
   }
-  return { deleted, done: index >= STEPS.length };
+  return { deleted: read, done };
 }
 
 /**
@@ -141,5 +149,5 @@ export async function removeProject(ctx: MutationCtx, project: Doc<"projects">, 
 export const purgeBatch = internalMutation({
   args: { projectId: v.id("projects"), step: stepValidator, pass: v.number() },
   returns: v.object({ deleted: v.number(), done: v.boolean() }),
-  handler: async (ctx, { projectId, step, pass }) => purge(ctx, projectId, step, pass),
+  handler: (ctx, { projectId, step, pass }): Promise<{ deleted: number; done: boolean }> => purge(ctx, projectId, step, pass),
 });
