@@ -12,9 +12,10 @@
  * SWEEP_DELAY_MS later and deletes what actions that were already running
  * wrote meanwhile (a sync's audit entries, an insight being saved).
  */
+import type { Indexes, NamedTableInfo } from "convex/server";
 import { v } from "convex/values";
 import { internal } from "../_generated/api";
-import type { Doc, Id } from "../_generated/dataModel";
+import type { DataModel, Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
 import { queueRevocation } from "../oauth";
@@ -53,28 +54,34 @@ async function deleteBucket(ctx: MutationCtx, name: string, key: string): Promis
   if (bucket) await ctx.db.delete("rateLimits", bucket._id);
 }
 
-/** Up to `limit` of the project's rows of `step`, by index. */
-async function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<Doc<Step>[]> {
-  switch (step) {
-    case "connections":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "oauthStates":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "invitations":
-      return ctx.db.query(step).withIndex("by_projectId_and_state", (q) => q.eq("projectId", projectId)).take(limit);
-    case "apiKeys":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "projectMembers":
-      return ctx.db.query(step).withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "insights":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "metricRollups":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "metrics":
-      return ctx.db.query(step).withIndex("by_projectId_and_timestamp", (q) => q.eq("projectId", projectId)).take(limit);
-    case "auditLog":
-      return ctx.db.query(step).withIndex("by_projectId_and_at", (q) => q.eq("projectId", projectId)).take(limit);
-  }
+/** The indexes of `table` whose first field is projectId. */
+type ProjectIndex<T extends Step> = {
+  [I in keyof Indexes<NamedTableInfo<DataModel, T>>]: Indexes<NamedTableInfo<DataModel, T>>[I] extends ["projectId", ...unknown[]]
+    ? I
+    : never;
+}[keyof Indexes<NamedTableInfo<DataModel, T>>];
+
+/** Each step's index that starts with projectId (checked against the schema by the type). */
+const PROJECT_INDEX: { [T in Step]: ProjectIndex<T> } = {
+  connections: "by_projectId",
+  oauthStates: "by_projectId",
+  invitations: "by_projectId_and_state",
+  apiKeys: "by_projectId",
+  projectMembers: "by_projectId_and_userId",
+  insights: "by_projectId",
+  metricRollups: "by_projectId",
+  metrics: "by_projectId_and_timestamp",
+  auditLog: "by_projectId_and_at",
+};
+
+/** Up to `limit` of the project's rows of `step`, by its PROJECT_INDEX. */
+function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<Doc<Step>[]> {
+  // One query for every step: TypeScript cannot follow a union of tables through withIndex, so it is
+  // typed as one of them; PROJECT_INDEX's type checks each step's index starts with projectId.
+  return ctx.db
+    .query(step as "connections")
+    .withIndex(PROJECT_INDEX[step] as "by_projectId", (q) => q.eq("projectId", projectId))
+    .take(limit);
 }
 
 /** A row of the project's, with the step (table) it belongs to. */
