@@ -5,8 +5,8 @@ import { internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import { MAX_BACKFILL_BATCH_SIZE } from "../../convex/metricHistory/backfill";
 import { errorOf } from "../helpers/api";
-import { newBackend, type Backend } from "../helpers/convex";
-import { seedConnection, seedProject } from "../helpers/seed";
+import type { Backend } from "../helpers/convex";
+import { seedJobFixture } from "../helpers/seed";
 
 const START = Date.UTC(2026, 0, 1);
 
@@ -15,11 +15,7 @@ let projectId: Id<"projects">;
 let connectionId: Id<"connections">;
 
 beforeEach(async () => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(START);
-  t = newBackend();
-  ({ projectId } = await seedProject(t, { alice: "owner" }));
-  connectionId = await seedConnection(t, projectId, "stripe", { secretKey: "sk_test_backfill000000000000000" });
+  ({ t, projectId, connectionId } = await seedJobFixture(START, "sk_test_backfill000000000000000"));
 });
 
 afterEach(() => {
