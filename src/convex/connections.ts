@@ -1,7 +1,7 @@
 /**
  * Connections: a project's credentials for one third-party service. The
  * credentials are validated against the service's fields, stored only as
- * ciphertext bound to the connection (secrets.ts), and shown to clients only
+ * ciphertext bound to the connection (storedSecrets/encryption.ts), and shown to clients only
  * as masked hints computed when they are written.
  */
 import { v, type ObjectType } from "convex/values";
@@ -26,11 +26,11 @@ import { assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
-import { deleteConnectionRollupsBatch } from "./metricRollups";
+import { deleteConnectionRollupsBatch } from "./metricHistory/rollups";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
 import { checkArgs } from "./access/secretArgs";
-import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./secrets";
+import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
   connectionStatusValidator,

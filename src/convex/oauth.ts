@@ -56,7 +56,7 @@ import {
   loadKeyring,
   loadKeyringForWrite,
   readRootSalt,
-} from "./secrets";
+} from "./storedSecrets/encryption";
 import type { Credentials } from "./validators";
 import { NOT_SCHEDULED } from "./sync/policy";
 

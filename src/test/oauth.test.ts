@@ -12,7 +12,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/providers/integrations/registry";
 import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
 import { AUTH_FAILURE_LIMITS } from "../convex/access/rateLimits";
-import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
+import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "./helpers/keys";
