@@ -5,32 +5,30 @@
  * as masked hints computed when they are written.
  */
 import { v, type ObjectType } from "convex/values";
-import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalMutation, type MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
-import { requireProjectRole } from "./auth";
+import { internalMutation } from "./_generated/server";
+import { recordAudit } from "./audit/trail";
+import { requireProjectRole } from "./access/roles";
 import { appError, appErrorCode, recordedAppError } from "./errors";
+import { connectionAction, userAction } from "./access/actionBuilders";
 import {
-  connectionAction,
   connectionMutation,
   connectionQuery,
   projectMutation,
   projectQuery,
   secretConnectionMutation,
   secretProjectMutation,
-  userAction,
-} from "./functions";
-import { cleanName } from "./input";
+} from "./access/builders";
+import { cleanName } from "./access/input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
-import { assertOwnerCanAddConnection } from "./limits";
+import { assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
-import { deleteConnectionRollupsBatch } from "./metricHistory/rollups";
+import { deleteHistoryBatch } from "./jobs/connectionHistory";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
-import { MANUAL_SYNC_LIMITS } from "./rateLimits";
-import { checkArgs } from "./secretArgs";
+import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
+import { checkArgs } from "./access/secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
@@ -43,8 +41,6 @@ import {
 
 /** Most connections a project can have; connections.list returns all of them. */
 export const MAX_CONNECTIONS = 100;
-/** Metric rows deleted per transaction when a connection is removed. */
-export const METRICS_DELETED_PER_BATCH = 500;
 
 /** The client-visible fields of a connection, picked one by one. */
 function toConnectionSummary(connection: Doc<"connections">) {
@@ -64,25 +60,11 @@ function toConnectionSummary(connection: Doc<"connections">) {
 }
 
 /**
- * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection, and
- * a batch of its rollups; true when there may be more.
- */
-async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
-  const rows = await ctx.db
-    .query("metrics")
-    .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
-    .take(METRICS_DELETED_PER_BATCH);
-  for (const row of rows) await ctx.db.delete("metrics", row._id);
-  const moreRollups = await deleteConnectionRollupsBatch(ctx, connectionId);
-  return rows.length === METRICS_DELETED_PER_BATCH || moreRollups;
-}
-
-/**
  * Creates a connection (owners and admins). The row is inserted first so
  * the ciphertext can be bound to its id, then patched in the same mutation.
  * CONFLICT when the project already has MAX_CONNECTIONS connections;
  * LIMIT_REACHED when its owner has MAX_CONNECTIONS_PER_USER across their
- * projects (limits.ts). Synced at once only within the manual-sync
+ * projects (access/caps.ts). Synced at once only within the manual-sync
  * allowance (sync/firstSync.ts).
  */
 const createArgs = {
@@ -95,7 +77,7 @@ const createArgs = {
 export const create = secretProjectMutation({
   minimumRole: "admin",
   returns: v.id("connections"),
-  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof createArgs>) => {
     const args = checkArgs(raw, createArgs);
     // The id the builder normalized (args.projectId is only known to be a string).
@@ -171,7 +153,7 @@ const updateCredentialsArgs = { connectionId: v.id("connections"), credentials: 
 export const updateCredentials = secretConnectionMutation({
   minimumRole: "admin",
   returns: v.null(),
-  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof updateCredentialsArgs>) => {
     const args = checkArgs(raw, updateCredentialsArgs);
     const { connection } = ctx;
@@ -249,7 +231,7 @@ const finishOAuthArgs = { flow: v.string() };
 
 export const finishOAuth = userAction({
   returns: v.object({ connectionId: v.id("connections") }),
-  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (secretArgs.ts).
+  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof finishOAuthArgs>) => {
     const { flow } = checkArgs(raw, finishOAuthArgs);
     // Explicit type: inferring it would be circular through _generated/api.
@@ -326,9 +308,7 @@ export const remove = connectionMutation({
     const { connection } = ctx;
     await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
-    if (await deleteMetricsBatch(ctx, connection._id)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
-    }
+    await deleteHistoryBatch(ctx, connection._id);
     await recordAudit(ctx, {
       action: "connection.removed",
       actorId: ctx.user._id,
@@ -360,14 +340,12 @@ export const resume = connectionMutation({
   handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, false),
 });
 
-/** Deletes a removed connection's remaining metrics, one batch per run. */
+/** Deletes a removed connection's remaining metric points and rollups, one batch per run (jobs/connectionHistory.ts). */
 export const deleteMetrics = internalMutation({
   args: { connectionId: v.id("connections") },
   returns: v.null(),
   handler: async (ctx, { connectionId }) => {
-    if (await deleteMetricsBatch(ctx, connectionId)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId });
-    }
+    await deleteHistoryBatch(ctx, connectionId);
     return null;
   },
 });

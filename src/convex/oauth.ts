@@ -33,10 +33,10 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx, type QueryCtx } from "./_generated/server";
 import { env } from "./env";
-import { projectAuditScope, recordAudit } from "./audit";
-import { requireProjectRole } from "./auth";
+import { projectAuditScope, recordAudit } from "./audit/trail";
+import { requireProjectRole } from "./access/roles";
 import { appError, appErrorCode, providerAppError } from "./errors";
-import { cleanName } from "./input";
+import { cleanName } from "./access/input";
 import { authorizationUrl, exchangeCode, oauthClient, refreshTokens, revokeToken, type TokenSet } from "./providers/integrations/oauthClient";
 import { providerTimeoutMs } from "./providers/transport";
 import { ProviderError, isProviderError } from "./providers/errors";
@@ -45,7 +45,7 @@ import type { Integration, OAuthProvider } from "./providers/integrations/types"
 import { randomToken, sha256Hex } from "./lib/hash";
 import type { Keyring } from "./lib/keyring";
 import { codeChallengeS256, newCodeVerifier } from "./lib/pkce";
-import { recordOAuthCallbackFailure } from "./rateLimits";
+import { recordOAuthCallbackFailure } from "./access/rateLimits";
 import {
   decryptAuthorizationCode,
   decryptCodeVerifier,

@@ -4,7 +4,8 @@ import { TEST_MASTER_KEY } from "./helpers/keys";
 import { encryptV1 } from "./helpers/v1";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
+import { MAX_CONNECTIONS } from "../convex/connections";
+import { HISTORY_ROWS_PER_BATCH } from "../convex/jobs/connectionHistory";
 import { decryptCredentials, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
@@ -171,7 +172,7 @@ describe("create", () => {
 
     await project.owner.mutation(api.connections.remove, { connectionId: last });
     await createStripe();
-    // The owner's other projects share their per-user cap of 100 (limits.ts): LIMIT_REACHED there.
+    // The owner's other projects share their per-user cap of 100 (access/caps.ts): LIMIT_REACHED there.
     const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
     expect(await errorOf(createStripe(otherProjectId))).toMatchObject({ code: "LIMIT_REACHED", reason: "CONNECTIONS_PER_USER" });
   });
@@ -348,11 +349,11 @@ describe("remove", () => {
     vi.useFakeTimers();
     const removed = await createStripe();
     const kept = await createStripe();
-    await addMetrics(removed, METRICS_DELETED_PER_BATCH * 2 + 7);
+    await addMetrics(removed, HISTORY_ROWS_PER_BATCH * 2 + 7);
     await addMetrics(kept, 3);
     await project.admin.mutation(api.connections.remove, { connectionId: removed });
     expect(await t.run((ctx) => ctx.db.get("connections", removed))).toBeNull();
-    expect((await metricsOf(removed)).length).toBe(METRICS_DELETED_PER_BATCH + 7);
+    expect((await metricsOf(removed)).length).toBe(HISTORY_ROWS_PER_BATCH + 7);
     await t.finishAllScheduledFunctions(vi.runAllTimers);
     expect(await metricsOf(removed)).toEqual([]);
     expect((await metricsOf(kept)).length).toBe(3);

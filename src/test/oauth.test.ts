@@ -11,7 +11,7 @@ import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/providers/integrations/registry";
 import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
-import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
+import { AUTH_FAILURE_LIMITS } from "../convex/access/rateLimits";
 import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";

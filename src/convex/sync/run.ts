@@ -26,7 +26,7 @@
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalAction, internalMutation, type ActionCtx } from "../_generated/server";
-import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit";
+import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit/trail";
 import { describeCiphertext } from "../lib/cipher";
 import { v } from "convex/values";
 import { appErrorData, errorName, type AppErrorData } from "../errors";

@@ -7,6 +7,8 @@ import { internal } from "../../convex/_generated/api";
 import * as backfill from "../../convex/metricHistory/backfill";
 import * as oldMetricRollups from "../../convex/metricRollups";
 import * as oldMetricsSync from "../../convex/metricsSync";
+import * as oldRateLimits from "../../convex/rateLimits";
+import * as rateLimits from "../../convex/access/rateLimits";
 import * as oldProjectRemoval from "../../convex/projectRemoval";
 import * as oldRetention from "../../convex/retention";
 import * as projectRemoval from "../../convex/jobs/projectRemoval";
@@ -27,6 +29,7 @@ const FORWARDED = [
   ["metricsSync:scheduleDueSyncs", oldMetricsSync.scheduleDueSyncs, "sync/schedule:scheduleDueSyncs", syncSchedule.scheduleDueSyncs],
   ["metricsSync:syncGroup", oldMetricsSync.syncGroup, "sync/run:syncGroup", syncRun.syncGroup],
   ["metricsSync:recordSyncOutcomes", oldMetricsSync.recordSyncOutcomes, "sync/outcomes:recordSyncOutcomes", syncOutcomes.recordSyncOutcomes],
+  ["rateLimits:deleteRefilledBuckets", oldRateLimits.deleteRefilledBuckets, "access/rateLimits:deleteRefilledBuckets", rateLimits.deleteRefilledBuckets],
 ] as const;
 
 test.each(FORWARDED)("%s is the same function as %s, and docs/architecture.md lists the pair", (oldPath, old, newPath, moved) => {
