@@ -19,7 +19,8 @@ import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
-import { OAUTH_CALLBACK_PATH, handleOAuthCallback } from "./oauth";
+import { handleOAuthCallback } from "./oauth/callback";
+import { OAUTH_CALLBACK_PATH } from "./oauth/provider";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
 const MAX_API_KEY_LENGTH = 200;

@@ -17,7 +17,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
 import { recordAudit } from "./audit";
-import { queueRevocation } from "./oauth";
+import { queueRevocation } from "./oauth/revocation";
 
 /** Rows one batch deletes (each read once, by index): 1,000 documents read and written at most. */
 export const ROWS_PER_BATCH = 1000;

@@ -10,7 +10,7 @@ import { expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { credentialHints } from "../convex/providers/integrations/registry";
-import { OAUTH_STATE_TTL_MS } from "../convex/oauth";
+import { OAUTH_STATE_TTL_MS } from "../convex/oauth/start";
 import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
 import { decryptCodeVerifier, decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
 import { errorOf, everythingStored, projectWithEveryRole, type Caller } from "./helpers/api";

@@ -27,7 +27,7 @@ import { isProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
-import { oauthAccess } from "../oauth";
+import { oauthAccess } from "../oauth/refresh";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../secrets";
 import { connectionStatusValidator, keyIdOrderValidator, type Credentials, type SyncResult } from "../validators";
 import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
