@@ -1,5 +1,5 @@
 /**
- * OAuth 2.0 connections, stage 1 of 4 (docs/integrations.md, "OAuth
+ * OAuth 2.0 connections, the first stage (docs/integrations.md, "OAuth
  * integrations"): start.ts records a flow and sends the user to the
  * provider; callback.ts takes the provider's redirect; finish.ts exchanges
  * the code for the signed-in user; refresh.ts (with tokenStore.ts) keeps the
