@@ -21,7 +21,7 @@ import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { encryptSecret } from "../convex/lib/cipher";
 import { Keyring } from "../convex/lib/keyring";
-import { aiKeySecretContext, connectionSecretContext, ensureRootSalt } from "../convex/secrets";
+import { aiKeySecretContext, connectionSecretContext, ensureRootSalt } from "../convex/storedSecrets/encryption";
 import { useColdHarness, type ColdBackend } from "../test/helpers/cold";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "../test/helpers/keys";
 import { envInt, medianMs, onePbkdf2, table } from "./designs";

@@ -14,7 +14,7 @@ import { projectAction, userAction } from "./functions";
 import { isProviderError } from "./providers/errors";
 import { findStoredAiKey } from "./aiKeys";
 import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit";
-import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./secrets";
+import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./storedSecrets/encryption";
 import { connectionNameOf } from "./upgrade/defaults";
 import { aiProviderValidator, insightValidator, keyIdOrderValidator, type Insight } from "./validators";
 
@@ -103,9 +103,9 @@ const insightInputValidator = v.object({
   secretVersion: v.optional(v.number()),
   /** The deployment's root salt, read here so decrypting costs no extra call. */
   rootSalt: v.union(v.string(), v.null()),
-  /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
+  /** Key id hints of the last rotation job (storedSecrets/encryption.ts loadKeyring). */
   keyIdOrder: v.union(keyIdOrderValidator, v.null()),
-  /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
+  /** Whether the original Dashtray format is refused (storedSecrets/encryption.ts LegacyPolicy). */
   legacyRetired: v.boolean(),
   prompt: v.string(),
 });

@@ -1,6 +1,6 @@
 /**
  * Each user's own AI provider key (one per user), used to generate insights.
- * Stored only as ciphertext salted with the user's id (secrets.ts); clients
+ * Stored only as ciphertext salted with the user's id (storedSecrets/encryption.ts); clients
  * see the provider and a masked hint.
  *
  * A user keeps one aiKeys row for good: removing the key empties the row
@@ -18,7 +18,7 @@ import { checkArgs } from "./secretArgs";
 import { appError } from "./errors";
 import { userMutation, userQuery } from "./functions";
 import { maskSecret } from "./lib/mask";
-import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./secrets";
+import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { UNKNOWN_HINT } from "./upgrade/defaults";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
 

@@ -8,8 +8,8 @@ const crons = cronJobs();
 // later after failures, never while it waits for the user (sync/policy.ts).
 crons.interval("sync due connection metrics", { minutes: 1 }, internal.metricsSync.scheduleDueSyncs, {});
 
-// Once a day, delete metric points and audit entries older than their retention (retention.ts).
-crons.daily("delete expired metrics and audit entries", { hourUTC: 3, minuteUTC: 17 }, internal.retention.start, {});
+// Once a day, delete metric points and audit entries older than their retention (jobs/retention.ts).
+crons.daily("delete expired metrics and audit entries", { hourUTC: 3, minuteUTC: 17 }, internal.jobs.retention.start, {});
 
 // Every 5 minutes, resume a key rotation whose batch chain died (keyRotation.resumeStalled; one read when none runs).
 crons.interval("resume a stalled key rotation", { minutes: 5 }, internal.keyRotation.resumeStalled, {});

@@ -51,7 +51,7 @@ export type ConfigurationVariable = "MASTER_ENCRYPTION_KEY" | "OLD_MASTER_KEY";
 
 /**
  * Why encryption is unavailable because of a master key variable: the
- * encryption core's code, or MASTER_KEY_WEAK (secrets.ts: a key that looks
+ * encryption core's code, or MASTER_KEY_WEAK (storedSecrets/encryption.ts: a key that looks
  * non-random, refused while nothing is encrypted under it yet).
  */
 export type ConfigurationReason = "MASTER_KEY_MISSING" | "MASTER_KEY_TOO_SHORT" | "MASTER_KEY_INVALID" | "MASTER_KEY_WEAK";
@@ -161,7 +161,7 @@ const CRYPTO_ERROR_MAPPING: Record<
   MASTER_KEY_TOO_SHORT: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_TOO_SHORT" },
   MASTER_KEY_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "MASTER_KEY_INVALID" },
   ROOT_SALT_INVALID: { code: "ENCRYPTION_UNAVAILABLE", reason: "ROOT_SALT_INVALID" },
-  // Encrypting too large a value is INVALID_ARGUMENT in secrets.ts; here it is a stored value too large to read.
+  // Encrypting too large a value is INVALID_ARGUMENT in storedSecrets/encryption.ts; here it is a stored value too large to read.
   VALUE_TOO_LARGE: { code: "DECRYPTION_FAILED", reason: "VALUE_TOO_LARGE" },
   MALFORMED_CIPHERTEXT: { code: "DECRYPTION_FAILED", reason: "MALFORMED_CIPHERTEXT" },
   UNSUPPORTED_VERSION: { code: "DECRYPTION_FAILED", reason: "UNSUPPORTED_VERSION" },

@@ -10,7 +10,7 @@
  * requestSource for what "source" is.
  *
  * GET /oauth/callback is where OAuth providers send the browser back after
- * connections.startOAuth (oauth.ts handleOAuthCallback); unknown states are
+ * connections.startOAuth (oauth/callback.ts handleOAuthCallback); unknown states are
  * throttled per source like failed API authentications; a known state is
  * never throttled.
  */

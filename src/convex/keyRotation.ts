@@ -13,7 +13,7 @@ import { DEFAULT_BUDGETS, atMinimumBudgets, batchStateOf, emptyCounts, endJob, r
 import { addTallies, emptyTally, SECRET_ROW_TABLES, tallyPage, type SecretTable } from "./reencryption/rows";
 import { inventoryOf, nextStep, progressOf, readConfiguredKeys, safeToRemoveOldKey } from "./reencryption/status";
 import { cursorValidator, failureFields, jobStatusValidator, statusValidator, tallyValidator, type Status, type Tally } from "./reencryption/validators";
-import { loadKeyringForWrite, readEncryptionSettings, recordKeyIdOrder, rootSaltEvidence, weakMasterKeyError } from "./secrets";
+import { loadKeyringForWrite, readEncryptionSettings, recordKeyIdOrder, rootSaltEvidence, weakMasterKeyError } from "./storedSecrets/encryption";
 import { keyIdOrderValidator } from "./validators";
 
 /** Most OLD_MASTER_KEY entries a job starts with: 2 PBKDF2 ids per key in one mutation, so 1 + 3 keys are 8 runs (~0.3 s). */

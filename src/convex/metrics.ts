@@ -2,7 +2,7 @@
  * Reading a project's metrics (members): the latest value of each metric
  * (metrics.latest; also the HTTP API through projects.latestMetrics) and
  * one metric's history at chart resolution (metrics.series, from the
- * rollups of metricRollups.ts). Reactive queries: a sync that stores new
+ * rollups of metricHistory/rollups.ts). Reactive queries: a sync that stores new
  * points updates every open chart. Read costs are in docs/api.md.
  */
 import { v } from "convex/values";
@@ -11,7 +11,7 @@ import type { QueryCtx } from "./_generated/server";
 import { MAX_CONNECTIONS } from "./connections";
 import { appError } from "./errors";
 import { connectionQuery, projectQuery } from "./functions";
-import { readSeries } from "./metricRollups";
+import { readSeries } from "./metricHistory/rollups";
 import { MAX_METRICS_PER_SYNC } from "./metricsSync";
 import { connectionNameOf } from "./upgrade/defaults";
 

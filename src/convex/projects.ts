@@ -9,7 +9,7 @@ import { internalQuery, type QueryCtx } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { revokeInvitationsOfRemovedMember } from "./invitations";
 import { latestPointsOf } from "./metrics";
-import { removeProject } from "./projectRemoval";
+import { removeProject } from "./jobs/projectRemoval";
 import { assertCanOwnAnotherProject } from "./limits";
 import { recordAudit } from "./audit";
 import { appError } from "./errors";
@@ -151,7 +151,7 @@ export const rename = projectMutation({
  * Removes the project and everything of it (owners only): it is gone for
  * everyone at once; its rows are deleted in batches, OAuth grants revoked
  * at the provider, and the removal recorded in the caller's own audit log
- * (projectRemoval.ts).
+ * (jobs/projectRemoval.ts).
  */
 export const remove = projectMutation({
   args: {},

@@ -98,7 +98,7 @@ export default defineSchema({
     /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
     secretVersion: v.optional(v.number()),
     /**
-     * An OAuth token refresh in flight (oauth.ts): claimed in a mutation by the one sync that calls the
+     * An OAuth token refresh in flight (oauth/tokenStore.ts): claimed in a mutation by the one sync that calls the
      * provider; others wait for the secretVersion to change. Expires so a dead refresher blocks no one.
      */
     refreshLease: v.optional(v.object({ leaseId: v.string(), expiresAt: v.number() })),
@@ -241,7 +241,7 @@ export default defineSchema({
     .index("by_projectId_and_timestamp", ["projectId", "timestamp"]),
 
   /**
-   * Metric history at chart resolution (metricRollups.ts): per connection, metric and UTC hour or
+   * Metric history at chart resolution (metricHistory/rollups.ts): per connection, metric and UTC hour or
    * day, the last value stored in that bucket and the range of values. Written with the raw points
    * by each sync, trimmed by retention like them, read by metrics.series instead of raw points.
    */
@@ -284,7 +284,7 @@ export default defineSchema({
 
   /**
    * Deployment-wide encryption settings: one row, created by the first
-   * mutation that encrypts (secrets.ts). rootSalt salts every master key's
+   * mutation that encrypts (storedSecrets/encryption.ts). rootSalt salts every master key's
    * PBKDF2 root (docs/encryption.md); it is not secret, and travels with the data.
    */
   encryptionSettings: defineTable({

@@ -1,7 +1,7 @@
 import { beforeEach, expect, test } from "vitest";
 import { LEGACY_READ } from "./helpers/legacy";
 import { api } from "../convex/_generated/api";
-import { decryptAiKey, loadKeyring, readRootSalt } from "../convex/secrets";
+import { decryptAiKey, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, userIdOf, type Caller } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 

@@ -5,7 +5,7 @@ import { encryptV1 } from "./helpers/v1";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { MAX_CONNECTIONS, METRICS_DELETED_PER_BATCH } from "../convex/connections";
-import { decryptCredentials, loadKeyring, readRootSalt } from "../convex/secrets";
+import { decryptCredentials, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
 

@@ -10,7 +10,7 @@ import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { Keyring } from "../convex/lib/keyring";
-import { readEncryptionSettings, recordKeyIdOrder } from "../convex/secrets";
+import { readEncryptionSettings, recordKeyIdOrder } from "../convex/storedSecrets/encryption";
 import { maxPbkdf2, useColdHarness, type ColdCounts } from "./helpers/cold";
 import { CASES, world, type Case, type World } from "./helpers/costCases";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";

@@ -7,8 +7,8 @@ import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { appError, appErrorData, isAppErrorData } from "../convex/errors";
 import { MAX_INSIGHTS_PAGE_SIZE } from "../convex/insights";
-import { bucketStart, MAX_SERIES_POINTS } from "../convex/metricRollups";
-import { ROWS_PER_BATCH } from "../convex/projectRemoval";
+import { bucketStart, MAX_SERIES_POINTS } from "../convex/metricHistory/rollups";
+import { ROWS_PER_BATCH } from "../convex/jobs/projectRemoval";
 import schema from "../convex/schema";
 import { errorOf, projectWithEveryRole, userIdOf, type Caller } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
@@ -180,7 +180,7 @@ describe("rollups and metrics.series", () => {
     await admin.mutation(api.connections.remove, { connectionId: removed });
     expect(await rollupsOf(t, removed)).toEqual([]);
 
-    await t.mutation(internal.retention.start, {});
+    await t.mutation(internal.jobs.retention.start, {});
     await t.finishAllScheduledFunctions(() => undefined);
     expect((await rollupsOf(t, kept)).map((row) => row.last)).toEqual([2, 2]);
     expect((await pointsOf(t, kept)).map((row) => row.value)).toEqual([2]);
@@ -211,7 +211,7 @@ test("backfill folds history stored before rollups existed, idempotently, skippi
   const expected = foldRollups(points).sort((a, b) => `${a.resolution}${a.start}`.localeCompare(`${b.resolution}${b.start}`));
 
   for (let run = 0; run < 2; run++) {
-    expect(await t.mutation(internal.metricRollups.backfill, { batchSize: 100 })).toEqual({ folded: 50, done: false });
+    expect(await t.mutation(internal.metricHistory.backfill.run, { batchSize: 100 })).toEqual({ folded: 50, done: false });
     await t.finishAllScheduledFunctions(() => undefined);
     expect(await comparable()).toEqual(expected);
   }
@@ -219,7 +219,7 @@ test("backfill folds history stored before rollups existed, idempotently, skippi
 
   // Retention ages rollups by bucket start, not by when the backfill wrote them.
   vi.setSystemTime(START + 89 * DAY);
-  await t.mutation(internal.retention.start, {});
+  await t.mutation(internal.jobs.retention.start, {});
   await t.finishAllScheduledFunctions(() => undefined);
   const left = await rollupsOf(t, kept);
   expect(left.length).toBeGreaterThan(0);
@@ -326,7 +326,7 @@ describe("projects.remove", () => {
       if (!next) break;
       const args = next.args[0] as { projectId: Id<"projects">; step: "connections"; pass: number };
       await t.run((ctx) => ctx.scheduler.cancel(next._id));
-      const { deleted } = await t.mutation(internal.projectRemoval.purgeBatch, args);
+      const { deleted } = await t.mutation(internal.jobs.projectRemoval.purgeBatch, args);
       expect(deleted).toBeLessThanOrEqual(ROWS_PER_BATCH);
       batches++;
     }

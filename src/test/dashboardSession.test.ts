@@ -10,7 +10,7 @@ import { onTestFinished, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import { OPENAI_DEFAULT_MODEL } from "../convex/providers/ai/registry";
 import { appErrorData, isAppErrorData } from "../convex/errors";
-import { SWEEP_DELAY_MS } from "../convex/projectRemoval";
+import { SWEEP_DELAY_MS } from "../convex/jobs/projectRemoval";
 import schema from "../convex/schema";
 import { ColdHarness, type ColdBackend } from "./helpers/cold";
 import { identity } from "./helpers/convex";

@@ -8,7 +8,7 @@ import { describeCiphertext } from "../convex/lib/cipher";
 import { sha256Hex } from "../convex/lib/hash";
 import { Keyring } from "../convex/lib/keyring";
 import { maskSecret } from "../convex/lib/mask";
-import { decryptAiKey, decryptCredentials, encryptCredentials, ensureRootSalt } from "../convex/secrets";
+import { decryptAiKey, decryptCredentials, encryptCredentials, ensureRootSalt } from "../convex/storedSecrets/encryption";
 import type { Credentials } from "../convex/validators";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
 import { encryptLegacy } from "./helpers/legacy";

@@ -8,7 +8,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { aiKeySecretContext, connectionSecretContext, ensureRootSalt } from "../convex/secrets";
+import { aiKeySecretContext, connectionSecretContext, ensureRootSalt } from "../convex/storedSecrets/encryption";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY } from "./helpers/keys";
 import { FORMAT_VECTORS } from "./independent/vectorFile";

@@ -19,7 +19,7 @@ import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { sha256Hex } from "../convex/lib/hash";
 import { Keyring } from "../convex/lib/keyring";
-import { decryptAiKey, decryptCredentials, readEncryptionSettings } from "../convex/secrets";
+import { decryptAiKey, decryptCredentials, readEncryptionSettings } from "../convex/storedSecrets/encryption";
 import { newBackend, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";
 import { encryptLegacy, LEGACY_READ } from "./helpers/legacy";

@@ -14,7 +14,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { describeCiphertext } from "../convex/lib/cipher";
 import { Keyring } from "../convex/lib/keyring";
 import { maskSecret } from "../convex/lib/mask";
-import { decryptAiKey, readEncryptionSettings } from "../convex/secrets";
+import { decryptAiKey, readEncryptionSettings } from "../convex/storedSecrets/encryption";
 import { errorOf } from "./helpers/api";
 import { identity, type Backend } from "./helpers/convex";
 import { SECOND_MASTER_KEY, TEST_MASTER_KEY, THIRD_MASTER_KEY } from "./helpers/keys";

@@ -19,7 +19,7 @@
  * and 218 bits; base64 keys never under 17 and 123 bits. A run or sequence
  * of 8 in 64 random hex characters has a probability below 1e-6.
  *
- * No Convex imports: the Convex layer (secrets.ts) decides what a weak key
+ * No Convex imports: the Convex layer (storedSecrets/encryption.ts) decides what a weak key
  * means for a deployment.
  */
 

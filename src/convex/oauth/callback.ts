@@ -10,7 +10,7 @@ import { env } from "../env";
 import { appErrorCode } from "../errors";
 import { randomToken, sha256Hex } from "../lib/hash";
 import { recordOAuthCallbackFailure } from "../rateLimits";
-import { encryptAuthorizationCode, loadKeyring, readRootSalt } from "../secrets";
+import { encryptAuthorizationCode, loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { FLOW_TOKEN_PATTERN } from "./start";
 
 /** Longest `code` query parameter the callback accepts. */

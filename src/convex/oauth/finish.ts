@@ -13,7 +13,7 @@ import { sha256Hex } from "../lib/hash";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { exchangeCode, revokeToken } from "../providers/integrations/oauthClient";
 import { credentialHints } from "../providers/integrations/registry";
-import { decryptAuthorizationCode, decryptCodeVerifier, loadKeyring, readRootSalt } from "../secrets";
+import { decryptAuthorizationCode, decryptCodeVerifier, loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { sealGrant, type StoredGrant } from "./grants";
 import { oauthIntegration, oauthRedirectUri } from "./provider";
 import { FLOW_TOKEN_PATTERN } from "./start";

@@ -6,7 +6,7 @@
 import type { Id } from "../_generated/dataModel";
 import { appError } from "../errors";
 import type { Keyring } from "../lib/keyring";
-import { decryptCredentials, encryptCredentials } from "../secrets";
+import { decryptCredentials, encryptCredentials } from "../storedSecrets/encryption";
 import type { Credentials } from "../validators";
 
 /**

@@ -11,7 +11,7 @@ import { projectAuditScope, recordAudit } from "../audit";
 import { appErrorCode } from "../errors";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { revokeToken } from "../providers/integrations/oauthClient";
-import { loadKeyring, readRootSalt } from "../secrets";
+import { loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { openGrant } from "./grants";
 import { oauthIntegration } from "./provider";
 

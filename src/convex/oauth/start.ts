@@ -21,7 +21,7 @@ import { randomToken, sha256Hex } from "../lib/hash";
 import { isProviderError } from "../providers/errors";
 import { authorizationUrl, oauthClient } from "../providers/integrations/oauthClient";
 import { validateOAuthSettings } from "../providers/integrations/registry";
-import { encryptCodeVerifier, loadKeyringForWrite } from "../secrets";
+import { encryptCodeVerifier, loadKeyringForWrite } from "../storedSecrets/encryption";
 import type { Credentials } from "../validators";
 import { oauthRedirectUri } from "./provider";
 

@@ -11,7 +11,7 @@ import { internal } from "../_generated/api";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
 import type { Keyring, MasterKey } from "../lib/keyring";
-import { loadKeyring, readEncryptionSettings, retireLegacyFormat } from "../secrets";
+import { loadKeyring, readEncryptionSettings, retireLegacyFormat } from "../storedSecrets/encryption";
 import { BudgetedRowReader, MIN_BYTE_BUDGET, scheduledBatchState } from "./batchReader";
 import { rewriteRow, type Work } from "./rewrite";
 import { addTallies, classify, emptyTally, JOB_TABLES, positionOf, readRows, tallyPage, type JobRow, type Shape } from "./rows";

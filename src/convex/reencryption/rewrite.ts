@@ -15,7 +15,7 @@ import { CryptoError, isCryptoError } from "../lib/errors";
 import { isSha256Hex, sha256Hex } from "../lib/hash";
 import type { Keyring } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
-import { nextSecretVersion, parseCredentials } from "../secrets";
+import { nextSecretVersion, parseCredentials } from "../storedSecrets/encryption";
 import { aiKeySecretContext, connectionSecretContext, decryptPolicy, registered, type LegacyPolicy, type RegisteredField } from "../storedSecrets/registry";
 import { connectionNameOf, UNKNOWN_HINT } from "../upgrade/defaults";
 import type { JobRow, Shape } from "./rows";

@@ -3,7 +3,7 @@
  * secret, its ciphertext or its hash, in every version of Dashtray that
  * wrote it (the original's included), with its salt, purpose, version
  * field and the formats that may be found there. Writers and readers
- * (secrets.ts), the decrypt policy below, the re-encryption job and its
+ * (storedSecrets/encryption.ts), the decrypt policy below, the re-encryption job and its
  * inventory (reencryption/) all read this list; a test fails when data the
  * suite writes holds a ciphertext- or hash-shaped value in a field missing
  * here (src/test/registry.test.ts).

@@ -9,7 +9,7 @@ import { v } from "convex/values";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { recordAudit } from "../audit";
-import { recordRollups } from "../metricRollups";
+import { recordRollups } from "../metricHistory/rollups";
 import type { SyncResult } from "../validators";
 import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot } from "./policy";
 
@@ -38,7 +38,7 @@ export function credentialsVersionOf(connection: Doc<"connections">): number {
 
 /**
  * Stores one successful sync's metric points, all at `timestamp`, and folds
- * them into the hourly and daily rollups (metricRollups.ts): the one place
+ * them into the hourly and daily rollups (metricHistory/rollups.ts): the one place
  * metric points are written.
  */
 export async function storeMetricPoints(

@@ -28,7 +28,7 @@ import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
 import { oauthAccess } from "../oauth/refresh";
-import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../secrets";
+import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../storedSecrets/encryption";
 import { connectionStatusValidator, keyIdOrderValidator, type Credentials, type SyncResult } from "../validators";
 import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
 import { MAX_METRICS_PER_SYNC, PROVIDER_CONCURRENCY, SYNC_WINDOW_MS, USER_ACTION_KINDS } from "./policy";
@@ -74,9 +74,9 @@ export const beginSync = internalMutation({
   returns: v.object({
     /** The deployment's root salt, read here so decrypting costs no extra call. */
     rootSalt: v.union(v.string(), v.null()),
-    /** Key id hints of the last rotation job (secrets.ts loadKeyring). */
+    /** Key id hints of the last rotation job (storedSecrets/encryption.ts loadKeyring). */
     keyIdOrder: v.union(keyIdOrderValidator, v.null()),
-    /** Whether the original Dashtray format is refused (secrets.ts LegacyPolicy). */
+    /** Whether the original Dashtray format is refused (storedSecrets/encryption.ts LegacyPolicy). */
     legacyRetired: v.boolean(),
     targets: v.array(syncTargetValidator),
   }),
@@ -241,7 +241,7 @@ export async function syncConnections(
       });
       if (access.kind === "gone") return null;
       if (access.kind === "needs_reauth") {
-        // Already stored (status, lastError, audit, never due) by oauth.markNeedsReauth.
+        // Already stored (status, lastError, audit, never due) by oauth/tokenStore.markNeedsReauth.
         const result: SyncResult = { status: "needs_reauth", metricsStored: 0, error: access.error };
         results.set(item.target.connectionId, { connectionId: item.target.connectionId, result });
         return null;

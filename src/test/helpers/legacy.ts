@@ -24,5 +24,5 @@ export async function encryptLegacy(masterKey: string, salt: string, plaintext: 
   return btoa(binary);
 }
 
-/** The legacy policy of a deployment whose upgrade has not retired the original format (secrets.ts LegacyPolicy). */
+/** The legacy policy of a deployment whose upgrade has not retired the original format (storedSecrets/encryption.ts LegacyPolicy). */
 export const LEGACY_READ = { legacyRetired: false } as const;

@@ -4,7 +4,7 @@
  * 8,640 points through metricRollups.recordRollups one by one takes
  * convex-test over a minute: its index reads scan the table). The rollups
  * are folded here from the definition in docs/api.md (UTC buckets; the
- * newest value, its time, min and max), independently of metricRollups.ts;
+ * newest value, its time, min and max), independently of metricHistory/rollups.ts;
  * metricRollups.test.ts checks that syncs write exactly this fold.
  */
 import type { Id } from "../../convex/_generated/dataModel";

@@ -4,7 +4,7 @@
 import { expect } from "vitest";
 import { api, internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
-import { decryptCredentials, loadKeyring, readRootSalt } from "../../convex/secrets";
+import { decryptCredentials, loadKeyring, readRootSalt } from "../../convex/storedSecrets/encryption";
 import type { Caller } from "./api";
 import type { Backend } from "./convex";
 import type { FakeProviders } from "./fakeProviders";

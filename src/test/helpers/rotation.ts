@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, vi } from "vitest";
 import type { Id } from "../../convex/_generated/dataModel";
 import { Keyring } from "../../convex/lib/keyring";
-import { encryptAiKey, encryptCredentials, ensureRootSalt } from "../../convex/secrets";
+import { encryptAiKey, encryptCredentials, ensureRootSalt } from "../../convex/storedSecrets/encryption";
 import { ColdHarness } from "./cold";
 import { encryptV1 } from "./v1";
 import type { Credentials } from "../../convex/validators";

@@ -1,11 +1,11 @@
 /**
  * Rows the storage API (another module) would write, inserted directly and
- * encrypted with secrets.ts exactly as that API does, so tests of the
+ * encrypted with storedSecrets/encryption.ts exactly as that API does, so tests of the
  * decrypting actions start from realistic data.
  */
 import type { Id } from "../../convex/_generated/dataModel";
 import type { Keyring } from "../../convex/lib/keyring";
-import { encryptAiKey, encryptCredentials, ensureRootSalt, loadKeyring } from "../../convex/secrets";
+import { encryptAiKey, encryptCredentials, ensureRootSalt, loadKeyring } from "../../convex/storedSecrets/encryption";
 import { credentialHints } from "../../convex/providers/integrations/registry";
 import { maskSecret } from "../../convex/lib/mask";
 import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";

@@ -9,8 +9,9 @@ import * as finish from "../../convex/oauth/finish";
 import * as revocation from "../../convex/oauth/revocation";
 import * as start from "../../convex/oauth/start";
 import * as tokenStore from "../../convex/oauth/tokenStore";
+import architectureDoc from "../../../docs/architecture.md?raw";
 
-test("oauth.ts forwards all 13 old internal paths to the same function objects in oauth/", () => {
+test("oauth.ts forwards all 13 old internal paths to the same function objects in oauth/, each listed in docs/architecture.md", () => {
   const homes = { start, callback, finish, tokenStore, revocation };
   const expected: Record<string, unknown> = {};
   for (const name of Object.keys(forwarding)) {
@@ -34,8 +35,13 @@ test("oauth.ts forwards all 13 old internal paths to the same function objects i
       "lookupCallback",
     ].sort(),
   );
+  const deploying = architectureDoc.slice(architectureDoc.indexOf("## Deploying"));
   for (const [name, fn] of Object.entries(forwarding)) {
     expect(fn, name).toBeDefined();
     expect(fn, name).toBe(expected[name]);
+    const home = Object.entries(homes).find(([, module]) => name in module)![0];
+    expect(deploying, `docs/architecture.md lists oauth:${name}`).toMatch(
+      new RegExp(`\\| \`oauth:${name}\` \\| \`oauth/${home}:${name}\` \\|`),
+    );
   }
 });

@@ -196,7 +196,7 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
 
   // The lease lasts longer than the provider timeout, however it is configured.
   vi.stubEnv("PROVIDER_TIMEOUT_MS", "300000");
-  const stale = await t.mutation(internal.oauth.claimRefresh, {
+  const stale = await t.mutation(internal.oauth.tokenStore.claimRefresh, {
     connectionId,
     version,
   });
@@ -210,7 +210,7 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
       refreshLease: { leaseId: stale.leaseId, expiresAt: Date.now() - 1 },
     }),
   );
-  const current = await t.mutation(internal.oauth.claimRefresh, {
+  const current = await t.mutation(internal.oauth.tokenStore.claimRefresh, {
     connectionId,
     version,
   });
@@ -218,7 +218,7 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
 
   // The stale holder's token was spent by the current one: its invalid_grant marks nothing, its write is refused.
   expect(
-    await t.mutation(internal.oauth.markNeedsReauth, {
+    await t.mutation(internal.oauth.tokenStore.markNeedsReauth, {
       connectionId,
       version,
       leaseId: stale.leaseId,
@@ -226,7 +226,7 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
   ).toEqual({ kind: "lease_lost" });
   expect((await row(t, connectionId))?.status).toBe("pending");
   expect(
-    await t.mutation(internal.oauth.writeGrant, {
+    await t.mutation(internal.oauth.tokenStore.writeGrant, {
       connectionId,
       expectedVersion: version,
       encryptedCredentials: sealed,
@@ -243,7 +243,7 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
     }),
   );
   expect(
-    await t.mutation(internal.oauth.writeGrant, {
+    await t.mutation(internal.oauth.tokenStore.writeGrant, {
       connectionId,
       expectedVersion: version,
       encryptedCredentials: sealed,

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { expect, test } from "vitest";
 import { api } from "../../convex/_generated/api";
 import { OAUTH_STATE_TTL_MS } from "../../convex/oauth/start";
-import { decryptCodeVerifier } from "../../convex/secrets";
+import { decryptCodeVerifier } from "../../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole } from "../helpers/api";
 import { identity, newBackend } from "../helpers/convex";
 import { SECRETS, TEST_SITE_URL, useFakeProviders } from "../helpers/secrets";

@@ -1,12 +1,12 @@
 // Metric points and audit entries older than their retention are deleted by
 // a daily job in bounded batches; newer rows, and what reads them, stay.
 import { afterEach, beforeEach, expect, onTestFinished, test, vi } from "vitest";
-import { internal } from "../convex/_generated/api";
-import type { Id } from "../convex/_generated/dataModel";
-import crons from "../convex/crons";
-import { RETENTION_BATCH_SIZE } from "../convex/retention";
-import { newBackend, type Backend } from "./helpers/convex";
-import { seedConnection, seedProject } from "./helpers/seed";
+import { internal } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import crons from "../../convex/crons";
+import { RETENTION_BATCH_SIZE } from "../../convex/jobs/retention";
+import { newBackend, type Backend } from "../helpers/convex";
+import { seedConnection, seedProject } from "../helpers/seed";
 
 const DAY = 24 * 60 * 60 * 1000;
 const START = Date.UTC(2025, 0, 1);
@@ -54,12 +54,12 @@ async function remaining(): Promise<{ metrics: Record<string, number>; audit: st
 }
 
 async function runRetention(): Promise<void> {
-  await t.mutation(internal.retention.start, {});
+  await t.mutation(internal.jobs.retention.start, {});
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
 }
 
 test("runs daily", () => {
-  const job = Object.values(crons.crons).find((cron) => cron.name === "retention:start");
+  const job = Object.values(crons.crons).find((cron) => cron.name === "jobs/retention:start");
   expect(job?.schedule).toMatchObject({ type: "daily" });
 });
 
@@ -71,7 +71,7 @@ test("deletes metrics after 90 days and audit entries after 365, in batches; new
   await store("fresh", 2);
 
   // One batch deletes at most RETENTION_BATCH_SIZE rows.
-  expect(await t.mutation(internal.retention.purgeBatch, { table: "metrics", before: Date.now() - 90 * DAY })).toEqual({
+  expect(await t.mutation(internal.jobs.retention.purgeBatch, { table: "metrics", before: Date.now() - 90 * DAY })).toEqual({
     deleted: RETENTION_BATCH_SIZE,
   });
   await runRetention();

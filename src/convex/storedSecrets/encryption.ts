@@ -17,14 +17,14 @@
  * legacy reads as such. Crypto failures leave here as client-safe
  * ConvexErrors (see errors.ts).
  */
-import { type MutationCtx, type QueryCtx } from "./_generated/server";
-import { env } from "./env";
-import type { Id } from "./_generated/dataModel";
-import { appError, toAppError } from "./errors";
-import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "./lib/cipher";
-import { isCryptoError } from "./lib/errors";
-import { randomToken } from "./lib/hash";
-import { Keyring, ROOT_SALT_BYTES } from "./lib/keyring";
+import { type MutationCtx, type QueryCtx } from "../_generated/server";
+import { env } from "../env";
+import type { Id } from "../_generated/dataModel";
+import { appError, toAppError } from "../errors";
+import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "../lib/cipher";
+import { isCryptoError } from "../lib/errors";
+import { randomToken } from "../lib/hash";
+import { Keyring, ROOT_SALT_BYTES } from "../lib/keyring";
 import {
   aiKeySecretContext,
   authorizationCodeSecretContext,
@@ -34,8 +34,8 @@ import {
   registered,
   REGISTRY,
   type LegacyPolicy,
-} from "./storedSecrets/registry";
-import type { Credentials, KeyIdOrder } from "./validators";
+} from "./registry";
+import type { Credentials, KeyIdOrder } from "../validators";
 
 // Salts, purposes and versions are defined once, in the registry of stored secrets.
 export {
@@ -44,7 +44,7 @@ export {
   codeVerifierSecretContext,
   connectionSecretContext,
   type LegacyPolicy,
-} from "./storedSecrets/registry";
+} from "./registry";
 
 async function mapCryptoErrors<T>(work: () => Promise<T>): Promise<T> {
   try {
