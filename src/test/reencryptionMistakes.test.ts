@@ -162,4 +162,25 @@ describe("the root salt fails closed", () => {
     await alice.mutation(api.connections.create, { projectId, service: "stripe", credentials: { secretKey: SECRETS.stripeKey } });
     expect((await status(t)).keys.error).toBeUndefined();
   });
+
+  test("a v2 value older than the 64 newest rows still counts: the newer rows' secret versions (tombstones of 64 removed AI keys) are evidence", async () => {
+    const t = newLimitedBackend();
+    vi.stubEnv("MASTER_ENCRYPTION_KEY", OLD_KEY);
+    await t.withIdentity(identity("alice")).mutation(api.aiKeys.set, { provider: "openai", apiKey: SECRETS.openaiKey });
+    const removed = Array.from({ length: 64 }, (_, index) => identity(`removed${index}`));
+    for (const user of removed) {
+      await t.withIdentity(user).mutation(api.aiKeys.set, { provider: "openai", apiKey: SECRETS.openaiKey });
+      await t.withIdentity(user).mutation(api.aiKeys.remove, {});
+    }
+    const newest = await t.run((ctx) => ctx.db.query("aiKeys").order("desc").take(64));
+    expect(newest.every((row) => row.encryptedKey === undefined && (row.secretVersion ?? 0) > 0)).toBe(true);
+    await t.run(async (ctx) => {
+      for (const row of await ctx.db.query("encryptionSettings").collect()) await ctx.db.delete("encryptionSettings", row._id);
+    });
+
+    const refused = await errorOf(t.withIdentity(identity("bob")).mutation(api.aiKeys.set, { provider: "openai", apiKey: SECRETS.openaiKey }));
+    expect(refused).toMatchObject({ code: "ENCRYPTION_UNAVAILABLE", reason: "ROOT_SALT_MISSING" });
+    expect(refused.message).toMatch(/aiKeys.secretVersion is above 0/);
+    expect(await t.run((ctx) => ctx.db.query("encryptionSettings").collect())).toEqual([]);
+  });
 });

@@ -121,19 +121,28 @@ export const ROOT_SALT_SAMPLE_ROWS = 64;
  * Why this deployment must already have a root salt although its
  * encryptionSettings row is missing (a partial restore): a re-encryption
  * job recorded key ids, or one of the newest rows of a registered
- * ciphertext field holds format v2 (every write since format v2 does).
- * Null when neither is true. Reads at most 1 + 64 rows per such field.
+ * ciphertext field holds format v2 or sits at a secret version above 0.
+ * Only format v2 was ever written at a version above 0 (docs/encryption.md,
+ * "Secret versions"), so such a row proves a root salt existed even when it
+ * holds no ciphertext any more (a removed AI key's tombstone) and the v2
+ * values sit in older rows. Null when none of this is true. Reads at most
+ * 1 + 64 rows per such field.
  */
 export async function rootSaltEvidence(db: QueryCtx["db"]): Promise<string | null> {
   if ((await db.query("reencryptionJobs").first()) !== null) return "a re-encryption job recorded this deployment's key ids";
-  for (const { table, field, formats } of REGISTRY) {
+  for (const { table, field, formats, versionField } of REGISTRY) {
     if (!formats.includes("v2")) continue;
-    const rows = await db.query(table).order("desc").take(ROOT_SALT_SAMPLE_ROWS);
+    const rows = (await db.query(table).order("desc").take(ROOT_SALT_SAMPLE_ROWS)) as Record<string, unknown>[];
     const v2 = rows.some((row) => {
-      const value = (row as Record<string, unknown>)[field];
+      const value = row[field];
       return typeof value === "string" && describeCiphertext(value).format === "v2";
     });
     if (v2) return `${table}.${field} holds format v2 ciphertext`;
+    const versioned = versionField !== null && rows.some((row) => {
+      const version = row[versionField];
+      return typeof version === "number" && version > 0;
+    });
+    if (versioned) return `${table}.${versionField} is above 0, which only format v2 writes`;
   }
   return null;
 }
