@@ -8,12 +8,12 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { checkApiKey, completeText } from "./providers/ai/registry";
-import { checkArgs } from "./secretArgs";
+import { checkArgs } from "./access/secretArgs";
 import { appError, appErrorCode, providerAppError } from "./errors";
-import { projectAction, userAction } from "./functions";
+import { projectAction, userAction } from "./access/actionBuilders";
 import { isProviderError } from "./providers/errors";
 import { findStoredAiKey } from "./aiKeys";
-import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit";
+import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit/trail";
 import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./storedSecrets/encryption";
 import { connectionNameOf } from "./upgrade/defaults";
 import { aiProviderValidator, insightValidator, keyIdOrderValidator, type Insight } from "./validators";
@@ -68,7 +68,7 @@ function summarize(points: Doc<"metrics">[], connectionLabel: (id: Id<"connectio
  * zero-width characters) and line separators escaped too: a name stays one
  * quoted token on its line, so it cannot start a line of its own or pass
  * itself off as a metric, whatever it contains (names stored before
- * input.ts refused such characters included).
+ * access/input.ts refused such characters included).
  */
 export function quoteAsData(value: string): string {
   return JSON.stringify(value).replace(
@@ -202,14 +202,14 @@ export const generateInsight = projectAction({
       if (secret.format === "legacy") legacyNote = `; ${LEGACY_FORMAT_AUDIT_NOTE}`;
     } catch (error) {
       const code = appErrorCode(error);
-      await ctx.runMutation(internal.audit.record, {
+      await ctx.runMutation(internal.audit.trail.record, {
         ...audit,
         action: "aiKey.decryption_failed",
         detail: code ?? "DECRYPTION_FAILED",
       });
       throw code ? error : appError("DECRYPTION_FAILED", "Your AI key could not be decrypted");
     }
-    await ctx.runMutation(internal.audit.record, { ...audit, action: "aiKey.decrypted", detail: `insight for project ${projectId}${legacyNote}` });
+    await ctx.runMutation(internal.audit.trail.record, { ...audit, action: "aiKey.decrypted", detail: `insight for project ${projectId}${legacyNote}` });
 
     let completion: { model: string; text: string };
     try {
@@ -237,12 +237,12 @@ const verifyKeyArgs = { provider: aiProviderValidator, apiKey: v.string() };
 
 export const verifyKey = userAction({
   returns: v.object({ valid: v.boolean(), error: v.optional(v.string()) }),
-  // Arguments checked here, not by Convex: they hold the key (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the key (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof verifyKeyArgs>) => {
     const { provider, apiKey } = checkArgs(raw, verifyKeyArgs);
     const key = apiKey.trim();
     if (!key || key.length > MAX_API_KEY_LENGTH) throw appError("INVALID_ARGUMENT", "Enter an API key", { field: "apiKey" });
-    await ctx.runMutation(internal.rateLimits.consume, { name: "aiKeyCheck", key: ctx.identity.tokenIdentifier });
+    await ctx.runMutation(internal.access.rateLimits.consume, { name: "aiKeyCheck", key: ctx.identity.tokenIdentifier });
     try {
       await checkApiKey(provider, key);
       return { valid: true };

@@ -13,10 +13,10 @@
 import { v, type ObjectType } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
-import { checkArgs } from "./secretArgs";
+import { recordAudit } from "./audit/trail";
+import { checkArgs } from "./access/secretArgs";
 import { appError } from "./errors";
-import { userMutation, userQuery } from "./functions";
+import { userMutation, userQuery } from "./access/builders";
 import { maskSecret } from "./lib/mask";
 import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { UNKNOWN_HINT } from "./upgrade/defaults";
@@ -94,7 +94,7 @@ const setArgs = { provider: aiProviderValidator, apiKey: v.string() };
 
 export const set = userMutation({
   returns: v.null(),
-  // Arguments checked here, not by Convex: they hold the key (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the key (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof setArgs>) => {
     const args = checkArgs(raw, setArgs);
     const apiKey = cleanAiKey(args.provider, args.apiKey);

@@ -6,12 +6,12 @@
 import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { recordAudit } from "./audit/trail";
 import { appError } from "./errors";
-import { apiKeyMutation, projectMutation, projectQuery } from "./functions";
-import { cleanName } from "./input";
+import { apiKeyMutation, projectMutation, projectQuery } from "./access/builders";
+import { cleanName } from "./access/input";
 import { randomToken, sha256Hex } from "./lib/hash";
-import { authThrottledUntil, recordAuthFailure } from "./rateLimits";
+import { authThrottledUntil, recordAuthFailure } from "./access/rateLimits";
 import { apiKeyPrefixOf } from "./upgrade/defaults";
 import { apiKeySummaryValidator } from "./validators";
 
@@ -152,7 +152,7 @@ export function usageIsStale(lastUsedAt: number | null | undefined, now: number)
 /**
  * Authenticates one HTTP API request, in one mutation (so the rate limiter
  * reads a real clock): refuses a throttled source before looking at the key
- * (rateLimits.ts authThrottledUntil), then looks up the live (not revoked)
+ * (access/rateLimits.ts authThrottledUntil), then looks up the live (not revoked)
  * key with this SHA-256 hash. A failure is counted against the source and,
  * for a token shaped like a platform key, its prefix (`prefix` null: any
  * other shape, no prefix bucket). A success writes nothing unless the key's

@@ -1,12 +1,12 @@
 /**
- * Reading the audit trail (written by audit.ts): who created, changed,
+ * Reading the audit trail (written by audit/trail.ts): who created, changed,
  * removed or decrypted which secret, and member changes. A project's
  * entries are seen by its members; entries about a user's own AI key only
  * by that user.
  */
 import { paginationOptsValidator, paginationResultValidator, type PaginationOptions } from "convex/server";
 import type { Doc } from "./_generated/dataModel";
-import { projectQuery, userQuery } from "./functions";
+import { projectQuery, userQuery } from "./access/builders";
 import { auditLogEntryValidator } from "./validators";
 
 /** Most entries one page holds, whatever the client asks for. */

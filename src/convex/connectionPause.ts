@@ -11,7 +11,7 @@
  */
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { recordAudit } from "./audit/trail";
 import { firstSyncAt } from "./sync/firstSync";
 import { NOT_SCHEDULED } from "./sync/policy";
 import type { ConnectionStatus } from "./validators";

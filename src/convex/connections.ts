@@ -8,22 +8,21 @@ import { v, type ObjectType } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
-import { requireProjectRole } from "./auth";
+import { recordAudit } from "./audit/trail";
+import { requireProjectRole } from "./access/roles";
 import { appError, appErrorCode } from "./errors";
+import { connectionAction, userAction } from "./access/actionBuilders";
 import {
-  connectionAction,
   connectionMutation,
   connectionQuery,
   projectMutation,
   projectQuery,
   secretConnectionMutation,
   secretProjectMutation,
-  userAction,
-} from "./functions";
-import { cleanName } from "./input";
+} from "./access/builders";
+import { cleanName } from "./access/input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
-import { assertOwnerCanAddConnection } from "./limits";
+import { assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
@@ -31,8 +30,8 @@ import { deleteConnectionRollupsBatch } from "./metricHistory/rollups";
 import { finishFlow } from "./oauth/finish";
 import { queueRevocation } from "./oauth/revocation";
 import { beginOAuthFlow } from "./oauth/start";
-import { MANUAL_SYNC_LIMITS } from "./rateLimits";
-import { checkArgs } from "./secretArgs";
+import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
+import { checkArgs } from "./access/secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
@@ -84,7 +83,7 @@ async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connection
  * the ciphertext can be bound to its id, then patched in the same mutation.
  * CONFLICT when the project already has MAX_CONNECTIONS connections;
  * LIMIT_REACHED when its owner has MAX_CONNECTIONS_PER_USER across their
- * projects (limits.ts). Synced at once only within the manual-sync
+ * projects (access/caps.ts). Synced at once only within the manual-sync
  * allowance (sync/firstSync.ts).
  */
 const createArgs = {
@@ -97,7 +96,7 @@ const createArgs = {
 export const create = secretProjectMutation({
   minimumRole: "admin",
   returns: v.id("connections"),
-  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof createArgs>) => {
     const args = checkArgs(raw, createArgs);
     // The id the builder normalized (args.projectId is only known to be a string).
@@ -173,7 +172,7 @@ const updateCredentialsArgs = { connectionId: v.id("connections"), credentials: 
 export const updateCredentials = secretConnectionMutation({
   minimumRole: "admin",
   returns: v.null(),
-  // Arguments checked here, not by Convex: they hold the credentials (secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof updateCredentialsArgs>) => {
     const args = checkArgs(raw, updateCredentialsArgs);
     const { connection } = ctx;
@@ -251,7 +250,7 @@ const finishOAuthArgs = { flow: v.string() };
 
 export const finishOAuth = userAction({
   returns: v.object({ connectionId: v.id("connections") }),
-  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (secretArgs.ts).
+  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (access/secretArgs.ts).
   handler: async (ctx, raw: ObjectType<typeof finishOAuthArgs>) => {
     const { flow } = checkArgs(raw, finishOAuthArgs);
     // Explicit type: inferring it would be circular through _generated/api.

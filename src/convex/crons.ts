@@ -16,6 +16,6 @@ crons.interval("resume a stalled key rotation", { minutes: 5 }, internal.keyRota
 
 // Every 10 minutes, delete rate-limit buckets that have refilled (rateLimits.deleteRefilledBuckets): a missing bucket
 // is a full one, so the table holds only buckets in use, however many sources fail once.
-crons.interval("delete refilled rate-limit buckets", { minutes: 10 }, internal.rateLimits.deleteRefilledBuckets, {});
+crons.interval("delete refilled rate-limit buckets", { minutes: 10 }, internal.access.rateLimits.deleteRefilledBuckets, {});
 
 export default crons;

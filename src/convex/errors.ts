@@ -110,7 +110,7 @@ interface ErrorDetails {
   };
 }
 
-/** The per-user caps (limits.ts): projects a user owns, connections across the projects they own. */
+/** The per-user caps (access/caps.ts): projects a user owns, connections across the projects they own. */
 export type UserLimit = "PROJECTS_PER_USER" | "CONNECTIONS_PER_USER";
 
 /** The extra fields of code `C`. */

@@ -6,7 +6,7 @@
 import { paginationOptsValidator, paginationResultValidator } from "convex/server";
 import { v } from "convex/values";
 import type { Id } from "./_generated/dataModel";
-import { projectQuery } from "./functions";
+import { projectQuery } from "./access/builders";
 import { aiProviderValidator } from "./validators";
 
 /** Most insights one page holds, whatever the client asks for. */

@@ -5,7 +5,7 @@
  * looks users up by email, so no answer says whether an address has a
  * Dashtray account, and an owner can never add an account directly.
  *
- * Emails are compared exactly in their normalised form (input.ts
+ * Emails are compared exactly in their normalised form (access/input.ts
  * normalizeEmail: trimmed, ASCII letters lowercased, nothing else folded),
  * and only printable-ASCII addresses can be invited, so look-alikes such as
  * "\u212Aate@corp.example" (KELVIN SIGN) never match "kate@corp.example".
@@ -14,11 +14,11 @@ import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import type { UserIdentity } from "convex/server";
-import { requireProjectRole } from "./auth";
-import { recordAudit } from "./audit";
+import { requireProjectRole } from "./access/roles";
+import { recordAudit } from "./audit/trail";
 import { appError } from "./errors";
-import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
-import { cleanInviteEmail, normalizeEmail } from "./input";
+import { projectMutation, projectQuery, userMutation, userQuery } from "./access/builders";
+import { cleanInviteEmail, normalizeEmail } from "./access/input";
 import { MAX_MEMBERS, projectMembers } from "./projects";
 import { invitationSummaryValidator, memberRoleValidator, myInvitationValidator } from "./validators";
 

@@ -7,7 +7,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx, type MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { recordAudit } from "./audit/trail";
 import { appError } from "./errors";
 import { DEFAULT_BUDGETS, atMinimumBudgets, batchStateOf, emptyCounts, endJob, resumeJob, ROTATE_COMMAND, runJobBatch, scheduleBatch, type Job } from "./reencryption/job";
 import { addTallies, emptyTally, SECRET_ROW_TABLES, tallyPage, type SecretTable } from "./reencryption/rows";

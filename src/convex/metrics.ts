@@ -10,7 +10,7 @@ import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
 import { MAX_CONNECTIONS } from "./connections";
 import { appError } from "./errors";
-import { connectionQuery, projectQuery } from "./functions";
+import { connectionQuery, projectQuery } from "./access/builders";
 import { readSeries } from "./metricHistory/rollups";
 import { MAX_METRICS_PER_SYNC } from "./metricsSync";
 import { connectionNameOf } from "./upgrade/defaults";

@@ -17,7 +17,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation } from "./_generated/server";
-import { recordAudit } from "./audit";
+import { recordAudit } from "./audit/trail";
 import { applySyncOutcome, credentialsVersionOf, syncOutcomeValidator } from "./sync/outcomes";
 import {
   DEFERRAL_MS,

@@ -10,11 +10,11 @@ import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { revokeInvitationsOfRemovedMember } from "./invitations";
 import { latestPointsOf } from "./metrics";
 import { removeProject } from "./jobs/projectRemoval";
-import { assertCanOwnAnotherProject } from "./limits";
-import { recordAudit } from "./audit";
+import { assertCanOwnAnotherProject } from "./access/caps";
+import { recordAudit } from "./audit/trail";
 import { appError } from "./errors";
-import { projectMutation, projectQuery, userMutation, userQuery } from "./functions";
-import { cleanName } from "./input";
+import { projectMutation, projectQuery, userMutation, userQuery } from "./access/builders";
+import { cleanName } from "./access/input";
 import { projectMemberValidator, projectSummaryValidator } from "./validators";
 
 /** Most projects projects.list returns (newest memberships last). */

@@ -21,7 +21,7 @@ import { failureFields, jobFields } from "./reencryption/validators";
  * those rows to the current shape, after which the schema can be narrowed.
  */
 export default defineSchema({
-  /** Token buckets of rateLimits.ts (convex-helpers). */
+  /** Token buckets of access/rateLimits.ts (convex-helpers). */
   ...rateLimitTables,
 
   users: defineTable({
@@ -45,7 +45,7 @@ export default defineSchema({
 
   projects: defineTable({
     name: v.string(),
-    /** Who created the project: its owner for the per-user caps and the sync cron's fair shares (limits.ts). */
+    /** Who created the project: its owner for the per-user caps and the sync cron's fair shares (access/caps.ts). */
     createdBy: v.id("users"),
     createdAt: v.number(),
   }).index("by_createdBy", ["createdBy"]),
@@ -65,7 +65,7 @@ export default defineSchema({
    */
   invitations: defineTable({
     projectId: v.id("projects"),
-    /** The invited address as input.ts normalizeEmail gives it (printable ASCII). */
+    /** The invited address as access/input.ts normalizeEmail gives it (printable ASCII). */
     email: v.string(),
     role: memberRoleValidator,
     state: invitationStateValidator,

@@ -7,7 +7,8 @@
 import { doc } from "convex-helpers/validators";
 import { v } from "convex/values";
 import { internalQuery } from "./_generated/server";
-import { userMutation, userQuery } from "./functions";
+import { userMutation, userQuery } from "./access/builders";
+import { findUserByToken } from "./access/identity";
 import schema from "./schema";
 
 /**
@@ -36,14 +37,11 @@ export const me = userQuery({
   },
 });
 
-/** The users row for a token identifier (used by userAction, which has no db). */
+/** The users row for a token identifier (used by userAction, which has no db; access/identity.ts findUserByToken). */
 export const getByTokenIdentifier = internalQuery({
   args: { tokenIdentifier: v.string() },
   returns: v.union(doc(schema, "users"), v.null()),
   handler: async (ctx, { tokenIdentifier }) => {
-    return ctx.db
-      .query("users")
-      .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", tokenIdentifier))
-      .unique();
+    return findUserByToken(ctx, tokenIdentifier);
   },
 });

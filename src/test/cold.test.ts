@@ -73,13 +73,13 @@ describe("executions", () => {
     const viaAction = await harness.measure(() =>
       t.action(async (ctx) => {
         await ctx.runQuery(internal.users.getByTokenIdentifier, { tokenIdentifier: "nobody" });
-        await ctx.runMutation(internal.rateLimits.consume, { name: "aiKeyCheck", key: "cold-harness" });
+        await ctx.runMutation(internal.access.rateLimits.consume, { name: "aiKeyCheck", key: "cold-harness" });
       }),
     );
     // The inline action is the test's own code (no module load); its nested calls are executions.
     expect(viaAction.counts.executions.map((execution) => execution.path)).toEqual([
       "users:getByTokenIdentifier",
-      "rateLimits:consume",
+      "access/rateLimits:consume",
     ]);
   });
 

@@ -171,7 +171,7 @@ describe("create", () => {
 
     await project.owner.mutation(api.connections.remove, { connectionId: last });
     await createStripe();
-    // The owner's other projects share their per-user cap of 100 (limits.ts): LIMIT_REACHED there.
+    // The owner's other projects share their per-user cap of 100 (access/caps.ts): LIMIT_REACHED there.
     const otherProjectId = await project.owner.mutation(api.projects.create, { name: "Other" });
     expect(await errorOf(createStripe(otherProjectId))).toMatchObject({ code: "LIMIT_REACHED", reason: "CONNECTIONS_PER_USER" });
   });

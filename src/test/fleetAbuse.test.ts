@@ -5,8 +5,8 @@ import { describe, expect, test, vi } from "vitest";
 import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
-import { MAX_CONNECTIONS_PER_USER, MAX_PROJECTS_PER_USER } from "../convex/limits";
-import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
+import { MAX_CONNECTIONS_PER_USER, MAX_PROJECTS_PER_USER } from "../convex/access/caps";
+import { AUTH_FAILURE_LIMITS } from "../convex/access/rateLimits";
 import { NOT_SCHEDULED, OWNER_SHARE_PER_RUN, SYNC_GROUP_SIZE, nextSyncSlot } from "../convex/sync/policy";
 import { errorOf, projectWithEveryRole } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
@@ -191,7 +191,7 @@ describe("fair shares per owner", () => {
 
 describe("bounded rate-limit state", () => {
   test("cron: 50 forged sources' failure buckets are deleted once refilled (51 documents to 0); the prefix bucket still draining is kept until full", async () => {
-    expect(Object.values(crons.crons).find((cron) => cron.name === "rateLimits:deleteRefilledBuckets")?.schedule).toEqual({
+    expect(Object.values(crons.crons).find((cron) => cron.name === "access/rateLimits:deleteRefilledBuckets")?.schedule).toEqual({
       type: "interval",
       minutes: 10,
     });
@@ -208,8 +208,9 @@ describe("bounded rate-limit state", () => {
     const { rate, period, capacity } = AUTH_FAILURE_LIMITS.apiAuthFailureBySource;
     // One token back: each source (1 failure) is full again; the prefix (20 failures or more) is not.
     vi.setSystemTime(Date.now() + period / rate);
-    expect(await t.mutation(internal.rateLimits.deleteRefilledBuckets, {})).toEqual({ deleted: 50, kept: 1 });
+    expect(await t.mutation(internal.access.rateLimits.deleteRefilledBuckets, {})).toEqual({ deleted: 50, kept: 1 });
     vi.setSystemTime(Date.now() + (capacity * period) / rate);
+    // The forwarding path (docs/architecture.md "Deploying"): a batch scheduled before the move still runs.
     expect(await t.mutation(internal.rateLimits.deleteRefilledBuckets, {})).toEqual({ deleted: 1, kept: 0 });
     expect(await buckets()).toEqual([]);
   });

@@ -3,7 +3,7 @@
 // while a valid key sent from a clean source always gets through.
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
-import { AUTH_FAILURE_LIMITS } from "../convex/rateLimits";
+import { AUTH_FAILURE_LIMITS } from "../convex/access/rateLimits";
 import { projectWithEveryRole, type ProjectFixture } from "./helpers/api";
 import { newBackend, type Backend } from "./helpers/convex";
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { INVITATION_TTL_MS } from "../convex/invitations";
-import { normalizeEmail } from "../convex/input";
+import { normalizeEmail } from "../convex/access/input";
 import { errorOf, everythingStored, invite, projectWithEveryRole, userIdOf, type ProjectFixture } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 

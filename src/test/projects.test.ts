@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, test } from "vitest";
 import { api } from "../convex/_generated/api";
-import { findOrCreateUser } from "../convex/auth";
+import { findOrCreateUser } from "../convex/access/identity";
 import { errorOf, invite, projectWithEveryRole, userIdOf, type ProjectFixture } from "./helpers/api";
 import { identity, newBackend, type Backend } from "./helpers/convex";
 

@@ -8,21 +8,26 @@
  * @module
  */
 
-import type * as actionAccess from "../actionAccess.js";
+import type * as access_actionAccess from "../access/actionAccess.js";
+import type * as access_actionBuilders from "../access/actionBuilders.js";
+import type * as access_builders from "../access/builders.js";
+import type * as access_caps from "../access/caps.js";
+import type * as access_identity from "../access/identity.js";
+import type * as access_input from "../access/input.js";
+import type * as access_rateLimits from "../access/rateLimits.js";
+import type * as access_roles from "../access/roles.js";
+import type * as access_secretArgs from "../access/secretArgs.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as apiKeys from "../apiKeys.js";
-import type * as audit from "../audit.js";
+import type * as audit_trail from "../audit/trail.js";
 import type * as auditLog from "../auditLog.js";
-import type * as auth from "../auth.js";
 import type * as connectionPause from "../connectionPause.js";
 import type * as connections from "../connections.js";
 import type * as crons from "../crons.js";
 import type * as env from "../env.js";
 import type * as errors from "../errors.js";
-import type * as functions from "../functions.js";
 import type * as http from "../http.js";
-import type * as input from "../input.js";
 import type * as insights from "../insights.js";
 import type * as invitations from "../invitations.js";
 import type * as jobs_projectRemoval from "../jobs/projectRemoval.js";
@@ -38,7 +43,6 @@ import type * as lib_keyStrength from "../lib/keyStrength.js";
 import type * as lib_keyring from "../lib/keyring.js";
 import type * as lib_mask from "../lib/mask.js";
 import type * as lib_pkce from "../lib/pkce.js";
-import type * as limits from "../limits.js";
 import type * as metricHistory_backfill from "../metricHistory/backfill.js";
 import type * as metricHistory_rollups from "../metricHistory/rollups.js";
 import type * as metricRollups from "../metricRollups.js";
@@ -76,7 +80,6 @@ import type * as reencryption_rows from "../reencryption/rows.js";
 import type * as reencryption_status from "../reencryption/status.js";
 import type * as reencryption_validators from "../reencryption/validators.js";
 import type * as retention from "../retention.js";
-import type * as secretArgs from "../secretArgs.js";
 import type * as storedSecrets_encryption from "../storedSecrets/encryption.js";
 import type * as storedSecrets_registry from "../storedSecrets/registry.js";
 import type * as sync_firstSync from "../sync/firstSync.js";
@@ -95,21 +98,26 @@ import type {
 } from "convex/server";
 
 declare const fullApi: ApiFromModules<{
-  actionAccess: typeof actionAccess;
+  "access/actionAccess": typeof access_actionAccess;
+  "access/actionBuilders": typeof access_actionBuilders;
+  "access/builders": typeof access_builders;
+  "access/caps": typeof access_caps;
+  "access/identity": typeof access_identity;
+  "access/input": typeof access_input;
+  "access/rateLimits": typeof access_rateLimits;
+  "access/roles": typeof access_roles;
+  "access/secretArgs": typeof access_secretArgs;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   apiKeys: typeof apiKeys;
-  audit: typeof audit;
+  "audit/trail": typeof audit_trail;
   auditLog: typeof auditLog;
-  auth: typeof auth;
   connectionPause: typeof connectionPause;
   connections: typeof connections;
   crons: typeof crons;
   env: typeof env;
   errors: typeof errors;
-  functions: typeof functions;
   http: typeof http;
-  input: typeof input;
   insights: typeof insights;
   invitations: typeof invitations;
   "jobs/projectRemoval": typeof jobs_projectRemoval;
@@ -125,7 +133,6 @@ declare const fullApi: ApiFromModules<{
   "lib/keyring": typeof lib_keyring;
   "lib/mask": typeof lib_mask;
   "lib/pkce": typeof lib_pkce;
-  limits: typeof limits;
   "metricHistory/backfill": typeof metricHistory_backfill;
   "metricHistory/rollups": typeof metricHistory_rollups;
   metricRollups: typeof metricRollups;
@@ -163,7 +170,6 @@ declare const fullApi: ApiFromModules<{
   "reencryption/status": typeof reencryption_status;
   "reencryption/validators": typeof reencryption_validators;
   retention: typeof retention;
-  secretArgs: typeof secretArgs;
   "storedSecrets/encryption": typeof storedSecrets_encryption;
   "storedSecrets/registry": typeof storedSecrets_registry;
   "sync/firstSync": typeof sync_firstSync;

@@ -16,7 +16,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../audit/trail";
 import { queueRevocation } from "../oauth/revocation";
 
 /** Rows one batch deletes (each read once, by index): 1,000 documents read and written at most. */
@@ -43,7 +43,7 @@ export const STEPS = [
 type Step = (typeof STEPS)[number];
 const stepValidator = v.union(...STEPS.map((step) => v.literal(step)));
 
-/** Rate-limit buckets keyed by a connection or project id (rateLimits.ts MANUAL_SYNC_LIMITS). */
+/** Rate-limit buckets keyed by a connection or project id (access/rateLimits.ts MANUAL_SYNC_LIMITS). */
 async function deleteBucket(ctx: MutationCtx, name: string, key: string): Promise<void> {
   const bucket = await ctx.db
     .query("rateLimits")

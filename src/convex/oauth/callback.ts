@@ -9,7 +9,7 @@ import { internalMutation, internalQuery, type ActionCtx, type QueryCtx } from "
 import { env } from "../env";
 import { appErrorCode } from "../errors";
 import { randomToken, sha256Hex } from "../lib/hash";
-import { recordOAuthCallbackFailure } from "../rateLimits";
+import { recordOAuthCallbackFailure } from "../access/rateLimits";
 import { encryptAuthorizationCode, loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { FLOW_TOKEN_PATTERN } from "./start";
 

@@ -7,7 +7,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalMutation, type ActionCtx } from "../_generated/server";
-import { requireProjectRole } from "../auth";
+import { requireProjectRole } from "../access/roles";
 import { appError, appErrorCode, providerAppError } from "../errors";
 import { sha256Hex } from "../lib/hash";
 import { ProviderError, isProviderError } from "../providers/errors";

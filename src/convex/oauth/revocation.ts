@@ -7,7 +7,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Doc } from "../_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "../_generated/server";
-import { projectAuditScope, recordAudit } from "../audit";
+import { projectAuditScope, recordAudit } from "../audit/trail";
 import { appErrorCode } from "../errors";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { revokeToken } from "../providers/integrations/oauthClient";

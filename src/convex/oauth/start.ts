@@ -15,7 +15,7 @@ import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
 import { appError, providerAppError } from "../errors";
-import { cleanName } from "../input";
+import { cleanName } from "../access/input";
 import { codeChallengeS256, newCodeVerifier } from "../lib/pkce";
 import { randomToken, sha256Hex } from "../lib/hash";
 import { isProviderError } from "../providers/errors";

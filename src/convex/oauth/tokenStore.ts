@@ -5,7 +5,7 @@
  */
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "../_generated/server";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../audit/trail";
 import { randomToken } from "../lib/hash";
 import { ProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";

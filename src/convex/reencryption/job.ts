@@ -9,7 +9,7 @@
 import type { Doc, Id } from "../_generated/dataModel";
 import { internal } from "../_generated/api";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../audit/trail";
 import type { Keyring, MasterKey } from "../lib/keyring";
 import { loadKeyring, readEncryptionSettings, retireLegacyFormat } from "../storedSecrets/encryption";
 import { BudgetedRowReader, MIN_BYTE_BUDGET, scheduledBatchState } from "./batchReader";

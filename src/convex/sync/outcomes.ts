@@ -8,7 +8,7 @@
 import { v } from "convex/values";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../audit/trail";
 import { recordRollups } from "../metricHistory/rollups";
 import type { SyncResult } from "../validators";
 import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot } from "./policy";

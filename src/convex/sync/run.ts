@@ -19,7 +19,7 @@
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalMutation, type ActionCtx } from "../_generated/server";
-import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit";
+import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit/trail";
 import { describeCiphertext } from "../lib/cipher";
 import { v } from "convex/values";
 import { appError, appErrorCode } from "../errors";

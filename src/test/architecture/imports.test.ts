@@ -137,6 +137,17 @@ describe("layers: what each may import (docs/architecture.md)", () => {
     expect(violations("providers/", allowed)).toEqual([]);
   });
 
+  test("access/ and audit/ (builders, identity, roles, limits, audit trail) import no public module, engine or provider", () => {
+    const allowed = (folder: string) => (target: string) =>
+      target.startsWith(folder) ||
+      target.startsWith("lib/") ||
+      target.startsWith("_generated/") ||
+      ["errors.ts", "validators.ts", "schema.ts", "env.ts"].includes(target) ||
+      !target.endsWith(".ts"); // a package
+    expect(violations("access/", (target) => allowed("access/")(target) || target.startsWith("audit/"))).toEqual([]);
+    expect(violations("audit/", allowed("audit/"))).toEqual([]);
+  });
+
   test("providers/errors.ts imports nothing; errors.ts (the dashboard's contract) only the lower layers' error types", () => {
     expect(imports.get("providers/errors.ts")).toEqual([]);
     expect(imports.get("errors.ts")?.sort()).toEqual(["convex/values", "lib/errors.ts", "providers/errors.ts"]);

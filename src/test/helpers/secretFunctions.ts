@@ -1,6 +1,6 @@
 /**
  * The public functions whose arguments carry a secret, so that Convex must
- * not validate them (src/convex/secretArgs.ts): they declare `args: any` and
+ * not validate them (src/convex/access/secretArgs.ts): they declare `args: any` and
  * check their arguments in the handler. src/test/secretArgs.test.ts tests
  * each; src/test/access.test.ts requires an object validator of every other.
  */

@@ -6,6 +6,8 @@ import { expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import * as backfill from "../../convex/metricHistory/backfill";
 import * as oldMetricRollups from "../../convex/metricRollups";
+import * as oldRateLimits from "../../convex/rateLimits";
+import * as rateLimits from "../../convex/access/rateLimits";
 import * as oldProjectRemoval from "../../convex/projectRemoval";
 import * as oldRetention from "../../convex/retention";
 import * as projectRemoval from "../../convex/jobs/projectRemoval";
@@ -20,6 +22,7 @@ const FORWARDED = [
   ["retention:purgeBatch", oldRetention.purgeBatch, "jobs/retention:purgeBatch", retention.purgeBatch],
   ["projectRemoval:purgeBatch", oldProjectRemoval.purgeBatch, "jobs/projectRemoval:purgeBatch", projectRemoval.purgeBatch],
   ["metricRollups:backfill", oldMetricRollups.backfill, "metricHistory/backfill:run", backfill.run],
+  ["rateLimits:deleteRefilledBuckets", oldRateLimits.deleteRefilledBuckets, "access/rateLimits:deleteRefilledBuckets", rateLimits.deleteRefilledBuckets],
 ] as const;
 
 test.each(FORWARDED)("%s is the same function as %s, and docs/architecture.md lists the pair", (oldPath, old, newPath, moved) => {

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { expect, test } from "vitest";
 import { api } from "../../convex/_generated/api";
 import { credentialHints } from "../../convex/providers/integrations/registry";
-import { AUTH_FAILURE_LIMITS } from "../../convex/rateLimits";
+import { AUTH_FAILURE_LIMITS } from "../../convex/access/rateLimits";
 import { everythingStored, projectWithEveryRole } from "../helpers/api";
 import { newBackend } from "../helpers/convex";
 import { SECRETS, TEST_SITE_URL, expectNoSecrets, useFakeProviders } from "../helpers/secrets";

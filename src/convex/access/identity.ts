@@ -1,20 +1,15 @@
 /**
- * Who is calling, and may they touch this project? Used by the custom
- * function builders in functions.ts; nothing here is a Convex function.
+ * Who is calling: the caller's identity and their users row. The one
+ * lookup of a users row by token identifier is here (findUserByToken);
+ * the builders (builders.ts, actionBuilders.ts) and the internal functions
+ * that get a token identifier from an action use it. Nothing here is a
+ * Convex function.
  */
 import type { UserIdentity } from "convex/server";
-import type { Doc, Id } from "./_generated/dataModel";
-import type { MutationCtx, QueryCtx } from "./_generated/server";
-import { appError } from "./errors";
+import type { Doc, Id } from "../_generated/dataModel";
+import type { MutationCtx, QueryCtx } from "../_generated/server";
+import { appError } from "../errors";
 import { normalizeEmail, sanitizeDisplayName } from "./input";
-import type { MemberRole } from "./validators";
-
-const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 };
-
-/** Whether `role` is at least `minimum` (owner > admin > member). */
-export function roleAtLeast(role: MemberRole, minimum: MemberRole): boolean {
-  return ROLE_RANK[role] >= ROLE_RANK[minimum];
-}
 
 /** The caller's identity; UNAUTHENTICATED when there is none. */
 export async function requireIdentity(ctx: { auth: QueryCtx["auth"] }): Promise<UserIdentity> {
@@ -23,12 +18,17 @@ export async function requireIdentity(ctx: { auth: QueryCtx["auth"] }): Promise<
   return identity;
 }
 
-/** The users row for an identity, or null before the user's first mutation. */
-export async function findUser(ctx: QueryCtx, identity: UserIdentity): Promise<Doc<"users"> | null> {
+/** The users row of a token identifier, or null before that user's first mutation. */
+export async function findUserByToken(ctx: Pick<QueryCtx, "db">, tokenIdentifier: string): Promise<Doc<"users"> | null> {
   return ctx.db
     .query("users")
-    .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", identity.tokenIdentifier))
+    .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", tokenIdentifier))
     .unique();
+}
+
+/** The users row for an identity, or null before the user's first mutation. */
+export async function findUser(ctx: Pick<QueryCtx, "db">, identity: UserIdentity): Promise<Doc<"users"> | null> {
+  return findUserByToken(ctx, identity.tokenIdentifier);
 }
 
 /**
@@ -66,31 +66,4 @@ export async function findOrCreateUser(ctx: MutationCtx, identity: UserIdentity)
   const user = await ctx.db.get("users", userId);
   if (!user) throw new Error("user row vanished right after it was written");
   return user;
-}
-
-/**
- * The caller's membership of a project with at least `minimumRole`.
- * NOT_FOUND when the project does not exist, FORBIDDEN when the caller is
- * not a member or has too low a role.
- */
-export async function requireProjectRole(
-  ctx: QueryCtx,
-  userId: Id<"users"> | null,
-  projectId: Id<"projects">,
-  minimumRole: MemberRole,
-): Promise<{ project: Doc<"projects">; membership: Doc<"projectMembers"> }> {
-  const project = await ctx.db.get("projects", projectId);
-  if (!project) throw appError("NOT_FOUND", "Project not found");
-  const membership =
-    userId === null
-      ? null
-      : await ctx.db
-          .query("projectMembers")
-          .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId).eq("userId", userId))
-          .unique();
-  if (!membership) throw appError("FORBIDDEN", "You are not a member of this project");
-  if (!roleAtLeast(membership.role, minimumRole)) {
-    throw appError("FORBIDDEN", `This needs the ${minimumRole} role in the project`);
-  }
-  return { project, membership };
 }

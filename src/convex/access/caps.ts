@@ -6,9 +6,9 @@
  * the user who created it (projects.createdBy). Refusals are LIMIT_REACHED
  * with the cap's `reason` and `limit`.
  */
-import type { Id } from "./_generated/dataModel";
-import type { QueryCtx } from "./_generated/server";
-import { appError } from "./errors";
+import type { Id } from "../_generated/dataModel";
+import type { QueryCtx } from "../_generated/server";
+import { appError } from "../errors";
 
 /** Most projects one user may own (create). */
 export const MAX_PROJECTS_PER_USER = 20;

@@ -3,7 +3,7 @@
  * non-empty, bounded, and free of characters that change how text around
  * them is displayed or parsed. Argument validators check types; this checks content.
  */
-import { appError } from "./errors";
+import { appError } from "../errors";
 
 /** Longest accepted project, connection or API key name. */
 export const MAX_NAME_LENGTH = 100;

@@ -3,9 +3,9 @@
  * and when. Entries name rows and actions, never secret values.
  */
 import { v } from "convex/values";
-import type { Id } from "./_generated/dataModel";
-import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
-import { auditEntryValidator, type AuditEntry } from "./validators";
+import type { Id } from "../_generated/dataModel";
+import { internalMutation, type MutationCtx, type QueryCtx } from "../_generated/server";
+import { auditEntryValidator, type AuditEntry } from "../validators";
 
 /**
  * Added to the detail of an entry that records a decryption of a value in

@@ -20,7 +20,7 @@
  * database), and record of strings (credentials).
  */
 import type { GenericValidator, ObjectType, PropertyValidators } from "convex/values";
-import { appError } from "./errors";
+import { appError } from "../errors";
 
 /** Most entries a record argument (credentials) may have; integrations take a handful. */
 export const MAX_RECORD_ENTRIES = 32;

@@ -1,17 +1,16 @@
 /**
- * The access check of the action builders (functions.ts projectAction and
+ * The access check of the action builders (actionBuilders.ts projectAction and
  * connectionAction). Actions have no database, so the whole check runs in
  * this one internal mutation: who the caller is, their role in the project,
  * and the rate-limit tokens the action takes. It throws (and so takes no
  * token) when any of them refuses.
  */
 import { v } from "convex/values";
-import type { Id } from "./_generated/dataModel";
-import { internalMutation } from "./_generated/server";
-import { requireProjectRole } from "./auth";
-import { appError } from "./errors";
+import { internalMutation } from "../_generated/server";
+import { memberRoleValidator } from "../validators";
+import { findUserByToken } from "./identity";
 import { consumeRateLimit, rateLimitRuleValidator } from "./rateLimits";
-import { memberRoleValidator } from "./validators";
+import { requireProjectRole, requireRowRole } from "./roles";
 
 /** What an authorized action learns about its caller and target. */
 export const actionAccessValidator = v.object({
@@ -38,21 +37,15 @@ export const authorize = internalMutation({
   },
   returns: actionAccessValidator,
   handler: async (ctx, { tokenIdentifier, target, minimumRole, rateLimits }) => {
-    const user = await ctx.db
-      .query("users")
-      .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", tokenIdentifier))
-      .unique();
-    let projectId: Id<"projects">;
-    let connectionId: Id<"connections"> | undefined;
-    if ("connectionId" in target) {
-      const connection = await ctx.db.get("connections", target.connectionId);
-      if (!connection) throw appError("NOT_FOUND", "Connection not found");
-      projectId = connection.projectId;
-      connectionId = connection._id;
-    } else {
-      projectId = target.projectId;
-    }
-    const { membership } = await requireProjectRole(ctx, user?._id ?? null, projectId, minimumRole);
+    const user = await findUserByToken(ctx, tokenIdentifier);
+    const userId = user?._id ?? null;
+    const checked =
+      "connectionId" in target
+        ? await requireRowRole(ctx, userId, "connections", target.connectionId, minimumRole)
+        : await requireProjectRole(ctx, userId, target.projectId, minimumRole);
+    const { membership } = checked;
+    const projectId = checked.project._id;
+    const connectionId = "connectionId" in target ? target.connectionId : undefined;
     for (const { name, per } of rateLimits) {
       const key = per === "user" ? membership.userId : per === "project" ? projectId : connectionId;
       if (key === undefined) throw new Error(`rate limit ${name} is per connection, but the action targets a project`);
