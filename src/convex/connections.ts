@@ -5,9 +5,8 @@
  * as masked hints computed when they are written.
  */
 import { v, type ObjectType } from "convex/values";
-import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalMutation, type MutationCtx } from "./_generated/server";
+import { internalMutation } from "./_generated/server";
 import { recordAudit } from "./audit/trail";
 import { requireProjectRole } from "./access/roles";
 import { appError, appErrorCode } from "./errors";
@@ -26,7 +25,7 @@ import { assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
-import { deleteConnectionRollupsBatch } from "./metricHistory/rollups";
+import { deleteHistoryBatch } from "./jobs/connectionHistory";
 import { finishFlow } from "./oauth/finish";
 import { queueRevocation } from "./oauth/revocation";
 import { beginOAuthFlow } from "./oauth/start";
@@ -44,8 +43,6 @@ import {
 
 /** Most connections a project can have; connections.list returns all of them. */
 export const MAX_CONNECTIONS = 100;
-/** Metric rows deleted per transaction when a connection is removed. */
-export const METRICS_DELETED_PER_BATCH = 500;
 
 /** The client-visible fields of a connection, picked one by one. */
 function toConnectionSummary(connection: Doc<"connections">) {
@@ -62,20 +59,6 @@ function toConnectionSummary(connection: Doc<"connections">) {
     createdAt: connection.createdAt,
     updatedAt: connection.updatedAt,
   };
-}
-
-/**
- * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection, and
- * a batch of its rollups; true when there may be more.
- */
-async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
-  const rows = await ctx.db
-    .query("metrics")
-    .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
-    .take(METRICS_DELETED_PER_BATCH);
-  for (const row of rows) await ctx.db.delete("metrics", row._id);
-  const moreRollups = await deleteConnectionRollupsBatch(ctx, connectionId);
-  return rows.length === METRICS_DELETED_PER_BATCH || moreRollups;
 }
 
 /**
@@ -327,9 +310,7 @@ export const remove = connectionMutation({
     const { connection } = ctx;
     await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
-    if (await deleteMetricsBatch(ctx, connection._id)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
-    }
+    await deleteHistoryBatch(ctx, connection._id);
     await recordAudit(ctx, {
       action: "connection.removed",
       actorId: ctx.user._id,
@@ -361,14 +342,12 @@ export const resume = connectionMutation({
   handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, false),
 });
 
-/** Deletes a removed connection's remaining metrics, one batch per run. */
+/** Deletes a removed connection's remaining metric points and rollups, one batch per run (jobs/connectionHistory.ts). */
 export const deleteMetrics = internalMutation({
   args: { connectionId: v.id("connections") },
   returns: v.null(),
   handler: async (ctx, { connectionId }) => {
-    if (await deleteMetricsBatch(ctx, connectionId)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId });
-    }
+    await deleteHistoryBatch(ctx, connectionId);
     return null;
   },
 });
