@@ -34,7 +34,7 @@ import { isProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
-import { oauthAccess } from "../oauth";
+import { oauthAccess } from "../oauth/refresh";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../storedSecrets/encryption";
 import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type Credentials, type SyncResult } from "../validators";
 import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
@@ -211,7 +211,7 @@ async function decryptStep(target: SyncTarget, keyring: () => Keyring, legacyRet
 
 /**
  * Calls the provider for one decrypted connection, an OAuth one after
- * getting a fresh access token (oauth.ts oauthAccess). Throws what the
+ * getting a fresh access token (oauth/refresh.ts oauthAccess). Throws what the
  * integration or the refresh throws, other than the refresh's known
  * outcomes.
  */
@@ -230,7 +230,7 @@ async function fetchStep(ctx: ActionCtx, step: Extract<Step, { kind: "decrypted"
     });
     if (access.kind === "gone") return { kind: "done", connectionId: target.connectionId, result: null };
     if (access.kind === "needs_reauth") {
-      // Already stored (status, lastError, audit, never due) by oauth.markNeedsReauth.
+      // Already stored (status, lastError, audit, never due) by oauth/tokenStore.markNeedsReauth.
       return { kind: "done", connectionId: target.connectionId, result: { status: "needs_reauth", metricsStored: 0, error: access.error } };
     }
     if (access.kind === "failed") {
