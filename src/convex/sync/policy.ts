@@ -83,10 +83,16 @@ export function nextSyncSlot(now: number, intervalMs: number = syncIntervalMs())
  * When a connection that failed for a transient reason `failures` times in
  * a row (≥ 1) is tried again: the slot after interval × 2^(failures − 1),
  * at most MAX_BACKOFF_MS (15 min, 30, 1 h, 2 h, 4 h, then 6 h by default).
+ * When the provider said when to try again (`retryAt`, a rate limit's
+ * Retry-After or quota reset), not before the first slot at or after it,
+ * but never later than the backoff's cap.
  */
-export function nextAttemptAfterFailure(now: number, failures: number, intervalMs: number = syncIntervalMs()): number {
+export function nextAttemptAfterFailure(now: number, failures: number, intervalMs: number = syncIntervalMs(), retryAt?: number): number {
   const wait = Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
-  return nextSyncSlot(now + wait - intervalMs, intervalMs);
+  const backoff = nextSyncSlot(now + wait - intervalMs, intervalMs);
+  if (retryAt === undefined || retryAt <= backoff) return backoff;
+  const latest = nextSyncSlot(now + MAX_BACKOFF_MS - intervalMs, intervalMs);
+  return Math.min(Math.ceil(retryAt / intervalMs) * intervalMs, latest);
 }
 
 /** Provider error kinds that only the user can fix (new credentials, a new grant): the connection is parked. */
