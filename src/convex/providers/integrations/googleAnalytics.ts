@@ -39,7 +39,7 @@ export const googleAnalytics: Integration = {
     clientSecretEnv: "GOOGLE_OAUTH_CLIENT_SECRET",
     // "openid": the token answer then carries an ID token naming the Google account (`sub`), so that a grant is
     // revoked only when no other connection holds the same account (Google ends every token of one account and
-    // client at once: oauth/accounts.ts). It adds no access to any data.
+    // client at once: oauth/accounts.ts). On its own it gives access to nothing but that id.
     scopes: ["openid", "https://www.googleapis.com/auth/analytics.readonly"],
     // A refresh token is only issued for offline access, and again on re-consent only with prompt=consent.
     // No include_granted_scopes: the tokens carry this scope only, not every scope the user ever granted the client.
