@@ -86,7 +86,7 @@ function importCycles(): string[][] {
 const KNOWN_CYCLES: string[][] = [["invitations.ts", "projects.ts"]];
 
 /** Files over 400 lines when this check was written (issue 17), to be split (then taken off this list); no other file may grow past 400. */
-const KNOWN_LONG_FILES = ["oauth.ts"];
+const KNOWN_LONG_FILES: string[] = [];
 const MAX_LINES = 400;
 
 /** The cycles that are not in KNOWN_CYCLES. */
