@@ -12,10 +12,10 @@ import { MAX_CONNECTIONS } from "./connections";
 import { appError } from "./errors";
 import { connectionQuery, projectQuery } from "./access/builders";
 import { readSeries } from "./metricHistory/rollups";
-import { MAX_METRICS_PER_SYNC } from "./metricsSync";
+import { MAX_METRICS_PER_SYNC } from "./sync/policy";
 import { connectionNameOf } from "./upgrade/defaults";
 
-/** Longest metric name a sync stores (metricsSync.ts storablePoints). */
+/** Longest metric name a sync stores (sync/run.ts storablePoints). */
 const MAX_METRIC_NAME_LENGTH = 200;
 
 /** One metric's latest point, with the connection it came from. */
