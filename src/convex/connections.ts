@@ -24,7 +24,7 @@ import { credentialHints, validateCredentials } from "./providers/integrations/r
 import { assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
-import { setPaused } from "./connectionPause";
+import { setPaused } from "./sync/pause";
 import { deleteHistoryBatch } from "./jobs/connectionHistory";
 import { finishFlow } from "./oauth/finish";
 import { queueRevocation } from "./oauth/revocation";
@@ -325,7 +325,7 @@ export const remove = connectionMutation({
 
 /**
  * Pauses a connection (owners and admins): never synced by the cron, at no
- * cost, until resumed (connectionPause.ts); its history stays. Returns its status.
+ * cost, until resumed (sync/pause.ts); its history stays. Returns its status.
  */
 export const pause = connectionMutation({
   args: {},

@@ -48,7 +48,7 @@ export const DEFERRAL_MS = 60_000;
 export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
 /**
  * nextSyncAt of a connection that is never due (needs_reauth, paused:
- * connectionPause.ts): after any cron run's "now", so the cron's index
+ * sync/pause.ts): after any cron run's "now", so the cron's index
  * range never reaches it. Absent nextSyncAt is different: rows from before
  * scheduling by due time, which are due.
  */
