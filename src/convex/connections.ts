@@ -8,9 +8,9 @@ import { v, type ObjectType } from "convex/values";
 import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit/trail";
-import { requireProjectRole } from "./access/roles";
-import { appError, appErrorCode } from "./errors";
+import { recordAudit, recordUserAct } from "./audit/trail";
+import { findProjectRole } from "./access/roles";
+import { appError } from "./errors";
 import { connectionAction, userAction } from "./access/actionBuilders";
 import {
   connectionMutation,
@@ -22,7 +22,7 @@ import {
 } from "./access/builders";
 import { cleanName } from "./access/input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
-import { assertOwnerCanAddConnection } from "./access/caps";
+import { MAX_CONNECTIONS, assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
@@ -40,8 +40,6 @@ import {
   type SyncResult,
 } from "./validators";
 
-/** Most connections a project can have; connections.list returns all of them. */
-export const MAX_CONNECTIONS = 100;
 /** Metric rows deleted per transaction when a connection is removed. */
 export const METRICS_DELETED_PER_BATCH = 500;
 
@@ -126,14 +124,7 @@ export const create = secretProjectMutation({
     const encryptedCredentials = await encryptCredentials(keyring, projectId, connectionId, credentials, secretVersion);
     const nextSyncAt = await firstSyncAt(ctx, { connectionId, projectId, userId: ctx.user._id }, now);
     await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion, nextSyncAt });
-    await recordAudit(ctx, {
-      action: "connection.created",
-      actorId: ctx.user._id,
-      projectId,
-      targetTable: "connections",
-      targetId: connectionId,
-      detail: `service: ${integration.id}`,
-    });
+    await recordUserAct(ctx, "connection.created", projectId, "connections", connectionId, `service: ${integration.id}`);
     return connectionId;
   },
 });
@@ -193,13 +184,7 @@ export const updateCredentials = secretConnectionMutation({
       updatedAt: now,
       nextSyncAt: await firstSyncAt(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: ctx.user._id }, now),
     });
-    await recordAudit(ctx, {
-      action: "connection.credentials_updated",
-      actorId: ctx.user._id,
-      projectId: connection.projectId,
-      targetTable: "connections",
-      targetId: connection._id,
-    });
+    await recordUserAct(ctx, "connection.credentials_updated", connection.projectId, "connections", connection._id);
     return null;
   },
 });
@@ -273,12 +258,7 @@ export const insertOAuthConnection = internalMutation({
   },
   returns: v.union(v.id("connections"), v.null()),
   handler: async (ctx, args) => {
-    try {
-      await requireProjectRole(ctx, args.userId, args.projectId, "admin");
-    } catch (error) {
-      if (appErrorCode(error)) return null;
-      throw error;
-    }
+    if (!(await findProjectRole(ctx, args.userId, args.projectId, "admin"))) return null;
     const existing = await ctx.db
       .query("connections")
       .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
@@ -328,14 +308,7 @@ export const remove = connectionMutation({
     if (await deleteMetricsBatch(ctx, connection._id)) {
       await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
     }
-    await recordAudit(ctx, {
-      action: "connection.removed",
-      actorId: ctx.user._id,
-      projectId: connection.projectId,
-      targetTable: "connections",
-      targetId: connection._id,
-      detail: `service: ${connection.service}`,
-    });
+    await recordUserAct(ctx, "connection.removed", connection.projectId, "connections", connection._id, `service: ${connection.service}`);
     return null;
   },
 });

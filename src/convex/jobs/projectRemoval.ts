@@ -16,6 +16,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
+import { forgetBucketsOf } from "../access/rateLimits";
 import { recordAudit } from "../audit/trail";
 import { queueRevocation } from "../oauth";
 
@@ -42,15 +43,6 @@ export const STEPS = [
 ] as const;
 type Step = (typeof STEPS)[number];
 const stepValidator = v.union(...STEPS.map((step) => v.literal(step)));
-
-/** Rate-limit buckets keyed by a connection or project id (access/rateLimits.ts MANUAL_SYNC_LIMITS). */
-async function deleteBucket(ctx: MutationCtx, name: string, key: string): Promise<void> {
-  const bucket = await ctx.db
-    .query("rateLimits")
-    .withIndex("name", (q) => q.eq("name", name).eq("key", key))
-    .first();
-  if (bucket) await ctx.db.delete("rateLimits", bucket._id);
-}
 
 /** Up to `limit` of the project's rows of `step`, by index. */
 async function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<Doc<Step>[]> {
@@ -86,7 +78,7 @@ async function deleteRows(ctx: MutationCtx, step: Step, projectId: Id<"projects"
     if (step === "connections") {
       const connection = row as Doc<"connections">;
       await queueRevocation(ctx, connection);
-      await deleteBucket(ctx, "manualSync", connection._id);
+      await forgetBucketsOf(ctx, { connectionId: connection._id });
     }
     await ctx.db.delete(step, row._id);
   }
@@ -112,7 +104,7 @@ async function purge(ctx: MutationCtx, projectId: Id<"projects">, step: Step, pa
   if (index < STEPS.length) {
     await ctx.scheduler.runAfter(0, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[index]!, pass });
   } else {
-    await deleteBucket(ctx, "manualSyncProject", projectId);
+    await forgetBucketsOf(ctx, { projectId });
     if (pass === 1) {
       await ctx.scheduler.runAfter(SWEEP_DELAY_MS, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[0], pass: 2 });
     }
