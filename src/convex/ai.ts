@@ -15,7 +15,6 @@ import { isProviderError } from "./providers/errors";
 import { findStoredAiKey } from "./aiKeys";
 import { LEGACY_FORMAT_AUDIT_NOTE } from "./audit/trail";
 import { decryptAiKey, loadKeyring, readEncryptionSettings } from "./storedSecrets/encryption";
-import { connectionNameOf } from "./upgrade/defaults";
 import { aiProviderValidator, insightValidator, keyIdOrderValidator, type Insight } from "./validators";
 
 /** Most recent metric points an insight looks at. */
@@ -61,6 +60,19 @@ function summarize(points: Doc<"metrics">[], connectionLabel: (id: Id<"connectio
     }
   }
   return [...lines.values()];
+}
+
+/**
+ * How the prompt names a connection: its service id and its name, both
+ * quoted as data. A row of the original Dashtray that the upgrade job has
+ * not yet named (upgrade/defaults.ts) shows its service id alone: the name
+ * the dashboard shows for it is the integration's display name, which adds
+ * nothing to the id, and looking it up would put every integration in this
+ * module's imports.
+ */
+export function connectionLabel(connection: Pick<Doc<"connections">, "service" | "name">): string {
+  const service = quoteAsData(connection.service);
+  return connection.name === undefined ? service : `${service} named ${quoteAsData(connection.name)}`;
 }
 
 /**
@@ -147,10 +159,7 @@ export const loadInsightInput = internalQuery({
     const labels = new Map<Id<"connections">, string>();
     for (const connectionId of new Set(points.map((point) => point.connectionId))) {
       const connection = await ctx.db.get("connections", connectionId);
-      labels.set(
-        connectionId,
-        connection ? `${quoteAsData(connection.service)} named ${quoteAsData(connectionNameOf(connection))}` : "(removed)",
-      );
+      labels.set(connectionId, connection ? connectionLabel(connection) : "(removed)");
     }
     const prompt = insightPrompt(project.name, summarize(points, (id) => labels.get(id) ?? "(unknown)"));
     return { ...key, ...(await readEncryptionSettings(ctx.db)), prompt };

@@ -17,9 +17,8 @@ import { recordAudit } from "./audit/trail";
 import { checkArgs } from "./access/secretArgs";
 import { appError } from "./errors";
 import { userMutation, userQuery } from "./access/builders";
-import { maskSecret } from "./lib/mask";
+import { maskSecret, UNKNOWN_HINT } from "./lib/mask";
 import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
-import { UNKNOWN_HINT } from "./upgrade/defaults";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
 
 /** Accepted key lengths: real keys are 40–200 characters. */

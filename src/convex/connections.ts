@@ -5,9 +5,8 @@
  * as masked hints computed when they are written.
  */
 import { v, type ObjectType } from "convex/values";
-import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
-import { internalMutation, type MutationCtx } from "./_generated/server";
+import { internalMutation } from "./_generated/server";
 import { recordAudit, recordUserAct } from "./audit/trail";
 import { findProjectRole } from "./access/roles";
 import { appError } from "./errors";
@@ -26,7 +25,7 @@ import { MAX_CONNECTIONS, assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
-import { deleteConnectionRollupsBatch } from "./metricHistory/rollups";
+import { deleteHistoryBatch } from "./jobs/connectionHistory";
 import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
 import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
 import { checkArgs } from "./access/secretArgs";
@@ -40,8 +39,6 @@ import {
   type SyncResult,
 } from "./validators";
 
-/** Metric rows deleted per transaction when a connection is removed. */
-export const METRICS_DELETED_PER_BATCH = 500;
 
 /** The client-visible fields of a connection, picked one by one. */
 function toConnectionSummary(connection: Doc<"connections">) {
@@ -58,20 +55,6 @@ function toConnectionSummary(connection: Doc<"connections">) {
     createdAt: connection.createdAt,
     updatedAt: connection.updatedAt,
   };
-}
-
-/**
- * Deletes up to METRICS_DELETED_PER_BATCH metric rows of a connection, and
- * a batch of its rollups; true when there may be more.
- */
-async function deleteMetricsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
-  const rows = await ctx.db
-    .query("metrics")
-    .withIndex("by_connectionId_and_timestamp", (q) => q.eq("connectionId", connectionId))
-    .take(METRICS_DELETED_PER_BATCH);
-  for (const row of rows) await ctx.db.delete("metrics", row._id);
-  const moreRollups = await deleteConnectionRollupsBatch(ctx, connectionId);
-  return rows.length === METRICS_DELETED_PER_BATCH || moreRollups;
 }
 
 /**
@@ -305,9 +288,7 @@ export const remove = connectionMutation({
     const { connection } = ctx;
     await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
-    if (await deleteMetricsBatch(ctx, connection._id)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId: connection._id });
-    }
+    await deleteHistoryBatch(ctx, connection._id);
     await recordUserAct(ctx, "connection.removed", connection.projectId, "connections", connection._id, `service: ${connection.service}`);
     return null;
   },
@@ -332,14 +313,12 @@ export const resume = connectionMutation({
   handler: (ctx) => setPaused(ctx, ctx.connection, ctx.user._id, false),
 });
 
-/** Deletes a removed connection's remaining metrics, one batch per run. */
+/** Deletes a removed connection's remaining metric points and rollups, one batch per run (jobs/connectionHistory.ts). */
 export const deleteMetrics = internalMutation({
   args: { connectionId: v.id("connections") },
   returns: v.null(),
   handler: async (ctx, { connectionId }) => {
-    if (await deleteMetricsBatch(ctx, connectionId)) {
-      await ctx.scheduler.runAfter(0, internal.connections.deleteMetrics, { connectionId });
-    }
+    await deleteHistoryBatch(ctx, connectionId);
     return null;
   },
 });

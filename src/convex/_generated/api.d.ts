@@ -30,6 +30,8 @@ import type * as errors from "../errors.js";
 import type * as http from "../http.js";
 import type * as insights from "../insights.js";
 import type * as invitations from "../invitations.js";
+import type * as jobs_batches from "../jobs/batches.js";
+import type * as jobs_connectionHistory from "../jobs/connectionHistory.js";
 import type * as jobs_projectRemoval from "../jobs/projectRemoval.js";
 import type * as jobs_retention from "../jobs/retention.js";
 import type * as keyRotation from "../keyRotation.js";
@@ -112,6 +114,8 @@ declare const fullApi: ApiFromModules<{
   http: typeof http;
   insights: typeof insights;
   invitations: typeof invitations;
+  "jobs/batches": typeof jobs_batches;
+  "jobs/connectionHistory": typeof jobs_connectionHistory;
   "jobs/projectRemoval": typeof jobs_projectRemoval;
   "jobs/retention": typeof jobs_retention;
   keyRotation: typeof keyRotation;

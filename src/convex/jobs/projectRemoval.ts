@@ -12,13 +12,15 @@
  * SWEEP_DELAY_MS later and deletes what actions that were already running
  * wrote meanwhile (a sync's audit entries, an insight being saved).
  */
+import type { Indexes, NamedTableInfo } from "convex/server";
 import { v } from "convex/values";
 import { internal } from "../_generated/api";
-import type { Doc, Id } from "../_generated/dataModel";
+import type { DataModel, Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
 import { forgetBucketsOf } from "../access/rateLimits";
 import { recordAudit } from "../audit/trail";
 import { queueRevocation } from "../oauth";
+import { runBatch } from "./batches";
 
 /** Rows one batch deletes (each read once, by index): 1,000 documents read and written at most. */
 export const ROWS_PER_BATCH = 1000;
@@ -44,72 +46,85 @@ export const STEPS = [
 type Step = (typeof STEPS)[number];
 const stepValidator = v.union(...STEPS.map((step) => v.literal(step)));
 
-/** Up to `limit` of the project's rows of `step`, by index. */
-async function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<Doc<Step>[]> {
-  switch (step) {
-    case "connections":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "oauthStates":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "invitations":
-      return ctx.db.query(step).withIndex("by_projectId_and_state", (q) => q.eq("projectId", projectId)).take(limit);
-    case "apiKeys":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "projectMembers":
-      return ctx.db.query(step).withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "insights":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "metricRollups":
-      return ctx.db.query(step).withIndex("by_projectId", (q) => q.eq("projectId", projectId)).take(limit);
-    case "metrics":
-      return ctx.db.query(step).withIndex("by_projectId_and_timestamp", (q) => q.eq("projectId", projectId)).take(limit);
-    case "auditLog":
-      return ctx.db.query(step).withIndex("by_projectId_and_at", (q) => q.eq("projectId", projectId)).take(limit);
+/** The indexes of `table` whose first field is projectId. */
+type ProjectIndex<T extends Step> = {
+  [I in keyof Indexes<NamedTableInfo<DataModel, T>>]: Indexes<NamedTableInfo<DataModel, T>>[I] extends ["projectId", ...unknown[]]
+    ? I
+    : never;
+}[keyof Indexes<NamedTableInfo<DataModel, T>>];
+
+/** Each step's index that starts with projectId (checked against the schema by the type). */
+const PROJECT_INDEX: { [T in Step]: ProjectIndex<T> } = {
+  connections: "by_projectId",
+  oauthStates: "by_projectId",
+  invitations: "by_projectId_and_state",
+  apiKeys: "by_projectId",
+  projectMembers: "by_projectId_and_userId",
+  insights: "by_projectId",
+  metricRollups: "by_projectId",
+  metrics: "by_projectId_and_timestamp",
+  auditLog: "by_projectId_and_at",
+};
+
+/** Up to `limit` of the project's rows of `step`, by its PROJECT_INDEX. */
+function rowsOf(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<Doc<Step>[]> {
+  // One query for every step: TypeScript cannot follow a union of tables through withIndex, so it is
+  // typed as one of them; PROJECT_INDEX's type checks each step's index starts with projectId.
+  return ctx.db
+    .query(step as "connections")
+    .withIndex(PROJECT_INDEX[step] as "by_projectId", (q) => q.eq("projectId", projectId))
+    .take(limit);
+}
+
+/** A row of the project's, with the step (table) it belongs to. */
+interface StepRow {
+  step: Step;
+  doc: Doc<Step>;
+}
+
+/** Up to `limit` of the project's rows from `step` on, in STEPS order. */
+async function rowsFrom(ctx: MutationCtx, projectId: Id<"projects">, step: Step, limit: number): Promise<StepRow[]> {
+  const found: StepRow[] = [];
+  for (const current of STEPS.slice(STEPS.indexOf(step))) {
+    if (found.length === limit) break;
+    for (const doc of await rowsOf(ctx, current, projectId, limit - found.length)) found.push({ step: current, doc });
   }
+  return found;
 }
 
 /**
- * Deletes up to `limit` rows of `step`; the number deleted. A connection's
- * OAuth grant is queued for revocation first, and its manual-sync bucket goes with it.
+ * Deletes one row. A connection's OAuth grant is queued for revocation
+ * first, and its manual-sync bucket goes with it.
  */
-async function deleteRows(ctx: MutationCtx, step: Step, projectId: Id<"projects">, limit: number): Promise<number> {
-  const rows = await rowsOf(ctx, step, projectId, limit);
-  for (const row of rows) {
-    if (step === "connections") {
-      const connection = row as Doc<"connections">;
-      await queueRevocation(ctx, connection);
-      await forgetBucketsOf(ctx, { connectionId: connection._id });
-    }
-    await ctx.db.delete(step, row._id);
+async function deleteRow(ctx: MutationCtx, { step, doc }: StepRow): Promise<void> {
+  if (step === "connections") {
+    const connection = doc as Doc<"connections">;
+    await queueRevocation(ctx, connection);
+    await forgetBucketsOf(ctx, { connectionId: connection._id });
   }
-  return rows.length;
+  await ctx.db.delete(step, doc._id);
 }
 
 /**
- * One batch: deletes up to ROWS_PER_BATCH rows from `step` on, then
- * schedules the next batch, the second pass (after the first), or nothing.
+ * One batch (jobs/batches.ts): deletes up to ROWS_PER_BATCH rows from `step`
+ * on, then schedules the next batch at the step of the last row it deleted,
+ * the second pass (after the first), or nothing.
  */
 async function purge(ctx: MutationCtx, projectId: Id<"projects">, step: Step, pass: number) {
-  let budget = ROWS_PER_BATCH;
-  let index = STEPS.indexOf(step);
-  let deleted = 0;
-  while (index < STEPS.length && budget > 0) {
-    const current = STEPS[index]!;
-    const count = await deleteRows(ctx, current, projectId, budget);
-    deleted += count;
-    budget -= count;
-    if (count > 0 && budget === 0) break; // this step may have more: the next batch looks again
-    index++;
-  }
-  if (index < STEPS.length) {
-    await ctx.scheduler.runAfter(0, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[index]!, pass });
-  } else {
+  const { read, done } = await runBatch(ctx, {
+    size: ROWS_PER_BATCH,
+    read: (limit) => rowsFrom(ctx, projectId, step, limit),
+    handle: (row) => deleteRow(ctx, row),
+    next: internal.jobs.projectRemoval.purgeBatch,
+    continueAfter: (last) => ({ projectId, step: last.step, pass }),
+  });
+  if (done) {
     await forgetBucketsOf(ctx, { projectId });
     if (pass === 1) {
       await ctx.scheduler.runAfter(SWEEP_DELAY_MS, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[0], pass: 2 });
     }
   }
-  return { deleted, done: index >= STEPS.length };
+  return { deleted: read, done };
 }
 
 /**
@@ -133,5 +148,5 @@ export async function removeProject(ctx: MutationCtx, project: Doc<"projects">, 
 export const purgeBatch = internalMutation({
   args: { projectId: v.id("projects"), step: stepValidator, pass: v.number() },
   returns: v.object({ deleted: v.number(), done: v.boolean() }),
-  handler: async (ctx, { projectId, step, pass }) => purge(ctx, projectId, step, pass),
+  handler: (ctx, { projectId, step, pass }): Promise<{ deleted: number; done: boolean }> => purge(ctx, projectId, step, pass),
 });

@@ -9,6 +9,13 @@
  * long: the suffix never exceeds a quarter of the secret's non-marker part.
  */
 
+/**
+ * The hint shown while a secret's hint is unknown (rows of the original
+ * Dashtray have none; computing one needs the plaintext, which only the
+ * upgrade job decrypts: upgrade/defaults.ts).
+ */
+export const UNKNOWN_HINT = "…";
+
 /** Type markers of the keys Dashtray stores, longest first; they identify a kind of key, not a key. */
 const KNOWN_PREFIXES = [
   "github_pat_",

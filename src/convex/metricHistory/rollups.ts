@@ -10,7 +10,7 @@
  * point changes nothing: the backfill (backfill.ts) folds the raw points stored before
  * rollups existed, safely next to running syncs. Rollups are trimmed by the
  * metrics retention, by bucket start (jobs/retention.ts), and deleted with their
- * connection (connections.remove) or project (jobs/projectRemoval.ts).
+ * connection (connections.remove, jobs/connectionHistory.ts) or project (jobs/projectRemoval.ts).
  */
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
@@ -27,8 +27,6 @@ export const BUCKET_MS: Record<RollupResolution, number> = { hour: HOUR, day: DA
 export const MAX_SERIES_POINTS = 500;
 /** Longest range charted hourly (480 hourly buckets, plus the one `from` falls in); longer ranges are daily. */
 export const MAX_HOURLY_RANGE_MS = 20 * DAY;
-/** Rollup rows deleted per transaction when a connection or project is removed. */
-export const ROLLUPS_DELETED_PER_BATCH = 500;
 
 /** The start of the bucket of `resolution` that `at` falls in. */
 export function bucketStart(at: number, resolution: RollupResolution): number {
@@ -126,15 +124,10 @@ export async function readSeries(
   return { resolution, points };
 }
 
-/**
- * Deletes up to ROLLUPS_DELETED_PER_BATCH rollups of a connection (every
- * metric, both resolutions); true when there may be more.
- */
-export async function deleteConnectionRollupsBatch(ctx: MutationCtx, connectionId: Id<"connections">): Promise<boolean> {
-  const rows = await ctx.db
+/** Up to `limit` rollups of a connection (every metric, both resolutions), by index. */
+export function rollupsOfConnection(ctx: MutationCtx, connectionId: Id<"connections">, limit: number): Promise<Doc<"metricRollups">[]> {
+  return ctx.db
     .query("metricRollups")
     .withIndex("by_connectionId_and_name_and_resolution_and_start", (q) => q.eq("connectionId", connectionId))
-    .take(ROLLUPS_DELETED_PER_BATCH);
-  for (const row of rows) await ctx.db.delete("metricRollups", row._id);
-  return rows.length === ROLLUPS_DELETED_PER_BATCH;
+    .take(limit);
 }

@@ -3,13 +3,15 @@
  * job (upgrade.ts) stores the missing fields. Every reader of a field the
  * original did not write goes through here, so the dashboard sees the same
  * thing everywhere, and these defaults can go when the schema is narrowed
- * (docs/upgrade.md).
+ * (docs/upgrade.md). It imports the integration registry (for names and
+ * credential fields): modules on the AI key's path (ai.ts, aiKeys.ts) do not
+ * import it (src/test/architecture/imports.test.ts).
  */
 import type { Doc } from "../_generated/dataModel";
+import { UNKNOWN_HINT } from "../lib/mask";
 import { findIntegration } from "../providers/integrations/registry";
 
-/** What a hint shows while it is unknown: hints need the plaintext, which only the upgrade job decrypts. */
-export const UNKNOWN_HINT = "…";
+export { UNKNOWN_HINT };
 
 /** A connection's name; rows of the original have none: the integration's display name ("Stripe"), or its id. */
 export function connectionNameOf(connection: Doc<"connections">): string {

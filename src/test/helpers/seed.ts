@@ -9,8 +9,9 @@ import { encryptAiKey, encryptCredentials, ensureRootSalt, loadKeyring } from ".
 import { credentialHints } from "../../convex/providers/integrations/registry";
 import { maskSecret } from "../../convex/lib/mask";
 import type { AiProvider, ConnectionStatus, Credentials, MemberRole } from "../../convex/validators";
+import { vi } from "vitest";
 import type { Backend } from "./convex";
-import { identity } from "./convex";
+import { identity, newBackend } from "./convex";
 
 /** The deployment's keyring as a function loads it (creating the deployment's root salt if it has none yet). */
 export async function deploymentKeyring(t: Backend): Promise<Keyring> {
@@ -84,4 +85,18 @@ export async function seedAiKey(t: Backend, userId: Id<"users">, provider: AiPro
       updatedAt: Date.now(),
     }),
   );
+}
+
+/**
+ * A fresh backend at fake time `start` (Date only; tests move it with
+ * vi.setSystemTime) holding one owner's project and one Stripe connection,
+ * for the background jobs' tests. Call vi.useRealTimers() after.
+ */
+export async function seedJobFixture(start: number, secretKey: string) {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(start);
+  const t = newBackend();
+  const { projectId } = await seedProject(t, { alice: "owner" });
+  const connectionId = await seedConnection(t, projectId, "stripe", { secretKey });
+  return { t, projectId, connectionId };
 }

@@ -5,8 +5,8 @@ import { internal } from "../../convex/_generated/api";
 import type { Id } from "../../convex/_generated/dataModel";
 import crons from "../../convex/crons";
 import { RETENTION_BATCH_SIZE } from "../../convex/jobs/retention";
-import { newBackend, type Backend } from "../helpers/convex";
-import { seedConnection, seedProject } from "../helpers/seed";
+import type { Backend } from "../helpers/convex";
+import { seedJobFixture } from "../helpers/seed";
 
 const DAY = 24 * 60 * 60 * 1000;
 const START = Date.UTC(2025, 0, 1);
@@ -16,11 +16,7 @@ let projectId: Id<"projects">;
 let connectionId: Id<"connections">;
 
 beforeEach(async () => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(START);
-  t = newBackend();
-  ({ projectId } = await seedProject(t, { alice: "owner" }));
-  connectionId = await seedConnection(t, projectId, "stripe", { secretKey: "sk_test_retention0000000000" });
+  ({ t, projectId, connectionId } = await seedJobFixture(START, "sk_test_retention0000000000"));
 });
 
 afterEach(() => {
