@@ -26,7 +26,9 @@ import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
 import { setPaused } from "./connectionPause";
 import { deleteHistoryBatch } from "./jobs/connectionHistory";
-import { beginOAuthFlow, finishFlow, queueRevocation } from "./oauth";
+import { finishFlow } from "./oauth/finish";
+import { queueRevocation } from "./oauth/revocation";
+import { beginOAuthFlow } from "./oauth/start";
 import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
 import { checkArgs } from "./access/secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
@@ -180,7 +182,7 @@ export const updateCredentials = secretConnectionMutation({
  * same service (e.g. one in needs_reauth) instead of creating one. The
  * provider sends the browser to /oauth/callback, which keeps the code and
  * redirects to DASHBOARD_URL with ?oauth=received&flow=…; the dashboard
- * then calls finishOAuth (see oauth.ts).
+ * then calls finishOAuth (see oauth/start.ts).
  */
 export const startOAuth = projectMutation({
   args: {
@@ -228,7 +230,7 @@ export const finishOAuth = userAction({
 /**
  * The row of a new OAuth connection, inserted by finishOAuth once the code
  * was exchanged and before its tokens are written (they are bound to its
- * id): `needs_reauth` until oauth.writeGrant stores them. Null when the
+ * id): `needs_reauth` until oauth/tokenStore.writeGrant stores them. Null when the
  * user is no longer an admin or the project is full.
  */
 export const insertOAuthConnection = internalMutation({
@@ -278,7 +280,7 @@ export const insertOAuthConnection = internalMutation({
  * Removes a connection and its metrics (owners and admins). The first batch
  * of metrics goes in this mutation; any rest in self-scheduling batches.
  * An OAuth connection's grant is revoked at the provider afterwards, best
- * effort (oauth.queueRevocation); its tokens leave the row now.
+ * effort (oauth/revocation.ts queueRevocation); its tokens leave the row now.
  */
 export const remove = connectionMutation({
   args: {},

@@ -10,7 +10,7 @@
  * requestSource for what "source" is.
  *
  * GET /oauth/callback is where OAuth providers send the browser back after
- * connections.startOAuth (oauth.ts handleOAuthCallback); unknown states are
+ * connections.startOAuth (oauth/callback.ts handleOAuthCallback); unknown states are
  * throttled per source like failed API authentications; a known state is
  * never throttled.
  */
@@ -20,7 +20,8 @@ import { httpAction, type ActionCtx } from "./_generated/server";
 import { retryAfterSeconds } from "./access/rateLimits";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
-import { OAUTH_CALLBACK_PATH, handleOAuthCallback } from "./oauth";
+import { handleOAuthCallback } from "./oauth/callback";
+import { OAUTH_CALLBACK_PATH } from "./oauth/provider";
 
 /** Longest Authorization value worth hashing; real keys are about 50 characters. */
 const MAX_API_KEY_LENGTH = 200;

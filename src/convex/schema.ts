@@ -98,7 +98,7 @@ export default defineSchema({
     /** Bumped each time the credentials are replaced; bound into the ciphertext (format v2). Absent on old rows: 0. */
     secretVersion: v.optional(v.number()),
     /**
-     * An OAuth token refresh in flight (oauth.ts): claimed in a mutation by the one sync that calls the
+     * An OAuth token refresh in flight (oauth/tokenStore.ts): claimed in a mutation by the one sync that calls the
      * provider; others wait for the secretVersion to change. Expires so a dead refresher blocks no one.
      */
     refreshLease: v.optional(v.object({ leaseId: v.string(), expiresAt: v.number() })),

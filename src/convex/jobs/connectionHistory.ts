@@ -11,8 +11,11 @@ import type { MutationCtx } from "../_generated/server";
 import { rollupsOfConnection } from "../metricHistory/rollups";
 import { runBatch } from "./batches";
 
-/** History rows (metric points and rollups) one batch deletes. */
-export const HISTORY_ROWS_PER_BATCH = 500;
+/**
+ * History rows (metric points and rollups) one batch reads and deletes: 1,000 documents read and
+ * written at most, as many as a batch of points and one of rollups deleted before (500 each).
+ */
+export const HISTORY_ROWS_PER_BATCH = 1000;
 
 type HistoryRow = { table: "metrics"; _id: Id<"metrics"> } | { table: "metricRollups"; _id: Id<"metricRollups"> };
 

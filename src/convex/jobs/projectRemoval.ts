@@ -7,7 +7,7 @@
  * first batch. Each batch deletes up to ROWS_PER_BATCH rows, step by step
  * (STEPS: connections first, so nothing syncs or refreshes any more; their
  * OAuth grants are queued for revocation at the provider through
- * oauth.queueRevocation, whose audit entries then go to the remover), and
+ * oauth/revocation.ts queueRevocation, whose audit entries then go to the remover), and
  * schedules the next batch until every step is done. A second pass runs
  * SWEEP_DELAY_MS later and deletes what actions that were already running
  * wrote meanwhile (a sync's audit entries, an insight being saved).
@@ -19,7 +19,7 @@ import type { DataModel, Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
 import { forgetBucketsOf } from "../access/rateLimits";
 import { recordAudit } from "../audit/trail";
-import { queueRevocation } from "../oauth";
+import { queueRevocation } from "../oauth/revocation";
 import { runBatch } from "./batches";
 
 /** Rows one batch deletes (each read once, by index): 1,000 documents read and written at most. */

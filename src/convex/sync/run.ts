@@ -27,7 +27,7 @@ import { isProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
-import { oauthAccess } from "../oauth";
+import { oauthAccess } from "../oauth/refresh";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../storedSecrets/encryption";
 import { connectionStatusValidator, keyIdOrderValidator, type Credentials, type SyncResult } from "../validators";
 import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
@@ -241,7 +241,7 @@ export async function syncConnections(
       });
       if (access.kind === "gone") return null;
       if (access.kind === "needs_reauth") {
-        // Already stored (status, lastError, audit, never due) by oauth.markNeedsReauth.
+        // Already stored (status, lastError, audit, never due) by oauth/tokenStore.markNeedsReauth.
         const result: SyncResult = { status: "needs_reauth", metricsStored: 0, error: access.error };
         results.set(item.target.connectionId, { connectionId: item.target.connectionId, result });
         return null;

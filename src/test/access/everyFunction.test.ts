@@ -90,7 +90,7 @@ const PUBLIC_FUNCTIONS: PublicFunction[] = [
       c.mutation(api.connections.startOAuth, { projectId: f.projectId, service: "google_analytics", settings: { propertyId: "123" } }),
   },
   {
-    // Only the user who started the flow can finish it (oauth.test.ts); any signed-in caller may try.
+    // Only the user who started the flow can finish it (oauth/start.test.ts); any signed-in caller may try.
     name: "connections:finishOAuth",
     access: "user",
     call: (c) => c.action(api.connections.finishOAuth, { flow: "A".repeat(43) }),

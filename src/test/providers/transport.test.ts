@@ -3,7 +3,7 @@
 // every failure a ProviderError whose message holds nothing of the exchange,
 // with a cause only where it cannot quote a body. End-to-end behaviour through
 // the integrations, the AI providers and the OAuth client is in
-// metricsSync.test.ts, stripeMrr.test.ts, ai.test.ts and oauth.test.ts.
+// metricsSync.test.ts, stripeMrr.test.ts, ai.test.ts and oauth/.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from "vitest";

@@ -1,7 +1,7 @@
 /**
  * OAuth 2.0 client calls (RFC 6749, PKCE RFC 7636, revocation RFC 7009):
  * the authorization URL, the code exchange, the refresh, the revocation.
- * No Convex functions here; oauth.ts decides when to call them.
+ * No Convex functions here; oauth/ decides when to call them.
  *
  * Token endpoint answers carry tokens in success bodies and often echo the
  * presented token or code in error bodies (`error_description`). Only the

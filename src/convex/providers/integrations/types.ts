@@ -35,7 +35,7 @@ export interface EndpointSetting {
  * How an integration authorizes over OAuth 2.0 (authorization code + PKCE
  * S256, refresh tokens). Its connections are created by
  * connections.startOAuth and the /oauth/callback route, never with
- * credentials typed in; their tokens are refreshed by the sync (oauth.ts).
+ * credentials typed in; their tokens are refreshed by the sync (oauth/refresh.ts).
  */
 export interface OAuthProvider {
   /** Who the user signs in with, e.g. "Google" (for messages). */

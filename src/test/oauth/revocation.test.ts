@@ -1,0 +1,36 @@
+// Google Analytics 4 over OAuth 2.0 against the loopback fake Google. Revocation when a connection is removed.
+// Tokens, codes, the PKCE verifier and the client secret must never appear in a return value, URL, log,
+// error or stored non-ciphertext field (the console is checked after every test by useFakeProviders).
+import { expect, test } from "vitest";
+import { api } from "../../convex/_generated/api";
+import { everythingStored, projectWithEveryRole } from "../helpers/api";
+import { newBackend } from "../helpers/convex";
+import { expectNoSecrets, useFakeProviders } from "../helpers/secrets";
+import { oauthSteps } from "../helpers/oauthFlow";
+
+const fake = useFakeProviders();
+const { issued, connected, row, auditActions, storedRefreshToken } = oauthSteps(fake);
+
+test("removing an OAuth connection revokes the grant at Google and deletes the tokens", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const connectionId = await connected(t, admin, projectId);
+  const refreshToken = await storedRefreshToken(t, connectionId);
+
+  await admin.mutation(api.connections.remove, { connectionId });
+  expect(await row(t, connectionId)).toBeNull();
+  await t.finishInProgressScheduledFunctions();
+  // The revocation action was scheduled to run now; let it start, then wait for it.
+  for (let i = 0; i < 50 && (await t.run((ctx) => ctx.db.query("oauthRevocations").collect())).length > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.finishInProgressScheduledFunctions();
+  }
+
+  expect(fake().oauth.revoked).toEqual([refreshToken]);
+  expect(fake().oauth.liveRefreshTokens.has(refreshToken!)).toBe(false);
+  expect(await t.run((ctx) => ctx.db.query("oauthRevocations").collect())).toEqual([]);
+  expect(await auditActions(t, connectionId)).toContain("connection.tokens_revoked");
+  const entries = await t.run((ctx) => ctx.db.query("auditLog").collect());
+  expect(entries.find((entry) => entry.action === "connection.tokens_revoked")?.detail).toBe("revoked");
+  expectNoSecrets(await everythingStored(t), issued());
+});
