@@ -4,7 +4,7 @@
  * in the future (PAUSED_NEXT_SYNC_AT), beyond the range the sync cron reads
  * from the by_nextSyncAt index: the cron never reads, groups or schedules
  * it, so it costs no function call and no read. A sync already running when
- * it is paused stores nothing (metricsSync.recordSyncOutcomes). Resuming
+ * it is paused stores nothing (sync/outcomes.ts recordSyncOutcomes). Resuming
  * makes it "pending", due at once within the manual-sync allowance, else
  * at the next slot (sync/firstSync.ts, as credential writes), so pausing
  * and resuming cannot force syncs. Its metrics and history stay.

@@ -9,7 +9,7 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation } from "./_generated/server";
 import { recordAudit, recordUserAct } from "./audit/trail";
 import { findProjectRole } from "./access/roles";
-import { appError } from "./errors";
+import { appError, recordedAppError } from "./errors";
 import { connectionAction, userAction } from "./access/actionBuilders";
 import {
   connectionMutation,
@@ -330,7 +330,9 @@ export const deleteMetrics = internalMutation({
  * next scheduled sync one interval ahead. A provider failure (bad key, rate
  * limit, outage, timeout) is returned as status "error" with a safe message
  * and kept on the connection; earlier metrics stay. Stored credentials that
- * do not decrypt throw DECRYPTION_FAILED. Rate limited per connection, per
+ * do not decrypt throw DECRYPTION_FAILED (or ENCRYPTION_UNAVAILABLE); an
+ * unexpected failure (e.g. integration code that could not read an answer)
+ * throws INTERNAL with a fixed message, after its outcome is stored. Rate limited per connection, per
  * project and per user (RATE_LIMITED), to spare the providers.
  */
 export const syncMetrics = connectionAction({
@@ -340,7 +342,8 @@ export const syncMetrics = connectionAction({
   returns: syncResultValidator,
   handler: async (ctx): Promise<SyncResult> => {
     const [synced] = await syncConnections(ctx, [ctx.connectionId], { actorId: ctx.userId, projectId: ctx.projectId });
-    if (synced?.thrown !== undefined) throw synced.thrown;
+    // Stored on the connection first; the error names the failure's class in its cause, never its message.
+    if (synced?.failure) throw recordedAppError(synced.failure.data, synced.failure.causeName);
     if (!synced?.result) throw appError("NOT_FOUND", "Connection not found");
     return synced.result;
   },

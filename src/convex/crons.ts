@@ -4,9 +4,9 @@ import { internal } from "./_generated/api";
 const crons = cronJobs();
 
 // Every minute, start a sync for the connections that are due (nextSyncAt passed), one action per group of up to 25
-// connections of any projects (metricsSync.scheduleDueSyncs). Each connection is due once per SYNC_INTERVAL_MINUTES,
+// connections of any projects (sync/schedule.ts scheduleDueSyncs). Each connection is due once per SYNC_INTERVAL_MINUTES,
 // later after failures, never while it waits for the user (sync/policy.ts).
-crons.interval("sync due connection metrics", { minutes: 1 }, internal.metricsSync.scheduleDueSyncs, {});
+crons.interval("sync due connection metrics", { minutes: 1 }, internal.sync.schedule.scheduleDueSyncs, {});
 
 // Once a day, delete metric points and audit entries older than their retention (jobs/retention.ts).
 crons.daily("delete expired metrics and audit entries", { hourUTC: 3, minuteUTC: 17 }, internal.jobs.retention.start, {});

@@ -26,7 +26,8 @@ export type ErrorCode =
   | "PROVIDER_ERROR"
   | "RATE_LIMITED"
   | "CONFLICT"
-  | "LIMIT_REACHED";
+  | "LIMIT_REACHED"
+  | "INTERNAL";
 
 /** Every code, at run time (a Record, so a code added to ErrorCode must be added here too). */
 const ERROR_CODES: Record<ErrorCode, true> = {
@@ -41,6 +42,7 @@ const ERROR_CODES: Record<ErrorCode, true> = {
   RATE_LIMITED: true,
   CONFLICT: true,
   LIMIT_REACHED: true,
+  INTERNAL: true,
 };
 
 /** Every error code, e.g. for a client's exhaustive handling table. */
@@ -254,6 +256,25 @@ export function providerAppError(error: ProviderError): ConvexError<AppErrorData
 function withCause<E extends Error>(error: E, cause: Error): E {
   Object.defineProperty(error, "cause", { value: cause, enumerable: false, writable: true, configurable: true });
   return error;
+}
+
+/**
+ * The name of `error`'s class ("SyntaxError", "TypeError"), for server logs:
+ * never its message, which can quote what the failing code read (a
+ * provider's answer, a credential). "Error" when it has no plain name.
+ */
+export function errorName(error: unknown): string {
+  const name = typeof error === "object" && error !== null ? (error as { name?: unknown }).name : undefined;
+  return typeof name === "string" && /^\w{1,40}$/.test(name) ? name : "Error";
+}
+
+/**
+ * The client-facing error for `data` that was recorded before it was thrown
+ * (a sync stores a connection's outcome first: sync/run.ts), with `cause`
+ * an Error holding only `causeName` (see errorName), for server logs.
+ */
+export function recordedAppError(data: AppErrorData, causeName: string): ConvexError<AppErrorData> {
+  return withCause(new ConvexError<AppErrorData>({ ...data }), new Error(causeName));
 }
 
 /**

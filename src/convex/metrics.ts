@@ -14,7 +14,7 @@ import { MAX_CONNECTIONS, MAX_METRICS_PER_SYNC } from "./access/caps";
 import { readSeries } from "./metricHistory/rollups";
 import { connectionNameOf } from "./upgrade/defaults";
 
-/** Longest metric name a sync stores (metricsSync.ts storablePoints). */
+/** Longest metric name a sync stores (sync/run.ts storablePoints). */
 const MAX_METRIC_NAME_LENGTH = 200;
 
 /** One metric's latest point, with the connection it came from. */

@@ -117,7 +117,7 @@ export default defineSchema({
     lastError: v.optional(v.string()),
     lastSyncedAt: v.optional(v.number()),
     /**
-     * When the cron syncs this connection next (metricsSync.ts). Absent on rows written before
+     * When the cron syncs this connection next (sync/schedule.ts). Absent on rows written before
      * scheduling by due time existed: absent sorts first in the index, so such rows are due.
      * NOT_SCHEDULED (sync/policy.ts) on connections that wait for the user (needs_reauth).
      */

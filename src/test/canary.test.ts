@@ -153,9 +153,9 @@ test("OAuth canaries (client secret, codes, PKCE verifier, access and refresh to
     // A refresh with rotation, then a dead grant (invalid_grant echoing the refresh token), then a reconnect.
     await observe(member.action(api.connections.syncMetrics, { connectionId }));
     fake.oauth.accessTokenLifetimeSeconds = 60;
-    await observe(t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId] }));
+    await observe(t.action(internal.sync.run.syncGroup, { connectionIds: [connectionId] }));
     fake.oauth.revokeEverything();
-    await observe(t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId] }));
+    await observe(t.action(internal.sync.run.syncGroup, { connectionIds: [connectionId] }));
     await observe(member.query(api.connections.get, { connectionId }));
     const reconnect = await observe(
       admin.mutation(api.connections.startOAuth, { projectId, service: "google_analytics", settings, connectionId }),

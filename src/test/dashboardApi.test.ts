@@ -27,7 +27,7 @@ afterEach(() => {
 /** What a successful sync of `connectionId` stores, through the real outcome mutation, at the current (fake) time. */
 async function sync(t: Backend, projectId: Id<"projects">, connectionId: Id<"connections">, metrics: { name: string; value: number }[]) {
   void projectId; // outcomes name their connection; its project comes from the row
-  const [result] = await t.mutation(internal.metricsSync.recordSyncOutcomes, {
+  const [result] = await t.mutation(internal.sync.outcomes.recordSyncOutcomes, {
     outcomes: [{ connectionId, credentialsVersion: 1, outcome: { kind: "synced", metrics } }],
   });
   return result;

@@ -25,7 +25,7 @@ const SERIES_ACCESS_READS = 4;
 /** Runs one cron run (and everything it schedules) under fake timers; returns the executions by path. */
 async function cronCycle(t: ColdBackend, harness: ColdHarness): Promise<Record<string, number>> {
   const { counts } = await harness.measure(async () => {
-    await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+    await t.mutation(internal.sync.schedule.scheduleDueSyncs, {});
     await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
   });
   const byPath: Record<string, number> = {};
@@ -89,7 +89,7 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   vi.setSystemTime(now);
   const firstCycle = await cronCycle(t, harness);
-  expect(firstCycle["metricsSync:syncGroup"]).toBe(1);
+  expect(firstCycle["sync/run:syncGroup"]).toBe(1);
   const connections = await alice.query(api.connections.list, { projectId });
   expect(connections.map((connection) => connection.status)).toEqual(["active", "active", "active"]);
 
@@ -144,10 +144,10 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.useFakeTimers({ toFake: ["Date", "setTimeout", "clearTimeout"] });
   const scheduledBefore = (await scheduledConnectionIds(t)).length;
   for (let cycle = 0; cycle < 3; cycle++) {
-    // Past 1.5 sync intervals: the project's next slot has passed, whatever its phase (metricsSync.nextSyncSlot).
+    // Past 1.5 sync intervals: the project's next slot has passed, whatever its phase (sync/policy.ts nextSyncSlot).
     vi.setSystemTime(Date.now() + 25 * 60_000);
     const executions = await cronCycle(t, harness);
-    expect(executions["metricsSync:syncGroup"]).toBe(1);
+    expect(executions["sync/run:syncGroup"]).toBe(1);
   }
   const groups = (await scheduledConnectionIds(t)).slice(scheduledBefore);
   expect(groups.length).toBe(3);
@@ -161,7 +161,7 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   await alice.mutation(api.connections.pause, { connectionId: stripeId });
   await alice.mutation(api.connections.pause, { connectionId: gaId });
   vi.setSystemTime(Date.now() + 25 * 60_000);
-  expect(await cronCycle(t, harness)).toEqual({ "metricsSync:scheduleDueSyncs": 1 });
+  expect(await cronCycle(t, harness)).toEqual({ "sync/schedule:scheduleDueSyncs": 1 });
   vi.useRealTimers();
   expect(await alice.mutation(api.connections.resume, { connectionId: gaId })).toBe("pending");
 

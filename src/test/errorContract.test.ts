@@ -212,6 +212,8 @@ describe("the union", () => {
           return `retry at ${new Date(data.retryAt).toISOString()}`;
         case "LIMIT_REACHED":
           return `at most ${data.limit} (${data.reason})`;
+        case "INTERNAL":
+          return "something went wrong; try again later";
         default: {
           const unhandled: never = data;
           return unhandled;

@@ -19,7 +19,7 @@ const GITHUB = { token: SECRETS.githubToken, repository: SECRETS.githubRepositor
 const MINUTE = 60_000;
 
 async function runCron(t: Backend): Promise<void> {
-  await t.mutation(internal.metricsSync.scheduleDueSyncs, {});
+  await t.mutation(internal.sync.schedule.scheduleDueSyncs, {});
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
 }
 

@@ -22,7 +22,7 @@ test("a chart mounted with `to` = now shows the value of a sync landing later in
   const { projectId, member } = await projectWithEveryRole(t);
   const connectionId = await seedConnection(t, projectId, "github", { token: "ghp_serieslive00000000000000000000000000", repository: "a/b" });
   const sync = (value: number) =>
-    t.mutation(internal.metricsSync.recordSyncOutcomes, {
+    t.mutation(internal.sync.outcomes.recordSyncOutcomes, {
       outcomes: [{ connectionId, credentialsVersion: 1, outcome: { kind: "synced", metrics: [{ name: "stars", value }] } }],
     });
   // Daily syncs for 30 days, at noon UTC.

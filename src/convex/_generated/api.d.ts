@@ -88,6 +88,7 @@ import type * as sync_firstSync from "../sync/firstSync.js";
 import type * as sync_outcomes from "../sync/outcomes.js";
 import type * as sync_policy from "../sync/policy.js";
 import type * as sync_run from "../sync/run.js";
+import type * as sync_schedule from "../sync/schedule.js";
 import type * as upgrade from "../upgrade.js";
 import type * as upgrade_defaults from "../upgrade/defaults.js";
 import type * as users from "../users.js";
@@ -180,6 +181,7 @@ declare const fullApi: ApiFromModules<{
   "sync/outcomes": typeof sync_outcomes;
   "sync/policy": typeof sync_policy;
   "sync/run": typeof sync_run;
+  "sync/schedule": typeof sync_schedule;
   upgrade: typeof upgrade;
   "upgrade/defaults": typeof upgrade_defaults;
   users: typeof users;

@@ -41,7 +41,7 @@ export function seriesResolution(from: number, to: number): RollupResolution {
 
 /**
  * Folds the points one sync stored at `at` into their hourly and daily
- * rollups (called by metricsSync.recordSyncOutcomes, in the transaction that
+ * rollups (called by sync/outcomes.ts recordSyncOutcomes, in the transaction that
  * inserts the raw points). Per point: 2 index reads and 2 writes.
  */
 export async function recordRollups(

@@ -1,17 +1,17 @@
 /**
- * What a sync's outcome does to its connection (metricsSync.recordSyncOutcomes
- * applies it in one transaction per group): metric points stored, status,
+ * What a sync's outcome does to its connection (recordSyncOutcomes applies
+ * a group's outcomes in one transaction): metric points stored, status,
  * health, lastError, and when the connection is due next (sync/policy.ts:
  * the next slot after a success, exponential backoff after a transient
  * failure, never again after an authentication failure until the user acts).
  */
 import { v } from "convex/values";
 import type { Doc, Id } from "../_generated/dataModel";
-import type { MutationCtx } from "../_generated/server";
+import { internalMutation, type MutationCtx } from "../_generated/server";
 import { recordAudit } from "../audit/trail";
 import { recordRollups } from "../metricHistory/rollups";
-import type { SyncResult } from "../validators";
-import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot } from "./policy";
+import { syncResultValidator, type SyncResult } from "../validators";
+import { NOT_SCHEDULED, nextAttemptAfterFailure, nextHealthScore, nextSyncSlot, syncIntervalMs } from "./policy";
 
 export const syncOutcomeValidator = v.union(
   v.object({
@@ -114,3 +114,50 @@ export async function applySyncOutcome(
   console.warn(`sync of connection ${connectionId} failed: ${detail} (${failures} in a row)`);
   return { status: "error", metricsStored: 0, error };
 }
+
+/**
+ * Stores the outcomes of one group in one transaction (applySyncOutcome),
+ * plus the audit entry of each decryption failure. An outcome is null when
+ * its connection was removed meanwhile, and dropped (nothing written but a
+ * decryption failure's audit entry) when its credentials were replaced
+ * meanwhile: it says nothing about the new ones.
+ */
+export const recordSyncOutcomes = internalMutation({
+  args: {
+    actorId: v.optional(v.id("users")),
+    outcomes: v.array(
+      v.object({ connectionId: v.id("connections"), credentialsVersion: v.number(), outcome: syncOutcomeValidator }),
+    ),
+  },
+  returns: v.array(v.union(syncResultValidator, v.null())),
+  handler: async (ctx, { actorId, outcomes }) => {
+    const now = Date.now();
+    const intervalMs = syncIntervalMs();
+    const results: (SyncResult | null)[] = [];
+    for (const { connectionId, credentialsVersion, outcome } of outcomes) {
+      const connection = await ctx.db.get("connections", connectionId);
+      if (!connection) {
+        results.push(null);
+        continue;
+      }
+      if (outcome.kind === "decryption_failed") {
+        await recordAudit(ctx, {
+          action: "connection.decryption_failed",
+          actorId,
+          projectId: connection.projectId,
+          targetTable: "connections",
+          targetId: connectionId,
+          detail: outcome.code,
+        });
+      }
+      if (credentialsVersionOf(connection) !== credentialsVersion || connection.status === "inactive") {
+        // Replaced while this sync ran with the old ones: the connection stays as the write left it.
+        // Paused meanwhile: it stays paused, and nothing is stored.
+        results.push({ status: connection.status, metricsStored: 0 });
+        continue;
+      }
+      results.push(await applySyncOutcome(ctx, connection, outcome, { actorId, now, intervalMs }));
+    }
+    return results;
+  },
+});

@@ -1,6 +1,6 @@
 /**
  * When connections are synced, and how they are grouped: the pure policy
- * behind the sync cron (metricsSync.scheduleDueSyncs) and the outcomes it
+ * behind the sync cron (sync/schedule.ts scheduleDueSyncs) and the outcomes it
  * stores. No database access here.
  *
  * - Slots: every connection falls due on one deployment-wide grid (one

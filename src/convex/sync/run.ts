@@ -11,29 +11,36 @@
  *    the group's v2 values use; the cron groups by key, see
  *    sync/policy.ts groupKeyOf) and calls the providers,
  *    PROVIDER_CONCURRENCY at a time;
- * 3. metricsSync.recordSyncOutcomes (a mutation) stores every outcome.
+ * 3. sync/outcomes.ts recordSyncOutcomes (a mutation) stores every outcome.
+ *
+ * Each connection's steps throw where they fail (decryption, the OAuth
+ * access token, the provider call); the group catches a failure at the
+ * connection it belongs to and records it as that connection's outcome, so
+ * a failing connection never stops the others. What is kept of a failure is
+ * data (the outcome, and for a manual sync the client-facing error's data
+ * and the failing error's name), never the Error itself.
  *
  * Decrypted credentials live only in local variables of one action run:
  * never stored, returned, logged or put in an error.
  */
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
-import { internalMutation, type ActionCtx } from "../_generated/server";
+import { internalAction, internalMutation, type ActionCtx } from "../_generated/server";
 import { LEGACY_FORMAT_AUDIT_NOTE, recordAudit } from "../audit/trail";
 import { describeCiphertext } from "../lib/cipher";
 import { v } from "convex/values";
-import { appError, appErrorCode } from "../errors";
+import { appErrorData, errorName, type AppErrorData } from "../errors";
 import { isProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import type { Integration, MetricPoint } from "../providers/integrations/types";
 import type { Keyring } from "../lib/keyring";
 import { oauthAccess } from "../oauth/refresh";
 import { decryptCredentials, loadKeyring, readEncryptionSettings } from "../storedSecrets/encryption";
-import { connectionStatusValidator, keyIdOrderValidator, type Credentials, type SyncResult } from "../validators";
+import { connectionStatusValidator, keyIdOrderValidator, syncResultValidator, type Credentials, type SyncResult } from "../validators";
 import { credentialsVersionOf, type SyncOutcome } from "./outcomes";
 import { MAX_METRICS_PER_SYNC, PROVIDER_CONCURRENCY, SYNC_WINDOW_MS, USER_ACTION_KINDS } from "./policy";
 
-/** A connection as beginSync hands it out (validators in metricsSync.ts). */
+/** A connection as beginSync hands it out (syncTargetValidator). */
 export interface SyncTarget {
   connectionId: Id<"connections">;
   projectId: Id<"projects">;
@@ -111,20 +118,35 @@ export const beginSync = internalMutation({
   },
 });
 
+/**
+ * What a manual sync reports as an error rather than a status, as data: the
+ * client-facing error's data (DECRYPTION_FAILED or ENCRYPTION_UNAVAILABLE
+ * for credentials that do not decrypt, INTERNAL for an unexpected failure)
+ * and the name of the error behind it, for the server log (never its
+ * message, which can quote a provider's answer).
+ */
+export interface SyncFailure {
+  data: AppErrorData;
+  causeName: string;
+}
+
 /** One connection's part of a group sync. */
 export interface ConnectionSync {
   connectionId: Id<"connections">;
   /** The connection's status after the sync; null when it does not exist (in the given project). */
   result: SyncResult | null;
-  /** What a manual sync rethrows after the outcome is stored: a decryption failure's ConvexError, or an unexpected error. */
-  thrown?: unknown;
+  /** Set when the sync failed in a way connections.syncMetrics throws (after the outcome is stored). */
+  failure?: SyncFailure;
 }
 
-interface Decrypted {
-  target: SyncTarget;
-  integration: Integration;
-  credentials: Credentials;
-}
+/** Where one connection's sync stands. */
+type Step =
+  /** Nothing to record: the provider is not asked (paused, needs_reauth), or a refresh already stored the outcome. */
+  | { kind: "done"; connectionId: Id<"connections">; result: SyncResult | null }
+  /** Decrypted, the provider still to call. */
+  | { kind: "decrypted"; target: SyncTarget; integration: Integration; credentials: Credentials }
+  /** An outcome to store. */
+  | { kind: "outcome"; target: SyncTarget; outcome: SyncOutcome; failure?: SyncFailure };
 
 /** Finite values with sane names, at most MAX_METRICS_PER_SYNC of them. */
 function storablePoints(points: MetricPoint[]): MetricPoint[] {
@@ -153,29 +175,110 @@ function skipped(target: SyncTarget): SyncResult {
   return { status: target.status, metricsStored: 0, ...(target.lastError ? { error: target.lastError } : {}) };
 }
 
-/** The outcome of one provider call. */
-async function fetchOutcome(item: Decrypted, thrown: Map<Id<"connections">, unknown>): Promise<SyncOutcome> {
-  const { integration, credentials, target } = item;
+/**
+ * Decrypts one connection's credentials, or says why it is not synced.
+ * `keyring` is loaded by the caller once per group, on first use.
+ */
+async function decryptStep(target: SyncTarget, keyring: () => Keyring, legacyRetired: boolean): Promise<Step> {
+  if (target.status === "inactive" || target.status === "needs_reauth") {
+    // Paused, or only the user can fix it (new credentials, a new grant): the provider is not asked.
+    return { kind: "done", connectionId: target.connectionId, result: skipped(target) };
+  }
+  const integration = findIntegration(target.service);
+  if (!integration) {
+    return { kind: "outcome", target, outcome: { kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" } };
+  }
+  if (target.encryptedCredentials === null) {
+    const error = "No encrypted credentials are stored for this connection; update its credentials";
+    return { kind: "outcome", target, outcome: { kind: "failed", error, detail: "no_credentials", needsUser: true } };
+  }
   try {
-    const now = Date.now();
-    return { kind: "synced", metrics: storablePoints(await integration.fetchMetrics(credentials, { from: now - SYNC_WINDOW_MS, to: now })) };
+    const { credentials } = await decryptCredentials(
+      keyring(),
+      target.projectId,
+      target.connectionId,
+      target.encryptedCredentials,
+      target.credentialsVersion,
+      { legacyRetired },
+    );
+    return { kind: "decrypted", target, integration, credentials };
   } catch (error) {
-    if (isProviderError(error)) {
-      const needsUser = USER_ACTION_KINDS.includes(error.kind);
-      return { kind: "failed", error: error.message, detail: `provider_error:${error.kind}`, ...(needsUser ? { needsUser } : {}) };
-    }
-    thrown.set(target.connectionId, error);
-    return { kind: "failed", error: `${integration.name} sync failed unexpectedly`, detail: "internal" };
+    // Client-facing already (secrets.ts maps the encryption core's errors); anything else is reported as DECRYPTION_FAILED.
+    const data = appErrorData(error) ?? { code: "DECRYPTION_FAILED", message: "Stored credentials could not be decrypted" };
+    return { kind: "outcome", target, outcome: { kind: "decryption_failed", code: data.code }, failure: { data, causeName: errorName(error) } };
   }
 }
 
 /**
+ * Calls the provider for one decrypted connection, an OAuth one after
+ * getting a fresh access token (oauth/refresh.ts oauthAccess). Throws what the
+ * integration or the refresh throws, other than the refresh's known
+ * outcomes.
+ */
+async function fetchStep(ctx: ActionCtx, step: Extract<Step, { kind: "decrypted" }>, keyring: Keyring): Promise<Step> {
+  let { target, credentials } = step;
+  const { integration } = step;
+  if (integration.oauth) {
+    // The access token, refreshed first if it expires soon (once per version, whoever else syncs now).
+    const access = await oauthAccess(ctx, {
+      connectionId: target.connectionId,
+      projectId: target.projectId,
+      integration,
+      keyring,
+      secretVersion: target.credentialsVersion,
+      credentials,
+    });
+    if (access.kind === "gone") return { kind: "done", connectionId: target.connectionId, result: null };
+    if (access.kind === "needs_reauth") {
+      // Already stored (status, lastError, audit, never due) by oauth/tokenStore.markNeedsReauth.
+      return { kind: "done", connectionId: target.connectionId, result: { status: "needs_reauth", metricsStored: 0, error: access.error } };
+    }
+    if (access.kind === "failed") {
+      return { kind: "outcome", target, outcome: { kind: "failed", error: access.error.message, detail: `oauth_refresh:${access.error.kind}` } };
+    }
+    // A refresh wrote a new version: the outcome belongs to it.
+    target = { ...target, credentialsVersion: access.secretVersion };
+    credentials = access.credentials;
+  }
+  const now = Date.now();
+  const metrics = storablePoints(await integration.fetchMetrics(credentials, { from: now - SYNC_WINDOW_MS, to: now }));
+  return { kind: "outcome", target, outcome: { kind: "synced", metrics } };
+}
+
+/**
+ * The outcome of a connection whose fetchStep threw: a ProviderError is
+ * the provider's answer (stored, returned as a status); anything else is
+ * unexpected (a bug, an integration that could not read an answer) and is
+ * stored with a fixed message, reported to a manual sync as INTERNAL with
+ * only the error's name kept.
+ */
+function fetchFailure(step: Extract<Step, { kind: "decrypted" }>, error: unknown): Step {
+  const { target, integration } = step;
+  if (isProviderError(error)) {
+    const needsUser = USER_ACTION_KINDS.includes(error.kind);
+    return {
+      kind: "outcome",
+      target,
+      outcome: { kind: "failed", error: error.message, detail: `provider_error:${error.kind}`, ...(needsUser ? { needsUser } : {}) },
+    };
+  }
+  const message = `${integration.name} sync failed unexpectedly`;
+  const causeName = errorName(error);
+  return {
+    kind: "outcome",
+    target,
+    outcome: { kind: "failed", error: message, detail: `internal:${causeName}` },
+    failure: { data: { code: "INTERNAL", message }, causeName },
+  };
+}
+
+/**
  * Syncs the given connections (of any projects; with `projectId`, only
- * those of that project): see the file comment. Provider failures are
- * stored on their connection and returned, never thrown; so are decryption
- * failures (audited), whose error is in `thrown`. Paused (`inactive`) and
- * `needs_reauth` connections are left alone. Shared by the cron's
- * metricsSync.syncGroup and connections.syncMetrics.
+ * those of that project): see the file comment. Every connection's outcome
+ * is stored and returned, never thrown; a decryption failure is audited,
+ * and it and an unexpected failure are described in `failure`. Paused
+ * (`inactive`) and `needs_reauth` connections are left alone. Shared by the
+ * cron's syncGroup and connections.syncMetrics.
  */
 export async function syncConnections(
   ctx: ActionCtx,
@@ -187,77 +290,24 @@ export async function syncConnections(
     ...(actorId ? { actorId } : {}),
     ...(projectId ? { projectId } : {}),
   });
-  const results = new Map<Id<"connections">, ConnectionSync>();
-  const outcomes: { target: SyncTarget; outcome: SyncOutcome }[] = [];
-  const thrown = new Map<Id<"connections">, unknown>();
-  const decrypted: Decrypted[] = [];
   // One keyring for the whole group, loaded only if something needs decrypting.
-  let keyring: Keyring | undefined;
+  let loaded: Keyring | undefined;
+  const keyring = () => (loaded ??= loadKeyring(rootSalt, keyIdOrder));
 
-  for (const target of targets) {
-    if (target.status === "inactive" || target.status === "needs_reauth") {
-      // Paused, or only the user can fix it (new credentials, a new grant): the provider is not asked.
-      results.set(target.connectionId, { connectionId: target.connectionId, result: skipped(target) });
-      continue;
-    }
-    const integration = findIntegration(target.service);
-    if (!integration) {
-      outcomes.push({ target, outcome: { kind: "failed", error: `Unknown service "${target.service}"`, detail: "unknown_service" } });
-      continue;
-    }
-    if (target.encryptedCredentials === null) {
-      const error = "No encrypted credentials are stored for this connection; update its credentials";
-      outcomes.push({ target, outcome: { kind: "failed", error, detail: "no_credentials", needsUser: true } });
-      continue;
-    }
-    try {
-      keyring ??= loadKeyring(rootSalt, keyIdOrder);
-      const { credentials } = await decryptCredentials(
-        keyring,
-        target.projectId,
-        target.connectionId,
-        target.encryptedCredentials,
-        target.credentialsVersion,
-        { legacyRetired },
-      );
-      decrypted.push({ target, integration, credentials });
-    } catch (error) {
-      const code = appErrorCode(error);
-      outcomes.push({ target, outcome: { kind: "decryption_failed", code: code ?? "DECRYPTION_FAILED" } });
-      thrown.set(target.connectionId, code ? error : appError("DECRYPTION_FAILED", "Stored credentials could not be decrypted"));
-    }
+  // Decrypting one after another: the first derives the root key, the others reuse it.
+  const decrypted: Step[] = [];
+  for (const target of targets) decrypted.push(await decryptStep(target, keyring, legacyRetired));
+  const steps = await mapBounded(decrypted, PROVIDER_CONCURRENCY, (step) =>
+    step.kind === "decrypted" ? fetchStep(ctx, step, keyring()).catch((error: unknown) => fetchFailure(step, error)) : Promise.resolve(step),
+  );
+
+  const results = new Map<Id<"connections">, ConnectionSync>();
+  const outcomes = steps.filter((step) => step.kind === "outcome");
+  for (const step of steps) {
+    if (step.kind === "done") results.set(step.connectionId, { connectionId: step.connectionId, result: step.result });
   }
-
-  const fetched = await mapBounded(decrypted, PROVIDER_CONCURRENCY, async (item): Promise<{ target: SyncTarget; outcome: SyncOutcome } | null> => {
-    if (item.integration.oauth && keyring) {
-      // The access token, refreshed first if it expires soon (once per version, whoever else syncs now).
-      const access = await oauthAccess(ctx, {
-        connectionId: item.target.connectionId,
-        projectId: item.target.projectId,
-        integration: item.integration,
-        keyring,
-        secretVersion: item.target.credentialsVersion,
-        credentials: item.credentials,
-      });
-      if (access.kind === "gone") return null;
-      if (access.kind === "needs_reauth") {
-        // Already stored (status, lastError, audit, never due) by oauth/tokenStore.markNeedsReauth.
-        const result: SyncResult = { status: "needs_reauth", metricsStored: 0, error: access.error };
-        results.set(item.target.connectionId, { connectionId: item.target.connectionId, result });
-        return null;
-      }
-      if (access.kind === "failed") {
-        return { target: item.target, outcome: { kind: "failed", error: access.error.message, detail: `oauth_refresh:${access.error.kind}` } };
-      }
-      // A refresh wrote a new version: the outcome belongs to it.
-      item = { ...item, target: { ...item.target, credentialsVersion: access.secretVersion }, credentials: access.credentials };
-    }
-    return { target: item.target, outcome: await fetchOutcome(item, thrown) };
-  });
-  for (const entry of fetched) if (entry) outcomes.push(entry);
-
   if (outcomes.length > 0) {
-    const stored = await ctx.runMutation(internal.metricsSync.recordSyncOutcomes, {
+    const stored = await ctx.runMutation(internal.sync.outcomes.recordSyncOutcomes, {
       ...(actorId ? { actorId } : {}),
       outcomes: outcomes.map(({ target, outcome }) => ({
         connectionId: target.connectionId,
@@ -265,10 +315,19 @@ export async function syncConnections(
         outcome,
       })),
     });
-    outcomes.forEach(({ target }, index) => {
-      const connectionId = target.connectionId;
-      results.set(connectionId, { connectionId, result: stored[index] ?? null, thrown: thrown.get(connectionId) });
+    outcomes.forEach(({ target: { connectionId }, failure }, index) => {
+      results.set(connectionId, { connectionId, result: stored[index] ?? null, ...(failure ? { failure } : {}) });
     });
   }
   return connectionIds.map((connectionId) => results.get(connectionId) ?? { connectionId, result: null });
 }
+
+/** Syncs one group of connections, of any projects (scheduled by sync/schedule.ts scheduleDueSyncs). */
+export const syncGroup = internalAction({
+  args: { connectionIds: v.array(v.id("connections")) },
+  returns: v.array(v.union(syncResultValidator, v.null())),
+  handler: async (ctx, { connectionIds }): Promise<(SyncResult | null)[]> => {
+    const synced = await syncConnections(ctx, connectionIds);
+    return synced.map(({ result }) => result);
+  },
+});

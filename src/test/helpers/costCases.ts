@@ -74,11 +74,11 @@ export const CASES: Case[] = [
     call: ({ alice, connectionId }) => alice.action(api.connections.syncMetrics, { connectionId }),
   },
   {
-    name: "metricsSync.syncGroup (the cron's unit: 2 connections of a project)",
+    name: "sync/run.ts syncGroup (the cron's unit: 2 connections of a project)",
     reads: true,
     writes: false,
     call: ({ t, connectionId, secondConnectionId }) =>
-      t.action(internal.metricsSync.syncGroup, { connectionIds: [connectionId, secondConnectionId] }),
+      t.action(internal.sync.run.syncGroup, { connectionIds: [connectionId, secondConnectionId] }),
   },
   {
     name: "aiKeys.set",

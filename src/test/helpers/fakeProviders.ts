@@ -562,6 +562,13 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     request.on("data", (chunk: string) => (body += chunk));
     request.on("end", () => handle(request, response, body));
   });
+  // No server-side idle or request timeouts: fetch (undici) keeps sockets alive and reuses them, and when a busy
+  // test stalls the one event loop for seconds, the server's 5 s keep-alive timeout closed sockets the client
+  // was just reusing (ECONNRESET, "other side closed": GitHub "unavailable" in a 1,000-connection cycle). A
+  // real provider is not on the client's event loop; the transport's own timeout still bounds every request.
+  server.keepAliveTimeout = 0;
+  server.headersTimeout = 0;
+  server.requestTimeout = 0;
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));

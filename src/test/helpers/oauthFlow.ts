@@ -111,7 +111,7 @@ export function oauthSteps(fake: () => FakeProviders) {
 
   /** One cron-style sync of one connection (a group of one), its result. */
   async function syncOnce(t: Backend, connectionId: Id<"connections">) {
-    const [result] = await t.action(internal.metricsSync.syncGroup, {
+    const [result] = await t.action(internal.sync.run.syncGroup, {
       connectionIds: [connectionId],
     });
     return result;

@@ -6,12 +6,16 @@ import { expect, test } from "vitest";
 import { internal } from "../../convex/_generated/api";
 import * as backfill from "../../convex/metricHistory/backfill";
 import * as oldMetricRollups from "../../convex/metricRollups";
+import * as oldMetricsSync from "../../convex/metricsSync";
 import * as oldRateLimits from "../../convex/rateLimits";
 import * as rateLimits from "../../convex/access/rateLimits";
 import * as oldProjectRemoval from "../../convex/projectRemoval";
 import * as oldRetention from "../../convex/retention";
 import * as projectRemoval from "../../convex/jobs/projectRemoval";
 import * as retention from "../../convex/jobs/retention";
+import * as syncOutcomes from "../../convex/sync/outcomes";
+import * as syncRun from "../../convex/sync/run";
+import * as syncSchedule from "../../convex/sync/schedule";
 import architectureDoc from "../../../docs/architecture.md?raw";
 import { newBackend } from "../helpers/convex";
 import { seedConnection, seedProject } from "../helpers/seed";
@@ -22,6 +26,9 @@ const FORWARDED = [
   ["retention:purgeBatch", oldRetention.purgeBatch, "jobs/retention:purgeBatch", retention.purgeBatch],
   ["projectRemoval:purgeBatch", oldProjectRemoval.purgeBatch, "jobs/projectRemoval:purgeBatch", projectRemoval.purgeBatch],
   ["metricRollups:backfill", oldMetricRollups.backfill, "metricHistory/backfill:run", backfill.run],
+  ["metricsSync:scheduleDueSyncs", oldMetricsSync.scheduleDueSyncs, "sync/schedule:scheduleDueSyncs", syncSchedule.scheduleDueSyncs],
+  ["metricsSync:syncGroup", oldMetricsSync.syncGroup, "sync/run:syncGroup", syncRun.syncGroup],
+  ["metricsSync:recordSyncOutcomes", oldMetricsSync.recordSyncOutcomes, "sync/outcomes:recordSyncOutcomes", syncOutcomes.recordSyncOutcomes],
   ["rateLimits:deleteRefilledBuckets", oldRateLimits.deleteRefilledBuckets, "access/rateLimits:deleteRefilledBuckets", rateLimits.deleteRefilledBuckets],
 ] as const;
 

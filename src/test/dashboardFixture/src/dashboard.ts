@@ -38,6 +38,7 @@ export function describeError(data: AppErrorData): string {
     case "NOT_FOUND":
     case "INVALID_CREDENTIALS":
     case "CONFLICT":
+    case "INTERNAL":
       return data.message;
     default: {
       const unhandled: never = data;

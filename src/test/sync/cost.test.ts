@@ -5,9 +5,9 @@
 // convex-test on 2 cores, too close to the test timeout: `npm run bench`
 // (src/bench/syncFleet.bench.ts) counts and asserts them.
 import { expect, test, vi } from "vitest";
-import { SYNC_GROUP_SIZE } from "../convex/sync/policy";
-import { measureCycle, newColdBackend, seedSyncFleet } from "./helpers/syncCost";
-import { useFakeProviders } from "./helpers/secrets";
+import { SYNC_GROUP_SIZE } from "../../convex/sync/policy";
+import { measureCycle, newColdBackend, seedSyncFleet } from "../helpers/syncCost";
+import { useFakeProviders } from "../helpers/secrets";
 
 const fake = useFakeProviders();
 
