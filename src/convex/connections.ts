@@ -8,7 +8,7 @@ import { v, type ObjectType } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation } from "./_generated/server";
 import { recordAudit, recordUserAct } from "./audit/trail";
-import { findProjectRole } from "./access/roles";
+import { requireProjectRole } from "./access/roles";
 import { appError, recordedAppError } from "./errors";
 import { connectionAction, userAction } from "./access/actionBuilders";
 import {
@@ -241,14 +241,15 @@ export const insertOAuthConnection = internalMutation({
     name: v.string(),
     credentialHints: v.record(v.string(), v.string()),
   },
-  returns: v.union(v.id("connections"), v.null()),
+  returns: v.id("connections"),
   handler: async (ctx, args) => {
-    if (!(await findProjectRole(ctx, args.userId, args.projectId, "admin"))) return null;
+    // NOT_FOUND when the project was removed during the code exchange; FORBIDDEN when the user is no longer an admin.
+    await requireProjectRole(ctx, args.userId, args.projectId, "admin");
     const existing = await ctx.db
       .query("connections")
       .withIndex("by_projectId", (q) => q.eq("projectId", args.projectId))
       .take(MAX_CONNECTIONS);
-    if (existing.length >= MAX_CONNECTIONS) return null;
+    if (existing.length >= MAX_CONNECTIONS) throw appError("CONFLICT", "The project cannot take another connection: remove one first");
     await assertOwnerCanAddConnection(ctx, args.projectId);
     const now = Date.now();
     const connectionId = await ctx.db.insert("connections", {

@@ -102,6 +102,12 @@ export default defineSchema({
      * provider; others wait for the secretVersion to change. Expires so a dead refresher blocks no one.
      */
     refreshLease: v.optional(v.object({ leaseId: v.string(), expiresAt: v.number() })),
+    /**
+     * OAuth connections: keyed hash of the provider account whose grant the row holds (oauth/accounts.ts,
+     * storedSecrets/encryption.ts oauthAccountHash), never the account id. Absent: unknown (grants stored
+     * before it was recorded, or an answer that named no account), treated as possibly shared.
+     */
+    oauthAccountHash: v.optional(v.string()),
     /** Legacy: plaintext credentials written by older versions; the rotation job encrypts and removes them. */
     credentials: v.optional(v.record(v.string(), v.string())),
     /**
@@ -130,7 +136,9 @@ export default defineSchema({
   })
     .index("by_projectId", ["projectId"])
     /** Due connections first: the sync cron reads this index up to now. */
-    .index("by_nextSyncAt", ["nextSyncAt"]),
+    .index("by_nextSyncAt", ["nextSyncAt"])
+    /** Other grants of the same provider account (or of an unknown one): revoking would end theirs too. */
+    .index("by_service_and_oauthAccountHash", ["service", "oauthAccountHash"]),
 
   /**
    * OAuth authorization flows started by connections.startOAuth and not yet
@@ -174,6 +182,8 @@ export default defineSchema({
     service: v.string(),
     secretVersion: v.number(),
     encryptedCredentials: v.string(),
+    /** The grant's account (connections.oauthAccountHash), checked again when the revocation runs. */
+    oauthAccountHash: v.optional(v.string()),
     createdAt: v.number(),
   }),
 

@@ -51,6 +51,7 @@ import type * as metricRollups from "../metricRollups.js";
 import type * as metrics from "../metrics.js";
 import type * as metricsSync from "../metricsSync.js";
 import type * as oauth from "../oauth.js";
+import type * as oauth_accounts from "../oauth/accounts.js";
 import type * as oauth_callback from "../oauth/callback.js";
 import type * as oauth_finish from "../oauth/finish.js";
 import type * as oauth_grants from "../oauth/grants.js";
@@ -144,6 +145,7 @@ declare const fullApi: ApiFromModules<{
   metrics: typeof metrics;
   metricsSync: typeof metricsSync;
   oauth: typeof oauth;
+  "oauth/accounts": typeof oauth_accounts;
   "oauth/callback": typeof oauth_callback;
   "oauth/finish": typeof oauth_finish;
   "oauth/grants": typeof oauth_grants;

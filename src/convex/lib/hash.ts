@@ -10,6 +10,12 @@ export async function sha256Hex(text: string): Promise<string> {
   return hexEncode(new Uint8Array(digest));
 }
 
+/** Lowercase hex HMAC-SHA256 of the UTF-8 bytes of `text` under the raw key `key`. */
+export async function hmacSha256Hex(key: Uint8Array<ArrayBuffer>, text: string): Promise<string> {
+  const hmacKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return hexEncode(new Uint8Array(await crypto.subtle.sign("HMAC", hmacKey, utf8Encode(text))));
+}
+
 /** Whether `value` has the shape of a sha256Hex output (64 lowercase hex characters). */
 export function isSha256Hex(value: string): boolean {
   return /^[0-9a-f]{64}$/.test(value);

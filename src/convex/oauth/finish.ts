@@ -13,7 +13,7 @@ import { sha256Hex } from "../lib/hash";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { exchangeCode, revokeToken } from "../providers/integrations/oauthClient";
 import { credentialHints } from "../providers/integrations/registry";
-import { decryptAuthorizationCode, decryptCodeVerifier, loadKeyring, readRootSalt } from "../storedSecrets/encryption";
+import { decryptAuthorizationCode, decryptCodeVerifier, loadKeyring, oauthAccountHash, readRootSalt } from "../storedSecrets/encryption";
 import { sealGrant, type StoredGrant } from "./grants";
 import { oauthIntegration, oauthRedirectUri } from "./provider";
 import { FLOW_TOKEN_PATTERN } from "./start";
@@ -98,12 +98,17 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
 
   // The grant obtained by the exchange until it is stored: revoked at the provider if the flow fails after the exchange.
   let unstoredGrant: string | undefined;
+  // Its account (oauth/accounts.ts): another connection of the same account holds the same authorization at Google.
+  let accountHash: string | undefined;
   try {
     const keyring = loadKeyring(flow.rootSalt);
     const codeVerifier = await decryptCodeVerifier(keyring, flow.projectId, flow.stateId, flow.encryptedCodeVerifier);
     const code = await decryptAuthorizationCode(keyring, flow.projectId, flow.stateId, flow.encryptedCode);
     const tokens = await exchangeCode(integration, integration.oauth, { code, codeVerifier, redirectUri: oauthRedirectUri() });
     unstoredGrant = tokens.refreshToken ?? tokens.accessToken;
+    if (tokens.accountId !== undefined) {
+      accountHash = (await oauthAccountHash(flow.rootSalt, integration.id, tokens.accountId)) ?? undefined;
+    }
     // Without a refresh token the connection would die within the hour.
     if (!tokens.refreshToken) throw new ProviderError(integration.name, "bad_response");
     const grant: StoredGrant = {
@@ -116,6 +121,7 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
 
     let connectionId = flow.connectionId;
     if (connectionId === null) {
+      // Throws NOT_FOUND (project removed during the exchange), FORBIDDEN, CONFLICT (project full), LIMIT_REACHED.
       connectionId = await ctx.runMutation(internal.connections.insertOAuthConnection, {
         projectId: flow.projectId,
         userId: flow.userId,
@@ -123,7 +129,6 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
         name: flow.name,
         credentialHints: hints,
       });
-      if (connectionId === null) throw appError("CONFLICT", "The project cannot take another connection: remove one first");
     }
     // A reconnect races only with refreshes of the old grant: retry on a changed version.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -133,7 +138,7 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
         connectionId,
         expectedVersion: row.secretVersion,
         encryptedCredentials: await sealGrant(keyring, flow.projectId, connectionId, row.secretVersion + 1, grant),
-        event: { kind: "connected", actorId: flow.userId, credentialHints: hints },
+        event: { kind: "connected", actorId: flow.userId, credentialHints: hints, oauthAccountHash: accountHash },
       });
       if (written === "written") {
         unstoredGrant = undefined;
@@ -148,11 +153,16 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
       `OAuth finish for project ${flow.projectId} failed: ${isProviderError(error) ? `provider_error:${error.kind}` : (appErrorCode(error) ?? "internal")}`,
     );
     if (unstoredGrant !== undefined) {
-      // Exchanged but not stored (project full, cap reached, connection removed...): nothing will ever use this
-      // grant, so it is revoked now, best effort, from this action (which holds it; nothing is stored for it).
+      // Exchanged but not stored (project removed or full, cap reached, connection removed...): nothing will ever
+      // use this grant, so it is revoked now, best effort, from this action (which holds it; nothing is stored for
+      // it), unless a connection may hold the same account's grant, which revoking would end too.
       try {
-        await revokeToken(integration, integration.oauth, unstoredGrant);
-        console.warn(`OAuth finish for project ${flow.projectId}: the unused grant was revoked`);
+        if (await ctx.runQuery(internal.oauth.revocation.accountInUse, { service: integration.id, oauthAccountHash: accountHash })) {
+          console.warn(`OAuth finish for project ${flow.projectId}: the unused grant was kept (its account may be in use)`);
+        } else {
+          await revokeToken(integration, integration.oauth, unstoredGrant);
+          console.warn(`OAuth finish for project ${flow.projectId}: the unused grant was revoked`);
+        }
       } catch (revokeError) {
         console.warn(
           `OAuth finish for project ${flow.projectId}: revoking the unused grant failed: ${isProviderError(revokeError) ? `provider_error:${revokeError.kind}` : "internal"}`,

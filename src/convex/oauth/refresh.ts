@@ -107,6 +107,8 @@ export async function oauthAccess(ctx: ActionCtx, input: OAuthAccessInput): Prom
         const marked = await ctx.runMutation(internal.oauth.tokenStore.markNeedsReauth, { connectionId, version, leaseId: claim.leaseId });
         if (marked.kind === "marked") return { kind: "needs_reauth", error: marked.error };
         if (marked.kind === "gone") return { kind: "gone" };
+        // Paused meanwhile: nothing was marked; the sync stores nothing for a paused connection.
+        if (marked.kind === "paused") return { kind: "failed", error };
         // The refused token was outdated (another write replaced it) or another refresher took over.
         const stop = await reload();
         if (stop) return stop;

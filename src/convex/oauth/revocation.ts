@@ -12,6 +12,7 @@ import { appErrorCode } from "../errors";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { revokeToken } from "../providers/integrations/oauthClient";
 import { loadKeyring, readRootSalt } from "../storedSecrets/encryption";
+import { accountMayBeHeld } from "./accounts";
 import { openGrant } from "./grants";
 import { oauthIntegration } from "./provider";
 
@@ -19,8 +20,12 @@ import { oauthIntegration } from "./provider";
 export const REVOCATION_BACKSTOP_MS = 15 * 60_000;
 
 /**
- * Queues the revocation of a removed OAuth connection's grant (called by
- * connections.remove in the mutation that deletes the row). Mutations
+ * Queues the revocation of a connection's grant (called in the mutation
+ * that removes the row: connections.remove, a project's removal; and by
+ * writeGrant when a reconnect replaced the grant with another account's).
+ * Whether it may be revoked (no other grant of the same account:
+ * oauth/accounts.ts) is decided when the action runs, so a connection made
+ * meanwhile with the same account keeps its grant. Mutations
  * cannot call the provider and must not see plaintext, so the row's
  * ciphertext moves to oauthRevocations, still bound to the connection's
  * salt and purpose, and an action decrypts it, revokes, and deletes it. It
@@ -36,6 +41,7 @@ export async function queueRevocation(ctx: MutationCtx, connection: Doc<"connect
     service: connection.service,
     secretVersion: connection.secretVersion ?? 0,
     encryptedCredentials: connection.encryptedCredentials,
+    oauthAccountHash: connection.oauthAccountHash,
     createdAt: Date.now(),
   });
   await ctx.scheduler.runAfter(0, internal.oauth.revocation.revokeGrant, { revocationId });
@@ -53,6 +59,8 @@ export const loadRevocation = internalQuery({
       secretVersion: v.number(),
       encryptedCredentials: v.string(),
       rootSalt: v.union(v.string(), v.null()),
+      /** Whether another connection may hold a grant of the same account (oauth/accounts.ts): then it is kept. */
+      accountInUse: v.boolean(),
     }),
     v.null(),
   ),
@@ -60,7 +68,9 @@ export const loadRevocation = internalQuery({
     const row = await ctx.db.get("oauthRevocations", revocationId);
     if (!row) return null;
     const { projectId, connectionId, service, secretVersion, encryptedCredentials } = row;
-    return { projectId, connectionId, service, secretVersion, encryptedCredentials, rootSalt: await readRootSalt(ctx.db) };
+    // The connection itself is excluded: a reconnected row now holds another account's grant (or is gone).
+    const accountInUse = await accountMayBeHeld(ctx.db, service, row.oauthAccountHash, connectionId);
+    return { projectId, connectionId, service, secretVersion, encryptedCredentials, rootSalt: await readRootSalt(ctx.db), accountInUse };
   },
 });
 
@@ -88,13 +98,31 @@ export const finishRevocation = internalMutation({
   },
 });
 
-/** Revokes a removed connection's grant at the provider (best effort), then deletes its ciphertext. */
+/** Whether a connection holds a grant that may be of the account `oauthAccountHash` (absent: unknown) of `service`. */
+export const accountInUse = internalQuery({
+  args: { service: v.string(), oauthAccountHash: v.optional(v.string()) },
+  returns: v.boolean(),
+  handler: (ctx, { service, oauthAccountHash }) => accountMayBeHeld(ctx.db, service, oauthAccountHash, null),
+});
+
+/**
+ * Revokes a grant nobody uses any more at the provider (best effort), then
+ * deletes its ciphertext; a grant whose account another connection may
+ * hold is not revoked (the audit entry says so).
+ */
 export const revokeGrant = internalAction({
   args: { revocationId: v.id("oauthRevocations") },
   returns: v.null(),
   handler: async (ctx, { revocationId }) => {
     const row = await ctx.runQuery(internal.oauth.revocation.loadRevocation, { revocationId });
     if (!row) return null;
+    if (row.accountInUse) {
+      await ctx.runMutation(internal.oauth.revocation.finishRevocation, {
+        revocationId,
+        outcome: "not revoked: another connection may hold a grant of the same account",
+      });
+      return null;
+    }
     let outcome = "revoked";
     try {
       const integration = oauthIntegration(row.service);
@@ -106,7 +134,7 @@ export const revokeGrant = internalAction({
       if (isProviderError(error)) outcome = `failed: provider_error:${error.kind}`;
       else if (appErrorCode(error)) outcome = `failed: ${appErrorCode(error)}`;
       else outcome = "failed: internal";
-      console.warn(`revocation for removed connection ${row.connectionId} ${outcome}`);
+      console.warn(`revocation of a grant of connection ${row.connectionId} ${outcome}`);
     } finally {
       await ctx.runMutation(internal.oauth.revocation.finishRevocation, { revocationId, outcome });
     }

@@ -11,6 +11,7 @@ import { ProviderError } from "../providers/errors";
 import { findIntegration } from "../providers/integrations/registry";
 import { providerTimeoutMs } from "../providers/transport";
 import { NOT_SCHEDULED } from "../sync/policy";
+import { queueRevocation } from "./revocation";
 
 /** Shortest refresh lease: how long a lease blocks other refreshers when the provider timeout is the default. */
 export const REFRESH_LEASE_MS = 60_000;
@@ -69,7 +70,13 @@ export const writeGrant = internalMutation({
     expectedVersion: v.number(),
     encryptedCredentials: v.string(),
     event: v.union(
-      v.object({ kind: v.literal("connected"), actorId: v.id("users"), credentialHints: v.record(v.string(), v.string()) }),
+      v.object({
+        kind: v.literal("connected"),
+        actorId: v.id("users"),
+        credentialHints: v.record(v.string(), v.string()),
+        /** The new grant's account (oauth/accounts.ts); absent when the provider named none. */
+        oauthAccountHash: v.optional(v.string()),
+      }),
       v.object({ kind: v.literal("refreshed"), leaseId: v.string(), refreshTokenRotated: v.boolean() }),
     ),
   },
@@ -83,8 +90,17 @@ export const writeGrant = internalMutation({
     const audit = { projectId: connection.projectId, targetTable: "connections", targetId: connectionId };
     if (event.kind === "connected") {
       const now = Date.now();
+      const previous = connection.oauthAccountHash;
+      if (previous !== undefined && event.oauthAccountHash !== undefined && previous !== event.oauthAccountHash) {
+        // Reconnected with another account: the previous account's grant is no longer used here, so it is revoked
+        // (unless another connection holds that account: revokeGrant checks when it runs). With the same account,
+        // or when either account is unknown, nothing is revoked: at Google the old and the new tokens are one
+        // authorization, and revoking the old would end the new one too.
+        await queueRevocation(ctx, connection);
+      }
       await ctx.db.patch("connections", connectionId, {
         ...secret,
+        oauthAccountHash: event.oauthAccountHash,
         credentialHints: event.credentialHints,
         status: "pending",
         lastError: undefined,
@@ -157,13 +173,19 @@ export const markNeedsReauth = internalMutation({
   args: { connectionId: v.id("connections"), version: v.number(), leaseId: v.string() },
   returns: v.union(
     v.object({ kind: v.literal("marked"), error: v.string() }),
-    v.object({ kind: v.union(v.literal("changed"), v.literal("lease_lost"), v.literal("gone")) }),
+    v.object({ kind: v.union(v.literal("changed"), v.literal("lease_lost"), v.literal("gone"), v.literal("paused")) }),
   ),
   handler: async (ctx, { connectionId, version, leaseId }) => {
     const connection = await ctx.db.get("connections", connectionId);
     if (!connection) return { kind: "gone" as const };
     if ((connection.secretVersion ?? 0) !== version) return { kind: "changed" as const };
     if (connection.refreshLease?.leaseId !== leaseId) return { kind: "lease_lost" as const };
+    if (connection.status === "inactive") {
+      // Paused while this sync refreshed: it stays paused (status, schedule and lastError untouched), and only the
+      // lease goes. Resuming makes it due; that sync's refresh gets invalid_grant again and marks it then.
+      await ctx.db.patch("connections", connectionId, { refreshLease: undefined });
+      return { kind: "paused" as const };
+    }
     const integration = findIntegration(connection.service);
     const error = new ProviderError(integration?.name ?? connection.service, "invalid_grant").message;
     // Never due again until an admin reconnects (writeGrant "connected").

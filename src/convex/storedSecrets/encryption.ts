@@ -23,14 +23,15 @@ import type { Id } from "../_generated/dataModel";
 import { appError, toAppError } from "../errors";
 import { decryptSecret, describeCiphertext, encryptSecret, MAX_PLAINTEXT_BYTES, type DecryptedSecret } from "../lib/cipher";
 import { isCryptoError } from "../lib/errors";
-import { randomToken } from "../lib/hash";
-import { Keyring, ROOT_SALT_BYTES } from "../lib/keyring";
+import { hmacSha256Hex, randomToken } from "../lib/hash";
+import { Keyring, parseRootSalt, ROOT_SALT_BYTES } from "../lib/keyring";
 import {
   aiKeySecretContext,
   authorizationCodeSecretContext,
   codeVerifierSecretContext,
   connectionSecretContext,
   decryptPolicy,
+  OAUTH_ACCOUNT_HASH_PURPOSE,
   registered,
   REGISTRY,
   type LegacyPolicy,
@@ -64,6 +65,22 @@ async function mapEncryptionErrors<T>(work: () => Promise<T>): Promise<T> {
     }
     return toAppError(error);
   }
+}
+
+/**
+ * What an OAuth connection stores of the provider account that granted it
+ * (connections.oauthAccountHash): HMAC-SHA256 keyed with the deployment's
+ * root salt, over OAUTH_ACCOUNT_HASH_PURPOSE, the service and the account
+ * id. Equal ids give equal hashes within one deployment (what revocation
+ * compares); the id itself is never stored, and the hash says nothing
+ * outside this deployment. The key is not secret from someone who can read
+ * the database: such a reader could test a guessed account id. A root salt
+ * never changes, so the hashes survive master-key rotations. Null without a
+ * root salt (nothing was ever encrypted in format v2).
+ */
+export async function oauthAccountHash(rootSalt: string | null, service: string, accountId: string): Promise<string | null> {
+  const key = parseRootSalt(rootSalt);
+  return key === null ? null : hmacSha256Hex(key, `${OAUTH_ACCOUNT_HASH_PURPOSE}${service}\u0000${accountId}`);
 }
 
 /**

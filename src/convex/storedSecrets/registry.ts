@@ -27,10 +27,19 @@ export interface RegisteredField {
   /** The field holding the secret's version, or null (version 0). */
   versionField: string | null;
   formats: readonly StoredFormat[];
-  /** "job": the re-encryption job rewrites it; "expires": deleted within minutes, so never rewritten. */
-  lifetime: "job" | "expires";
+  /**
+   * "job": the re-encryption job rewrites it; "expires": deleted within minutes, so never rewritten;
+   * "kept": a hash keyed with the root salt, which no master-key rotation changes.
+   */
+  lifetime: "job" | "expires" | "kept";
   what: string;
 }
+
+/**
+ * What the HMAC of an OAuth grant's account id is bound to, before the
+ * service and the id: "dashtray/oauth-account/v1/<service>\u0000<id>".
+ */
+export const OAUTH_ACCOUNT_HASH_PURPOSE = "dashtray/oauth-account/v1/";
 
 export const REGISTRY: readonly RegisteredField[] = [
   {
@@ -132,6 +141,26 @@ export const REGISTRY: readonly RegisteredField[] = [
     formats: ["v2", "v1", "legacy"],
     lifetime: "expires",
     what: "a removed connection's credentials moved here until revoked (minutes)",
+  },
+  {
+    table: "connections",
+    field: "oauthAccountHash",
+    salt: "encryptionSettings.rootSalt (the HMAC key)",
+    purpose: OAUTH_ACCOUNT_HASH_PURPOSE + "<service>",
+    versionField: null,
+    formats: ["sha256"],
+    lifetime: "kept",
+    what: "HMAC-SHA256 of the provider account id (Google's OpenID `sub`) of an OAuth grant; never the id",
+  },
+  {
+    table: "oauthRevocations",
+    field: "oauthAccountHash",
+    salt: "encryptionSettings.rootSalt (the HMAC key)",
+    purpose: OAUTH_ACCOUNT_HASH_PURPOSE + "<service>",
+    versionField: null,
+    formats: ["sha256"],
+    lifetime: "expires",
+    what: "the account hash of a grant waiting to be revoked (minutes)",
   },
 ];
 

@@ -115,6 +115,16 @@ export interface FakeOAuth {
   /** Tokens presented to the revocation endpoint. */
   revoked: string[];
   /**
+   * The Google account that consents at the next authorize(): the `sub` of the ID token the code exchange
+   * answers with when the flow asked for "openid". Like Google, the fake keeps one authorization per account
+   * (and client): revoking any token of an account ends every token that account was issued.
+   */
+  account: string;
+  /** Awaited before the token endpoint answers a grant ("authorization_code", "refresh_token"): to act meanwhile. */
+  beforeTokenAnswer?: (grantType: string) => Promise<void>;
+  /** Refresh and access tokens that still work, of `account`. */
+  liveTokensOf(account: string): string[];
+  /**
    * Plays the user's browser at the authorization URL: checks its parameters
    * (client id, redirect URI, S256 challenge, scope, state), consents, and
    * returns the callback path and query the provider would redirect to.
@@ -223,7 +233,9 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
   let serial = 0;
   const liveAccessTokens = new Map<string, number>();
   /** code → what it was issued for; deleted when used (codes are single use). */
-  const codes = new Map<string, { challenge: string; redirectUri: string }>();
+  const codes = new Map<string, { challenge: string; redirectUri: string; account: string; openid: boolean }>();
+  /** Every access and refresh token issued → the account it belongs to. */
+  const accountOfToken = new Map<string, string>();
   const oauth: FakeOAuth = {
     accessTokenLifetimeSeconds: 3600,
     rotateRefreshTokens: true,
@@ -231,6 +243,12 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     issued: [],
     liveRefreshTokens: new Set(),
     revoked: [],
+    account: "100000000000000000001",
+    liveTokensOf(account) {
+      return [...accountOfToken]
+        .filter(([token, owner]) => owner === account && (oauth.liveRefreshTokens.has(token) || liveAccessTokens.has(token)))
+        .map(([token]) => token);
+    },
     authorize(authorizationUrl) {
       const url = new URL(authorizationUrl);
       const params = url.searchParams;
@@ -245,7 +263,10 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       if (!state || !redirectUri) throw new Error("fake OAuth: state and redirect_uri are required");
       const code = `4/0FAKE-CODE-${++serial}-${randomBytes(12).toString("hex")}`;
       oauth.issued.push(code);
-      codes.set(code, { challenge, redirectUri });
+      // The account id identifies a person: checked never to leak, like the tokens.
+      if (!oauth.issued.includes(oauth.account)) oauth.issued.push(oauth.account);
+      const openid = (params.get("scope") ?? "").split(" ").includes("openid");
+      codes.set(code, { challenge, redirectUri, account: oauth.account, openid });
       const callback = new URL(redirectUri);
       return { callbackPath: `${callback.pathname}?${new URLSearchParams({ code, state, scope: params.get("scope") ?? "" })}`, code, state, params };
     },
@@ -256,8 +277,9 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
   };
 
   /** New tokens: an access token always, a refresh token on a code exchange or when rotating. */
-  const issueTokens = (withRefreshToken: boolean) => {
+  const issueTokens = (withRefreshToken: boolean, account: string, openid = false) => {
     const accessToken = `ya29.FAKE-ACCESS-${++serial}-${randomBytes(12).toString("hex")}`;
+    accountOfToken.set(accessToken, account);
     liveAccessTokens.set(accessToken, Date.now() + oauth.accessTokenLifetimeSeconds * 1000);
     oauth.issued.push(accessToken);
     const answer: Record<string, unknown> = {
@@ -270,7 +292,15 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       const refreshToken = `1//FAKE-REFRESH-${++serial}-${randomBytes(12).toString("hex")}`;
       oauth.liveRefreshTokens.add(refreshToken);
       oauth.issued.push(refreshToken);
+      accountOfToken.set(refreshToken, account);
       answer.refresh_token = refreshToken;
+    }
+    if (openid) {
+      // An unsigned stand-in for Google's RS256 ID token: the client reads only the payload's `sub`.
+      const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+      const idToken = `${part({ alg: "RS256", typ: "JWT" })}.${part({ iss: "https://accounts.google.com", aud: secrets.googleClientId, sub: account })}.${randomBytes(16).toString("base64url")}`;
+      oauth.issued.push(idToken);
+      answer.id_token = idToken;
     }
     return answer;
   };
@@ -290,7 +320,11 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       if (!issued || issued.challenge !== challenge || issued.redirectUri !== form.get("redirect_uri")) {
         return json(response, 400, { error: "invalid_grant", error_description: `Bad code or code_verifier: ${code} ${verifier}` });
       }
-      return json(response, 200, issueTokens(true));
+      const exchanged = issued;
+      void (oauth.beforeTokenAnswer?.(grantType) ?? Promise.resolve()).then(() =>
+        json(response, 200, issueTokens(true, exchanged.account, exchanged.openid)),
+      );
+      return;
     }
     if (grantType === "refresh_token") {
       const refreshToken = form.get("refresh_token") ?? "";
@@ -299,10 +333,11 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
           return json(response, 400, { error: "invalid_grant", error_description: `Token has been expired or revoked: ${refreshToken}` });
         }
         if (oauth.rotateRefreshTokens) oauth.liveRefreshTokens.delete(refreshToken);
-        json(response, 200, issueTokens(oauth.rotateRefreshTokens));
+        json(response, 200, issueTokens(oauth.rotateRefreshTokens, accountOfToken.get(refreshToken) ?? oauth.account));
       };
-      if (oauth.refreshDelayMs > 0) setTimeout(answer, oauth.refreshDelayMs);
-      else answer();
+      const hooked = () => void (oauth.beforeTokenAnswer?.(grantType) ?? Promise.resolve()).then(answer);
+      if (oauth.refreshDelayMs > 0) setTimeout(hooked, oauth.refreshDelayMs);
+      else hooked();
       return;
     }
     json(response, 400, { error: "unsupported_grant_type" });
@@ -421,8 +456,15 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
         const form = new URLSearchParams(body);
         const token = form.get("token") ?? "";
         oauth.revoked.push(token);
-        if (!oauth.liveRefreshTokens.delete(token)) {
+        if (!oauth.liveRefreshTokens.has(token) && !liveAccessTokens.has(token)) {
           return json(response, 400, { error: "invalid_token", error_description: `Token expired or revoked: ${token}` });
+        }
+        // Google ends the whole authorization: every token the token's account gave this client.
+        const account = accountOfToken.get(token);
+        for (const [issuedToken, owner] of accountOfToken) {
+          if (owner !== account) continue;
+          oauth.liveRefreshTokens.delete(issuedToken);
+          liveAccessTokens.delete(issuedToken);
         }
         response.writeHead(200, { "Content-Type": "application/json" });
         response.end();

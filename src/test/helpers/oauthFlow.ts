@@ -127,6 +127,21 @@ export function oauthSteps(fake: () => FakeProviders) {
     return Object.fromEntries(metrics.map((metric) => [metric.name, metric.value]));
   }
 
+  /** Runs the queued revocations (oauthRevocations) to their end: scheduled at once, they run as actions. */
+  async function drainRevocations(t: Backend): Promise<void> {
+    await t.finishInProgressScheduledFunctions();
+    for (let i = 0; i < 50 && (await t.run((ctx) => ctx.db.query("oauthRevocations").collect())).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await t.finishInProgressScheduledFunctions();
+    }
+  }
+
+  /** The details of the connection.tokens_revoked audit entries, oldest first. */
+  async function revocationOutcomes(t: Backend): Promise<(string | undefined)[]> {
+    const entries = await t.run((ctx) => ctx.db.query("auditLog").collect());
+    return entries.filter((entry) => entry.action === "connection.tokens_revoked").map((entry) => entry.detail);
+  }
+
   return {
     issued,
     tokenRequests,
@@ -142,5 +157,7 @@ export function oauthSteps(fake: () => FakeProviders) {
     storedRefreshToken,
     syncOnce,
     gaMetrics,
+    drainRevocations,
+    revocationOutcomes,
   };
 }

@@ -71,3 +71,19 @@ test("a finishOAuth that fails after the code exchange (owner at 100 connections
   expect(fake().oauth.liveRefreshTokens.has(fake().oauth.revoked[0]!)).toBe(false);
   expectNoSecrets(await everythingStored(t), issued());
 });
+
+test("finishOAuth after the project was removed during the code exchange answers NOT_FOUND (was CONFLICT) and revokes the grant it obtained (1 revocation)", async () => {
+  const t = newBackend();
+  const { projectId, admin, owner } = await projectWithEveryRole(t);
+  const { response } = await connect(t, admin, projectId);
+  fake().oauth.beforeTokenAnswer = async (grantType) => {
+    if (grantType === "authorization_code") await owner.mutation(api.projects.remove, { projectId });
+  };
+
+  const error = await errorOf(admin.action(api.connections.finishOAuth, { flow: completionToken(response) }));
+  expect(error).toMatchObject({ code: "NOT_FOUND" });
+  expect(fake().oauth.revoked).toHaveLength(1);
+  expect(fake().oauth.liveTokensOf(fake().oauth.account)).toEqual([]);
+  expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
+  expectNoSecrets(error, issued());
+});

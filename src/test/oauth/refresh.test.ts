@@ -7,6 +7,7 @@ import { errorOf, everythingStored, projectWithEveryRole } from "../helpers/api"
 import { newBackend } from "../helpers/convex";
 import { expectNoSecrets, useFakeProviders } from "../helpers/secrets";
 import { HUGE_BODY_BYTES } from "../helpers/fakeProviders";
+import { PAUSED_NEXT_SYNC_AT } from "../../convex/connectionPause";
 import { SERVICE, SETTINGS, oauthSteps } from "../helpers/oauthFlow";
 
 const fake = useFakeProviders();
@@ -257,4 +258,30 @@ test("only the current refresh lease may mark needs_reauth or write refreshed to
   });
   expect(after?.lastError).toBeUndefined();
   expect(after?.refreshLease).toBeUndefined();
+});
+
+test("invalid_grant on a refresh for a connection paused mid-sync keeps it paused (inactive, never due, 0 needs_reauth marks); after resuming, the next sync marks it", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  fake().oauth.accessTokenLifetimeSeconds = 60;
+  const connectionId = await connected(t, admin, projectId);
+  fake().oauth.revokeEverything();
+  // The admin pauses the connection while its sync waits for the token endpoint.
+  fake().oauth.beforeTokenAnswer = async (grantType) => {
+    if (grantType === "refresh_token") await admin.mutation(api.connections.pause, { connectionId });
+  };
+
+  await syncOnce(t, connectionId);
+  const paused = await row(t, connectionId);
+  expect(paused?.status).toBe("inactive");
+  expect(paused?.nextSyncAt).toBe(PAUSED_NEXT_SYNC_AT);
+  expect(paused?.refreshLease).toBeUndefined();
+  expect(paused?.lastError).toBeUndefined();
+  expect(await auditActions(t, connectionId)).not.toContain("connection.needs_reauth");
+
+  fake().oauth.beforeTokenAnswer = undefined;
+  await admin.mutation(api.connections.resume, { connectionId });
+  expect((await syncOnce(t, connectionId))?.status).toBe("needs_reauth");
+  expect((await row(t, connectionId))?.status).toBe("needs_reauth");
+  expect(await auditActions(t, connectionId)).toContain("connection.needs_reauth");
 });

@@ -26,7 +26,7 @@ test("startOAuth: admins get Google's authorization URL with an S256 PKCE challe
   expect(params.get("client_id")).toBe(SECRETS.googleClientId);
   expect(params.get("redirect_uri")).toBe(`${TEST_SITE_URL}/oauth/callback`);
   expect(params.get("response_type")).toBe("code");
-  expect(params.get("scope")).toBe("https://www.googleapis.com/auth/analytics.readonly");
+  expect(params.get("scope")).toBe("openid https://www.googleapis.com/auth/analytics.readonly");
   expect(params.get("access_type")).toBe("offline");
   expect(params.get("code_challenge_method")).toBe("S256");
   const challenge = params.get("code_challenge") ?? "";
@@ -92,13 +92,13 @@ test("startOAuth: admins get Google's authorization URL with an S256 PKCE challe
   ).toBe("INVALID_CREDENTIALS");
 });
 
-test("the authorization URL asks for the analytics scope only: no include_granted_scopes", async () => {
+test("the authorization URL asks for openid and the analytics scope only (openid only names the account): no include_granted_scopes", async () => {
   const t = newBackend();
   const { projectId, admin } = await projectWithEveryRole(t);
   const { authorizationUrl } = await admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
   const params = new URL(authorizationUrl).searchParams;
   expect(params.has("include_granted_scopes")).toBe(false);
-  expect(params.get("scope")).toBe("https://www.googleapis.com/auth/analytics.readonly");
+  expect(params.get("scope")).toBe("openid https://www.googleapis.com/auth/analytics.readonly");
 });
 
 test("the state is single use, expires, and is bound to an admin of the project", async () => {

@@ -37,7 +37,10 @@ export const googleAnalytics: Integration = {
     revocationEndpoint: { envName: "GOOGLE_OAUTH_REVOKE_URL", defaultUrl: "https://oauth2.googleapis.com/revoke" },
     clientIdEnv: "GOOGLE_OAUTH_CLIENT_ID",
     clientSecretEnv: "GOOGLE_OAUTH_CLIENT_SECRET",
-    scopes: ["https://www.googleapis.com/auth/analytics.readonly"],
+    // "openid": the token answer then carries an ID token naming the Google account (`sub`), so that a grant is
+    // revoked only when no other connection holds the same account (Google ends every token of one account and
+    // client at once: oauth/accounts.ts). On its own it gives access to nothing but that id.
+    scopes: ["openid", "https://www.googleapis.com/auth/analytics.readonly"],
     // A refresh token is only issued for offline access, and again on re-consent only with prompt=consent.
     // No include_granted_scopes: the tokens carry this scope only, not every scope the user ever granted the client.
     extraAuthorizationParams: { access_type: "offline", prompt: "consent" },

@@ -11,6 +11,7 @@
  * secret.
  */
 import { env } from "../../env";
+import { base64UrlDecode, utf8Decode } from "../../lib/encoding";
 import { ProviderError } from "../errors";
 import { baseUrl, parseJson, send } from "../transport";
 import type { Integration, OAuthProvider } from "./types";
@@ -40,6 +41,42 @@ export interface TokenSet {
   refreshToken?: string;
   /** When the access token expires, ms since the epoch. */
   accessTokenExpiresAt: number;
+  /**
+   * The account that granted access: the `sub` claim of the OpenID Connect
+   * ID token in the answer (scope "openid"), when there is one. Identifies
+   * the user; stored only as a keyed hash (oauth/accounts.ts).
+   */
+  accountId?: string;
+}
+
+/** Longest `sub` OpenID Connect allows (Core 1.0 §2: at most 255 ASCII characters). */
+const MAX_SUBJECT_LENGTH = 255;
+
+/**
+ * The `sub` claim of an ID token's payload, or undefined when there is no
+ * usable one. The signature is not checked, on purpose: the token came in
+ * the answer of the provider's token endpoint, over TLS, to a request
+ * authenticated with the client secret. OpenID Connect Core 1.0 §3.1.3.7
+ * lets TLS server validation stand in for the signature check in exactly
+ * this case, and Google's OpenID Connect guide
+ * (developers.google.com/identity/protocols/oauth2/openid-connect, on
+ * obtaining user information from the ID token) says the same of tokens
+ * received straight from Google over HTTPS. Nothing else of the token is
+ * read or kept.
+ */
+function idTokenSubject(value: unknown): string | undefined {
+  if (typeof value !== "string" || value.length > MAX_TOKEN_LENGTH) return undefined;
+  const payload = value.split(".")[1];
+  const bytes = payload === undefined ? null : base64UrlDecode(payload);
+  if (bytes === null) return undefined;
+  try {
+    const claims: unknown = JSON.parse(utf8Decode(bytes));
+    const sub = typeof claims === "object" && claims !== null ? (claims as { sub?: unknown }).sub : undefined;
+    return typeof sub === "string" && sub.length > 0 && sub.length <= MAX_SUBJECT_LENGTH ? sub : undefined;
+  } catch {
+    // A payload that is not JSON names no account; its text is not kept (it could quote a token).
+    return undefined;
+  }
 }
 
 /** The OAuth client of an integration: id and secret from the deployment's environment. */
@@ -141,7 +178,13 @@ function parseTokenAnswer(service: string, text: string, now: number): TokenSet 
     accessToken: tokenString(service, body.access_token),
     ...(body.refresh_token === undefined ? {} : { refreshToken: tokenString(service, body.refresh_token) }),
     accessTokenExpiresAt: now + Math.floor(expiresIn * 1000),
+    ...accountOf(body.id_token),
   };
+}
+
+function accountOf(idToken: unknown): { accountId?: string } {
+  const accountId = idTokenSubject(idToken);
+  return accountId === undefined ? {} : { accountId };
 }
 
 /** Exchanges an authorization code (with its PKCE verifier) for tokens. */
@@ -180,7 +223,11 @@ export async function refreshTokens(integration: Integration, provider: OAuthPro
   return parseTokenAnswer(integration.name, answer.text, startedAt);
 }
 
-/** Revokes a token at the provider (RFC 7009); revoking a refresh token ends the whole grant. */
+/**
+ * Revokes a token at the provider (RFC 7009); revoking a refresh token ends
+ * the whole grant. At Google, it ends every token the same Google account
+ * gave this client (oauth/accounts.ts decides when that is safe).
+ */
 export async function revokeToken(integration: Integration, provider: OAuthProvider, token: string): Promise<void> {
   const { clientId, clientSecret } = oauthClient(integration, provider);
   try {
