@@ -26,8 +26,8 @@ import { envNumber } from "../lib/envNumber";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
 export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
-/** Most points one sync stores (a Stripe account has one pair per currency). */
-export const MAX_METRICS_PER_SYNC = 50;
+/** Most points one sync stores: a cap on stored data, defined with the others (access/caps.ts). */
+export { MAX_METRICS_PER_SYNC } from "../access/caps";
 /** Default time between two syncs of a connection; SYNC_INTERVAL_MINUTES overrides it. */
 export const DEFAULT_SYNC_INTERVAL_MINUTES = 15;
 /** Most connections one group action syncs (one PBKDF2, one audit mutation, one outcome mutation). */
@@ -48,7 +48,7 @@ export const DEFERRAL_MS = 60_000;
 export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
 /**
  * nextSyncAt of a connection that is never due (needs_reauth, paused:
- * connectionPause.ts): after any cron run's "now", so the cron's index
+ * sync/pause.ts): after any cron run's "now", so the cron's index
  * range never reaches it. Absent nextSyncAt is different: rows from before
  * scheduling by due time, which are due.
  */
