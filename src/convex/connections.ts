@@ -240,6 +240,8 @@ export const insertOAuthConnection = internalMutation({
     service: v.string(),
     name: v.string(),
     credentialHints: v.record(v.string(), v.string()),
+    /** The account's keyed hash (oauth/accounts.ts), known since the exchange: the row holds it before its grant. */
+    oauthAccountHash: v.optional(v.string()),
   },
   returns: v.id("connections"),
   handler: async (ctx, args) => {
@@ -257,6 +259,7 @@ export const insertOAuthConnection = internalMutation({
       service: args.service,
       name: args.name,
       credentialHints: args.credentialHints,
+      ...(args.oauthAccountHash === undefined ? {} : { oauthAccountHash: args.oauthAccountHash }),
       status: "needs_reauth",
       lastError: "The sign-in did not complete; connect the account again",
       healthScore: 100,

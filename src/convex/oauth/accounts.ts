@@ -21,16 +21,28 @@ import type { Id } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
 
 /**
- * Whether a connection other than `exceptId` holds a grant (stored
- * ciphertext) that may be of the account `accountHash` of `service`: one
- * with the same hash, or one whose account is unknown; with an unknown
- * `accountHash`, any other grant of the service.
+ * How long a connection row without a grant yet counts as holding its
+ * account: finishOAuth inserts the row (with the account's hash) right
+ * after the code exchange and stores the grant moments later; a row still
+ * without one after this long belongs to a sign-in that failed, so it holds
+ * nothing.
+ */
+export const PENDING_GRANT_MS = 10 * 60_000;
+
+/**
+ * Whether a connection other than `exceptId` holds a grant that may be of
+ * the account `accountHash` of `service`: one with the same hash, or one
+ * whose account is unknown; with an unknown `accountHash`, any other grant
+ * of the service. A row of the same known account still being connected
+ * (no ciphertext yet, created within PENDING_GRANT_MS) counts too, so a
+ * revocation never ends the grant a finishOAuth is about to store.
  */
 export async function accountMayBeHeld(
   db: QueryCtx["db"],
   service: string,
   accountHash: string | undefined,
   exceptId: Id<"connections"> | null,
+  now: number = Date.now(),
 ): Promise<boolean> {
   const ranges = accountHash === undefined ? [null] : [accountHash, undefined];
   for (const hash of ranges) {
@@ -40,9 +52,11 @@ export async function accountMayBeHeld(
         : db
             .query("connections")
             .withIndex("by_service_and_oauthAccountHash", (q) => q.eq("service", service).eq("oauthAccountHash", hash));
-    // Rows without ciphertext (a connection whose first sign-in is still being stored) hold no grant: skipped.
     for await (const holder of holders) {
-      if (holder._id !== exceptId && holder.encryptedCredentials !== undefined) return true;
+      if (holder._id === exceptId) continue;
+      if (holder.encryptedCredentials !== undefined) return true;
+      const beingConnected = hash !== null && hash !== undefined && holder.createdAt > now - PENDING_GRANT_MS;
+      if (beingConnected) return true;
     }
   }
   return false;

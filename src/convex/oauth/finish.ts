@@ -100,6 +100,9 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
   let unstoredGrant: string | undefined;
   // Its account (oauth/accounts.ts): another connection of the same account holds the same authorization at Google.
   let accountHash: string | undefined;
+  // The row this sign-in inserted, if any: it does not keep its own unstored grant alive (a reconnected row's
+  // existing grant does, when it may be of the same account).
+  let insertedId: Id<"connections"> | null = null;
   try {
     const keyring = loadKeyring(flow.rootSalt);
     const codeVerifier = await decryptCodeVerifier(keyring, flow.projectId, flow.stateId, flow.encryptedCodeVerifier);
@@ -128,7 +131,9 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
         service: integration.id,
         name: flow.name,
         credentialHints: hints,
+        ...(accountHash === undefined ? {} : { oauthAccountHash: accountHash }),
       });
+      insertedId = connectionId;
     }
     // A reconnect races only with refreshes of the old grant: retry on a changed version.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -157,7 +162,11 @@ export async function finishFlow(ctx: ActionCtx, tokenIdentifier: string, comple
       // use this grant, so it is revoked now, best effort, from this action (which holds it; nothing is stored for
       // it), unless a connection may hold the same account's grant, which revoking would end too.
       try {
-        if (await ctx.runQuery(internal.oauth.revocation.accountInUse, { service: integration.id, oauthAccountHash: accountHash })) {
+        if (await ctx.runQuery(internal.oauth.revocation.accountInUse, {
+            service: integration.id,
+            ...(accountHash === undefined ? {} : { oauthAccountHash: accountHash }),
+            ...(insertedId === null ? {} : { exceptId: insertedId }),
+          })) {
           console.warn(`OAuth finish for project ${flow.projectId}: the unused grant was kept (its account may be in use)`);
         } else {
           await revokeToken(integration, integration.oauth, unstoredGrant);

@@ -11,13 +11,25 @@ import { projectAuditScope, recordAudit } from "../audit/trail";
 import { appErrorCode } from "../errors";
 import { ProviderError, isProviderError } from "../providers/errors";
 import { revokeToken } from "../providers/integrations/oauthClient";
+import { providerTimeoutMs } from "../providers/transport";
 import { loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { accountMayBeHeld } from "./accounts";
 import { openGrant } from "./grants";
 import { oauthIntegration } from "./provider";
 
-/** When a queued revocation is deleted even if its action never ran. */
+/** When a queued revocation is deleted even if its action never ran (after it was due). */
 export const REVOCATION_BACKSTOP_MS = 15 * 60_000;
+
+/**
+ * How long a queued revocation waits before it runs: longer than a
+ * finishOAuth takes from its code exchange (one provider request) to
+ * inserting its connection row, so a sign-in of the same account that is
+ * exchanging its code right now is visible (oauth/accounts.ts) when the
+ * revocation decides.
+ */
+export function revocationDelayMs(): number {
+  return 2 * providerTimeoutMs() + 60_000;
+}
 
 /**
  * Queues the revocation of a connection's grant (called in the mutation
@@ -44,8 +56,9 @@ export async function queueRevocation(ctx: MutationCtx, connection: Doc<"connect
     oauthAccountHash: connection.oauthAccountHash,
     createdAt: Date.now(),
   });
-  await ctx.scheduler.runAfter(0, internal.oauth.revocation.revokeGrant, { revocationId });
-  await ctx.scheduler.runAfter(REVOCATION_BACKSTOP_MS, internal.oauth.revocation.finishRevocation, { revocationId, outcome: null });
+  const delay = revocationDelayMs();
+  await ctx.scheduler.runAfter(delay, internal.oauth.revocation.revokeGrant, { revocationId });
+  await ctx.scheduler.runAfter(delay + REVOCATION_BACKSTOP_MS, internal.oauth.revocation.finishRevocation, { revocationId, outcome: null });
 }
 
 /** A queued revocation (internal: ciphertext), or null once finished. */
@@ -68,8 +81,9 @@ export const loadRevocation = internalQuery({
     const row = await ctx.db.get("oauthRevocations", revocationId);
     if (!row) return null;
     const { projectId, connectionId, service, secretVersion, encryptedCredentials } = row;
-    // The connection itself is excluded: a reconnected row now holds another account's grant (or is gone).
-    const accountInUse = await accountMayBeHeld(ctx.db, service, row.oauthAccountHash, connectionId);
+    // The connection itself counts too: a removed row is gone, a row reconnected with another account carries
+    // that account's hash, and one switched back to this account meanwhile holds this grant's authorization again.
+    const accountInUse = await accountMayBeHeld(ctx.db, service, row.oauthAccountHash, null);
     return { projectId, connectionId, service, secretVersion, encryptedCredentials, rootSalt: await readRootSalt(ctx.db), accountInUse };
   },
 });
@@ -98,11 +112,14 @@ export const finishRevocation = internalMutation({
   },
 });
 
-/** Whether a connection holds a grant that may be of the account `oauthAccountHash` (absent: unknown) of `service`. */
+/**
+ * Whether a connection (but `exceptId`: the failed sign-in's own row) holds a grant that may be of the
+ * account `oauthAccountHash` (absent: unknown) of `service`.
+ */
 export const accountInUse = internalQuery({
-  args: { service: v.string(), oauthAccountHash: v.optional(v.string()) },
+  args: { service: v.string(), oauthAccountHash: v.optional(v.string()), exceptId: v.optional(v.id("connections")) },
   returns: v.boolean(),
-  handler: (ctx, { service, oauthAccountHash }) => accountMayBeHeld(ctx.db, service, oauthAccountHash, null),
+  handler: (ctx, { service, oauthAccountHash, exceptId }) => accountMayBeHeld(ctx.db, service, oauthAccountHash, exceptId ?? null),
 });
 
 /**

@@ -133,6 +133,8 @@ export interface FakeOAuth {
    * (and client): revoking any token of an account ends every token that account was issued.
    */
   account: string;
+  /** Claims that replace the ID token's (iss, aud, sub) in the next answers: a token for another client, say. */
+  idTokenClaims?: Record<string, unknown>;
   /** Awaited before the token endpoint answers a grant ("authorization_code", "refresh_token"): to act meanwhile. */
   beforeTokenAnswer?: (grantType: string) => Promise<void>;
   /** Refresh and access tokens that still work, of `account`. */
@@ -311,7 +313,7 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
     if (openid) {
       // An unsigned stand-in for Google's RS256 ID token: the client reads only the payload's `sub`.
       const part = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
-      const idToken = `${part({ alg: "RS256", typ: "JWT" })}.${part({ iss: "https://accounts.google.com", aud: secrets.googleClientId, sub: account })}.${randomBytes(16).toString("base64url")}`;
+      const idToken = `${part({ alg: "RS256", typ: "JWT" })}.${part({ iss: "https://accounts.google.com", aud: secrets.googleClientId, sub: account, ...oauth.idTokenClaims })}.${randomBytes(16).toString("base64url")}`;
       oauth.issued.push(idToken);
       answer.id_token = idToken;
     }

@@ -41,6 +41,8 @@ export const googleAnalytics: Integration = {
     // revoked only when no other connection holds the same account (Google ends every token of one account and
     // client at once: oauth/accounts.ts). On its own it gives access to nothing but that id.
     scopes: ["openid", "https://www.googleapis.com/auth/analytics.readonly"],
+    // Google's ID tokens name either form of its issuer (its OpenID Connect guide, "Validating an ID token").
+    idTokenIssuers: ["https://accounts.google.com", "accounts.google.com"],
     // A refresh token is only issued for offline access, and again on re-consent only with prompt=consent.
     // No include_granted_scopes: the tokens carry this scope only, not every scope the user ever granted the client.
     extraAuthorizationParams: { access_type: "offline", prompt: "consent" },

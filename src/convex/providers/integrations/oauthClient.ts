@@ -52,6 +52,12 @@ export interface TokenSet {
 /** Longest `sub` OpenID Connect allows (Core 1.0 §2: at most 255 ASCII characters). */
 const MAX_SUBJECT_LENGTH = 255;
 
+/** Who an ID token must come from and be for, to name an account. */
+interface IdTokenAudience {
+  clientId: string;
+  issuers: readonly string[];
+}
+
 /**
  * The `sub` claim of an ID token's payload, or undefined when there is no
  * usable one. The signature is not checked, on purpose: the token came in
@@ -61,17 +67,24 @@ const MAX_SUBJECT_LENGTH = 255;
  * this case, and Google's OpenID Connect guide
  * (developers.google.com/identity/protocols/oauth2/openid-connect, on
  * obtaining user information from the ID token) says the same of tokens
- * received straight from Google over HTTPS. Nothing else of the token is
- * read or kept.
+ * received straight from Google over HTTPS. The claims that remain required
+ * are checked: `iss` is one of the provider's issuers and `aud` names this
+ * deployment's client; otherwise the token names no account (unknown,
+ * which oauth/accounts.ts treats as possibly shared). Nothing else of the
+ * token is read or kept.
  */
-function idTokenSubject(value: unknown): string | undefined {
+function idTokenSubject(value: unknown, expected: IdTokenAudience): string | undefined {
   if (typeof value !== "string" || value.length > MAX_TOKEN_LENGTH) return undefined;
   const payload = value.split(".")[1];
   const bytes = payload === undefined ? null : base64UrlDecode(payload);
   if (bytes === null) return undefined;
   try {
     const claims: unknown = JSON.parse(utf8Decode(bytes));
-    const sub = typeof claims === "object" && claims !== null ? (claims as { sub?: unknown }).sub : undefined;
+    if (typeof claims !== "object" || claims === null) return undefined;
+    const { sub, iss, aud } = claims as { sub?: unknown; iss?: unknown; aud?: unknown };
+    if (typeof iss !== "string" || !expected.issuers.includes(iss)) return undefined;
+    const audiences: unknown[] = Array.isArray(aud) ? aud : [aud];
+    if (!audiences.includes(expected.clientId)) return undefined;
     return typeof sub === "string" && sub.length > 0 && sub.length <= MAX_SUBJECT_LENGTH ? sub : undefined;
   } catch {
     // A payload that is not JSON names no account; its text is not kept (it could quote a token).
@@ -166,7 +179,7 @@ function tokenString(service: string, value: unknown): string {
 }
 
 /** The tokens of a token endpoint answer, checked for shape (RFC 6749 §5.1). */
-function parseTokenAnswer(service: string, text: string, now: number): TokenSet {
+function parseTokenAnswer(service: string, text: string, now: number, audience: IdTokenAudience): TokenSet {
   const answer = parseJson(service, text);
   if (typeof answer !== "object" || answer === null) throw new ProviderError(service, "bad_response");
   const body = answer as Record<string, unknown>;
@@ -178,12 +191,12 @@ function parseTokenAnswer(service: string, text: string, now: number): TokenSet 
     accessToken: tokenString(service, body.access_token),
     ...(body.refresh_token === undefined ? {} : { refreshToken: tokenString(service, body.refresh_token) }),
     accessTokenExpiresAt: now + Math.floor(expiresIn * 1000),
-    ...accountOf(body.id_token),
+    ...accountOf(body.id_token, audience),
   };
 }
 
-function accountOf(idToken: unknown): { accountId?: string } {
-  const accountId = idTokenSubject(idToken);
+function accountOf(idToken: unknown, audience: IdTokenAudience): { accountId?: string } {
+  const accountId = idTokenSubject(idToken, audience);
   return accountId === undefined ? {} : { accountId };
 }
 
@@ -203,7 +216,7 @@ export async function exchangeCode(
     client_id: clientId,
     client_secret: clientSecret,
   });
-  return parseTokenAnswer(integration.name, answer.text, startedAt);
+  return parseTokenAnswer(integration.name, answer.text, startedAt, { clientId, issuers: provider.idTokenIssuers ?? [] });
 }
 
 /**
@@ -220,7 +233,7 @@ export async function refreshTokens(integration: Integration, provider: OAuthPro
     client_id: clientId,
     client_secret: clientSecret,
   });
-  return parseTokenAnswer(integration.name, answer.text, startedAt);
+  return parseTokenAnswer(integration.name, answer.text, startedAt, { clientId, issuers: provider.idTokenIssuers ?? [] });
 }
 
 /**

@@ -47,6 +47,8 @@ export interface OAuthProvider {
   clientIdEnv: string;
   clientSecretEnv: string;
   scopes: readonly string[];
+  /** The `iss` values of the provider's OpenID Connect ID tokens; without them an ID token names no account. */
+  idTokenIssuers?: readonly string[];
   /** Extra authorization-request parameters, e.g. { access_type: "offline", prompt: "consent" } for Google. */
   extraAuthorizationParams?: Readonly<Record<string, string>>;
   /** The hint shown for the stored tokens, e.g. "Google account connected": never token material. */
