@@ -10,6 +10,7 @@ import { describe, expect, test, vi } from "vitest";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { Keyring } from "../convex/lib/keyring";
+import { revocationDelayMs } from "../convex/oauth/revocation";
 import { readEncryptionSettings, recordKeyIdOrder } from "../convex/storedSecrets/encryption";
 import { maxPbkdf2, useColdHarness, type ColdCounts } from "./helpers/cold";
 import { CASES, world, type Case, type World } from "./helpers/costCases";
@@ -158,7 +159,8 @@ describe("OAuth connections (every call under one master key: at most 1)", () =>
     const connectionId = await connectOAuth(w);
     const { counts } = await harness.measure(async () => {
       await w.alice.mutation(api.connections.remove, { connectionId });
-      await w.t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
+      // The revocation is due revocationDelayMs after the removal.
+      await w.t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(revocationDelayMs()));
     });
     expect(fake().oauth.revoked).toHaveLength(1);
     expect(counts.pbkdf2, breakdown(counts)).toBeLessThanOrEqual(1);

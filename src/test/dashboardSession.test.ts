@@ -11,6 +11,7 @@ import { api, internal } from "../convex/_generated/api";
 import { OPENAI_DEFAULT_MODEL } from "../convex/providers/ai/registry";
 import { appErrorData, isAppErrorData } from "../convex/errors";
 import { SWEEP_DELAY_MS } from "../convex/jobs/projectRemoval";
+import { revocationDelayMs } from "../convex/oauth/revocation";
 import schema from "../convex/schema";
 import { ColdHarness, type ColdBackend } from "./helpers/cold";
 import { identity } from "./helpers/convex";
@@ -175,6 +176,12 @@ test("a dashboard session: sign in, connect, sync, chart, insight, pause, remove
   vi.advanceTimersByTime(SWEEP_DELAY_MS);
   await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(0));
   vi.useRealTimers();
+  // The grant's revocation is due revocationDelayMs after the batch that queued it (its timer is a real one
+  // here): run it as the scheduler then will.
+  expect(fake().oauth.revoked.length).toBe(0);
+  const queued = await t.run((ctx) => ctx.db.query("oauthRevocations").collect());
+  expect(queued.map((row) => row.createdAt + revocationDelayMs() > Date.now())).toEqual([true]);
+  await t.action(internal.oauth.revocation.revokeGrant, { revocationId: queued[0]!._id });
   expect(fake().oauth.revoked.length).toBe(1);
   expect(refreshTokens.has(fake().oauth.revoked[0]!)).toBe(true);
 
