@@ -6,7 +6,7 @@
 import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, type MutationCtx, type QueryCtx } from "./_generated/server";
-import { recordAudit } from "./audit/trail";
+import { recordAudit, recordUserAct } from "./audit/trail";
 import { appError } from "./errors";
 import { apiKeyMutation, projectMutation, projectQuery } from "./access/builders";
 import { cleanName } from "./access/input";
@@ -92,13 +92,7 @@ export const create = projectMutation({
       createdBy: ctx.user._id,
       createdAt: Date.now(),
     });
-    await recordAudit(ctx, {
-      action: "apiKey.created",
-      actorId: ctx.user._id,
-      projectId: args.projectId,
-      targetTable: "apiKeys",
-      targetId: apiKeyId,
-    });
+    await recordUserAct(ctx, "apiKey.created", args.projectId, "apiKeys", apiKeyId);
     return { apiKeyId, apiKey };
   },
 });

@@ -7,7 +7,7 @@
 import { v, type ObjectType } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation } from "./_generated/server";
-import { recordAudit } from "./audit/trail";
+import { recordAudit, recordUserAct } from "./audit/trail";
 import { requireProjectRole } from "./access/roles";
 import { appError, recordedAppError } from "./errors";
 import { connectionAction, userAction } from "./access/actionBuilders";
@@ -21,10 +21,10 @@ import {
 } from "./access/builders";
 import { cleanName } from "./access/input";
 import { credentialHints, validateCredentials } from "./providers/integrations/registry";
-import { assertOwnerCanAddConnection } from "./access/caps";
+import { MAX_CONNECTIONS, assertOwnerCanAddConnection } from "./access/caps";
 import { syncConnections } from "./sync/run";
 import { firstSyncAt } from "./sync/firstSync";
-import { setPaused } from "./connectionPause";
+import { setPaused } from "./sync/pause";
 import { deleteHistoryBatch } from "./jobs/connectionHistory";
 import { finishFlow } from "./oauth/finish";
 import { queueRevocation } from "./oauth/revocation";
@@ -41,8 +41,6 @@ import {
   type SyncResult,
 } from "./validators";
 
-/** Most connections a project can have; connections.list returns all of them. */
-export const MAX_CONNECTIONS = 100;
 
 /** The client-visible fields of a connection, picked one by one. */
 function toConnectionSummary(connection: Doc<"connections">) {
@@ -111,14 +109,7 @@ export const create = secretProjectMutation({
     const encryptedCredentials = await encryptCredentials(keyring, projectId, connectionId, credentials, secretVersion);
     const nextSyncAt = await firstSyncAt(ctx, { connectionId, projectId, userId: ctx.user._id }, now);
     await ctx.db.patch("connections", connectionId, { encryptedCredentials, secretVersion, nextSyncAt });
-    await recordAudit(ctx, {
-      action: "connection.created",
-      actorId: ctx.user._id,
-      projectId,
-      targetTable: "connections",
-      targetId: connectionId,
-      detail: `service: ${integration.id}`,
-    });
+    await recordUserAct(ctx, "connection.created", projectId, "connections", connectionId, `service: ${integration.id}`);
     return connectionId;
   },
 });
@@ -178,13 +169,7 @@ export const updateCredentials = secretConnectionMutation({
       updatedAt: now,
       nextSyncAt: await firstSyncAt(ctx, { connectionId: connection._id, projectId: connection.projectId, userId: ctx.user._id }, now),
     });
-    await recordAudit(ctx, {
-      action: "connection.credentials_updated",
-      actorId: ctx.user._id,
-      projectId: connection.projectId,
-      targetTable: "connections",
-      targetId: connection._id,
-    });
+    await recordUserAct(ctx, "connection.credentials_updated", connection.projectId, "connections", connection._id);
     return null;
   },
 });
@@ -307,21 +292,14 @@ export const remove = connectionMutation({
     await queueRevocation(ctx, connection);
     await ctx.db.delete("connections", connection._id);
     await deleteHistoryBatch(ctx, connection._id);
-    await recordAudit(ctx, {
-      action: "connection.removed",
-      actorId: ctx.user._id,
-      projectId: connection.projectId,
-      targetTable: "connections",
-      targetId: connection._id,
-      detail: `service: ${connection.service}`,
-    });
+    await recordUserAct(ctx, "connection.removed", connection.projectId, "connections", connection._id, `service: ${connection.service}`);
     return null;
   },
 });
 
 /**
  * Pauses a connection (owners and admins): never synced by the cron, at no
- * cost, until resumed (connectionPause.ts); its history stays. Returns its status.
+ * cost, until resumed (sync/pause.ts); its history stays. Returns its status.
  */
 export const pause = connectionMutation({
   args: {},

@@ -17,6 +17,7 @@
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
+import { retryAfterSeconds } from "./access/rateLimits";
 import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./apiKeys";
 import { sha256Hex } from "./lib/hash";
 import { handleOAuthCallback } from "./oauth/callback";
@@ -36,10 +37,9 @@ function unauthorized(): Response {
 
 /** 429 with Retry-After (whole seconds, at least 1) until `until`. */
 function tooManyRequests(until: number, now: number): Response {
-  const seconds = Math.max(1, Math.ceil((until - now) / 1000));
   return new Response(JSON.stringify({ error: "too_many_requests" }), {
     status: 429,
-    headers: { ...JSON_HEADERS, "Retry-After": String(seconds) },
+    headers: { ...JSON_HEADERS, "Retry-After": String(retryAfterSeconds(until, now)) },
   });
 }
 

@@ -14,12 +14,11 @@ import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import type { UserIdentity } from "convex/server";
-import { requireProjectRole } from "./access/roles";
-import { recordAudit } from "./audit/trail";
+import { MAX_MEMBERS, projectMembers, requireProjectRole } from "./access/roles";
+import { recordAudit, recordUserAct } from "./audit/trail";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./access/builders";
 import { cleanInviteEmail, normalizeEmail } from "./access/input";
-import { MAX_MEMBERS, projectMembers } from "./projects";
 import { invitationSummaryValidator, memberRoleValidator, myInvitationValidator } from "./validators";
 
 /** How long an invitation can be accepted. */
@@ -73,14 +72,7 @@ export const create = projectMutation({
       createdAt: now,
       expiresAt: now + INVITATION_TTL_MS,
     });
-    await recordAudit(ctx, {
-      action: "invitation.created",
-      actorId: ctx.user._id,
-      projectId: args.projectId,
-      targetTable: "invitations",
-      targetId: invitationId,
-      detail: `role: ${args.role}`,
-    });
+    await recordUserAct(ctx, "invitation.created", args.projectId, "invitations", invitationId, `role: ${args.role}`);
     return invitationId;
   },
 });

@@ -8,11 +8,10 @@
 import { v } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { QueryCtx } from "./_generated/server";
-import { MAX_CONNECTIONS } from "./connections";
 import { appError } from "./errors";
 import { connectionQuery, projectQuery } from "./access/builders";
+import { MAX_CONNECTIONS, MAX_METRICS_PER_SYNC } from "./access/caps";
 import { readSeries } from "./metricHistory/rollups";
-import { MAX_METRICS_PER_SYNC } from "./sync/policy";
 import { connectionNameOf } from "./upgrade/defaults";
 
 /** Longest metric name a sync stores (sync/run.ts storablePoints). */

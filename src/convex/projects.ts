@@ -4,30 +4,21 @@
  * connections and API keys, and any member can read the project.
  */
 import { v } from "convex/values";
-import type { Id } from "./_generated/dataModel";
-import { internalQuery, type QueryCtx } from "./_generated/server";
+import { internalQuery } from "./_generated/server";
 import { revokeKeysOfRemovedMember } from "./apiKeys";
 import { revokeInvitationsOfRemovedMember } from "./invitations";
 import { latestPointsOf } from "./metrics";
 import { removeProject } from "./jobs/projectRemoval";
 import { assertCanOwnAnotherProject } from "./access/caps";
-import { recordAudit } from "./audit/trail";
+import { recordUserAct } from "./audit/trail";
 import { appError } from "./errors";
 import { projectMutation, projectQuery, userMutation, userQuery } from "./access/builders";
+import { projectMembers } from "./access/roles";
 import { cleanName } from "./access/input";
 import { projectMemberValidator, projectSummaryValidator } from "./validators";
 
 /** Most projects projects.list returns (newest memberships last). */
 export const MAX_PROJECTS_LISTED = 100;
-/** Most members a project can have; keeps member reads bounded. */
-export const MAX_MEMBERS = 100;
-/** Members of a project, bounded by MAX_MEMBERS. */
-export function projectMembers(ctx: QueryCtx, projectId: Id<"projects">) {
-  return ctx.db
-    .query("projectMembers")
-    .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId))
-    .take(MAX_MEMBERS);
-}
 
 /** Creates a project with the caller as its owner. */
 export const create = userMutation({
@@ -39,14 +30,7 @@ export const create = userMutation({
     const now = Date.now();
     const projectId = await ctx.db.insert("projects", { name, createdBy: ctx.user._id, createdAt: now });
     await ctx.db.insert("projectMembers", { projectId, userId: ctx.user._id, role: "owner", createdAt: now });
-    await recordAudit(ctx, {
-      action: "project.member_added",
-      actorId: ctx.user._id,
-      projectId,
-      targetTable: "users",
-      targetId: ctx.user._id,
-      detail: "role: owner (created the project)",
-    });
+    await recordUserAct(ctx, "project.member_added", projectId, "users", ctx.user._id, "role: owner (created the project)");
     return projectId;
   },
 });
@@ -115,14 +99,7 @@ export const removeMember = projectMutation({
     await ctx.db.delete("projectMembers", membership._id);
     await revokeKeysOfRemovedMember(ctx, projectId, userId, ctx.user._id);
     await revokeInvitationsOfRemovedMember(ctx, projectId, userId, ctx.user._id);
-    await recordAudit(ctx, {
-      action: "project.member_removed",
-      actorId: ctx.user._id,
-      projectId,
-      targetTable: "users",
-      targetId: userId,
-      detail: `role: ${membership.role}`,
-    });
+    await recordUserAct(ctx, "project.member_removed", projectId, "users", userId, `role: ${membership.role}`);
     return null;
   },
 });
@@ -136,13 +113,7 @@ export const rename = projectMutation({
     const name = cleanName(args.name, "Project name");
     if (name === ctx.project.name) return null;
     await ctx.db.patch("projects", args.projectId, { name });
-    await recordAudit(ctx, {
-      action: "project.renamed",
-      actorId: ctx.user._id,
-      projectId: args.projectId,
-      targetTable: "projects",
-      targetId: args.projectId,
-    });
+    await recordUserAct(ctx, "project.renamed", args.projectId, "projects", args.projectId);
     return null;
   },
 });

@@ -4,7 +4,7 @@ import { TEST_MASTER_KEY } from "./helpers/keys";
 import { encryptV1 } from "./helpers/v1";
 import { api } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { MAX_CONNECTIONS } from "../convex/connections";
+import { MAX_CONNECTIONS } from "../convex/access/caps";
 import { HISTORY_ROWS_PER_BATCH } from "../convex/jobs/connectionHistory";
 import { decryptCredentials, loadKeyring, readRootSalt } from "../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole, type ProjectFixture } from "./helpers/api";

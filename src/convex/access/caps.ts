@@ -1,8 +1,10 @@
 /**
- * Per-user caps, so one account cannot make the deployment's background work
- * (every connection is synced each interval, whoever looks) grow without
- * bound: projects a user owns, and connections across the projects they
- * own. A project's owner, for caps and for the sync cron's fair shares, is
+ * Caps on what one project or sync may hold, so reads of them stay bounded
+ * (MAX_CONNECTIONS, MAX_METRICS_PER_SYNC; a project's members: roles.ts
+ * MAX_MEMBERS), and per-user caps, so one account cannot make the
+ * deployment's background work (every connection is synced each interval,
+ * whoever looks) grow without bound: projects a user owns, and connections
+ * across the projects they own. A project's owner, for caps and for the sync cron's fair shares, is
  * the user who created it (projects.createdBy). Refusals are LIMIT_REACHED
  * with the cap's `reason` and `limit`.
  */
@@ -10,9 +12,14 @@ import type { Id } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
 import { appError } from "../errors";
 
+/** Most connections a project can have; connections.list returns all of them. */
+export const MAX_CONNECTIONS = 100;
+/** Most points one sync stores for a connection (a Stripe account has one pair per currency). */
+export const MAX_METRICS_PER_SYNC = 50;
+
 /** Most projects one user may own (create). */
 export const MAX_PROJECTS_PER_USER = 20;
-/** Most connections across the projects one user owns (a project alone holds at most connections.MAX_CONNECTIONS). */
+/** Most connections across the projects one user owns (a project alone holds at most MAX_CONNECTIONS). */
 export const MAX_CONNECTIONS_PER_USER = 100;
 
 /** LIMIT_REACHED unless `userId` may own one more project. */

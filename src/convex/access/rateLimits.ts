@@ -16,11 +16,11 @@
  * a cron (deleteRefilledBuckets): the table holds only buckets in use.
  */
 import { defineRateLimits, resetRateLimit } from "convex-helpers/server/rateLimit";
-import { v, type Infer } from "convex/values";
+import { v, type ConvexError, type Infer } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
-import { appError } from "../errors";
+import { appError, type AppErrorData } from "../errors";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -83,15 +83,40 @@ export const AUTH_FAILURE_LIMITS = {
   oauthCallbackFailureBySource: LIMITS.oauthCallbackFailureBySource,
 };
 
+/** Whole seconds from `now` until `until`, at least 1: what a client waits (HTTP Retry-After, messages). */
+export function retryAfterSeconds(until: number, now = Date.now()): number {
+  return Math.max(1, Math.ceil((until - now) / 1000));
+}
+
+/**
+ * The one RATE_LIMITED error: `what` went too fast, try again at `retryAt`
+ * (ms since the epoch; whole milliseconds for the client). Every refusal
+ * with that code is made here, so the dashboard always gets `retryAt` and
+ * the same message's shape.
+ */
+export function rateLimited(retryAt: number, what: string): ConvexError<AppErrorData> {
+  const at = Math.ceil(retryAt);
+  return appError("RATE_LIMITED", `${what}; try again in ${retryAfterSeconds(at)} s`, { retryAt: at });
+}
+
 /** Takes one token of `name` for `key`; RATE_LIMITED (with when to retry) when none is left. */
 export async function consumeRateLimit(ctx: MutationCtx, name: RateLimitName, key: string): Promise<void> {
   const { ok, retryAt } = await limiter.rateLimit(ctx, { name, key });
-  if (!ok) {
-    // retryAt is the limiter's own answer (ms since the epoch); whole milliseconds for the client.
-    const at = Math.ceil(retryAt ?? Date.now());
-    const seconds = Math.max(1, Math.ceil((at - Date.now()) / 1000));
-    throw appError("RATE_LIMITED", `Too many requests; try again in ${seconds} s`, { retryAt: at });
-  }
+  // retryAt is the limiter's own answer.
+  if (!ok) throw rateLimited(retryAt ?? Date.now(), "Too many requests");
+}
+
+/**
+ * Forgets the manual-sync buckets (MANUAL_SYNC_LIMITS) keyed by a
+ * connection or project being deleted, through the library's reset: its
+ * rows are the library's to read and write, never this project's.
+ */
+export async function forgetBucketsOf(
+  ctx: MutationCtx,
+  target: { connectionId: Id<"connections"> } | { projectId: Id<"projects"> },
+): Promise<void> {
+  const [per, key] = "connectionId" in target ? (["connection", target.connectionId] as const) : (["project", target.projectId] as const);
+  for (const rule of MANUAL_SYNC_LIMITS) if (rule.per === per) await limiter.resetRateLimit(ctx, { name: rule.name, key });
 }
 
 /** consumeRateLimit for actions. */

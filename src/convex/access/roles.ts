@@ -10,6 +10,17 @@ import type { QueryCtx } from "../_generated/server";
 import { appError } from "../errors";
 import type { MemberRole } from "../validators";
 
+/** Most members a project can have; keeps member reads bounded. */
+export const MAX_MEMBERS = 100;
+
+/** Members of a project, bounded by MAX_MEMBERS. */
+export function projectMembers(ctx: Pick<QueryCtx, "db">, projectId: Id<"projects">): Promise<Doc<"projectMembers">[]> {
+  return ctx.db
+    .query("projectMembers")
+    .withIndex("by_projectId_and_userId", (q) => q.eq("projectId", projectId))
+    .take(MAX_MEMBERS);
+}
+
 const ROLE_RANK: Record<MemberRole, number> = { member: 0, admin: 1, owner: 2 };
 
 /** Whether `role` is at least `minimum` (owner > admin > member). */

@@ -3,7 +3,7 @@
  * and when. Entries name rows and actions, never secret values.
  */
 import { v } from "convex/values";
-import type { Id } from "../_generated/dataModel";
+import type { Doc, Id, TableNames } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx, type QueryCtx } from "../_generated/server";
 import { auditEntryValidator, type AuditEntry } from "../validators";
 
@@ -17,6 +17,22 @@ export const LEGACY_FORMAT_AUDIT_NOTE = "legacy format (original Dashtray)";
 /** Appends an entry to the audit log (from a mutation). */
 export async function recordAudit(ctx: MutationCtx, entry: AuditEntry): Promise<void> {
   await ctx.db.insert("auditLog", { ...entry, at: Date.now() });
+}
+
+/**
+ * Records that the signed-in caller (a builder's ctx.user) did `action` to
+ * row `targetId` of `targetTable` in project `projectId`: an entry every
+ * member of the project sees. `detail` is secret-free (a role, a service).
+ */
+export async function recordUserAct<T extends TableNames>(
+  ctx: MutationCtx & { user: Doc<"users"> },
+  action: AuditEntry["action"],
+  projectId: Id<"projects">,
+  targetTable: T,
+  targetId: Id<T>,
+  detail?: string,
+): Promise<void> {
+  await recordAudit(ctx, { action, actorId: ctx.user._id, projectId, targetTable, targetId, ...(detail === undefined ? {} : { detail }) });
 }
 
 /**

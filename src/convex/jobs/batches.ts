@@ -8,7 +8,7 @@
  *
  * A page of `size` rows costs `size` document reads plus what `handle` does:
  * each job picks `size` so a batch stays within Convex's per-transaction
- * limits (16,000 writes, 4,096 index ranges, 32,000 documents read).
+ * limits (16,000 writes, 4,096 database queries, 32,000 documents read).
  */
 import type { FunctionReference, OptionalRestArgs } from "convex/server";
 import type { MutationCtx } from "../_generated/server";

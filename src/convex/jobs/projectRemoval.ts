@@ -17,6 +17,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { DataModel, Doc, Id } from "../_generated/dataModel";
 import { internalMutation, type MutationCtx } from "../_generated/server";
+import { forgetBucketsOf } from "../access/rateLimits";
 import { recordAudit } from "../audit/trail";
 import { queueRevocation } from "../oauth/revocation";
 import { runBatch } from "./batches";
@@ -44,15 +45,6 @@ export const STEPS = [
 ] as const;
 type Step = (typeof STEPS)[number];
 const stepValidator = v.union(...STEPS.map((step) => v.literal(step)));
-
-/** Rate-limit buckets keyed by a connection or project id (access/rateLimits.ts MANUAL_SYNC_LIMITS). */
-async function deleteBucket(ctx: MutationCtx, name: string, key: string): Promise<void> {
-  const bucket = await ctx.db
-    .query("rateLimits")
-    .withIndex("name", (q) => q.eq("name", name).eq("key", key))
-    .first();
-  if (bucket) await ctx.db.delete("rateLimits", bucket._id);
-}
 
 /** The indexes of `table` whose first field is projectId. */
 type ProjectIndex<T extends Step> = {
@@ -108,7 +100,7 @@ async function deleteRow(ctx: MutationCtx, { step, doc }: StepRow): Promise<void
   if (step === "connections") {
     const connection = doc as Doc<"connections">;
     await queueRevocation(ctx, connection);
-    await deleteBucket(ctx, "manualSync", connection._id);
+    await forgetBucketsOf(ctx, { connectionId: connection._id });
   }
   await ctx.db.delete(step, doc._id);
 }
@@ -127,7 +119,7 @@ async function purge(ctx: MutationCtx, projectId: Id<"projects">, step: Step, pa
     continueAfter: (last) => ({ projectId, step: last.step, pass }),
   });
   if (done) {
-    await deleteBucket(ctx, "manualSyncProject", projectId);
+    await forgetBucketsOf(ctx, { projectId });
     if (pass === 1) {
       await ctx.scheduler.runAfter(SWEEP_DELAY_MS, internal.jobs.projectRemoval.purgeBatch, { projectId, step: STEPS[0], pass: 2 });
     }

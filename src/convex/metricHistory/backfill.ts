@@ -18,7 +18,7 @@ export const BACKFILL_BATCH_SIZE = 300;
 /**
  * The largest batchSize accepted: 1,000 points cost 2,000 index reads, 2,000
  * writes and up to 1,000 connection reads, within one mutation's limits
- * (4,096 index ranges, 16,000 writes, 32,000 documents read).
+ * (4,096 database queries, 16,000 writes, 32,000 documents read).
  */
 export const MAX_BACKFILL_BATCH_SIZE = 1000;
 

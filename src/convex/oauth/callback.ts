@@ -9,7 +9,7 @@ import { internalMutation, internalQuery, type ActionCtx, type QueryCtx } from "
 import { env } from "../env";
 import { appErrorCode } from "../errors";
 import { randomToken, sha256Hex } from "../lib/hash";
-import { recordOAuthCallbackFailure } from "../access/rateLimits";
+import { recordOAuthCallbackFailure, retryAfterSeconds } from "../access/rateLimits";
 import { encryptAuthorizationCode, loadKeyring, readRootSalt } from "../storedSecrets/encryption";
 import { FLOW_TOKEN_PATTERN } from "./start";
 
@@ -129,7 +129,7 @@ function callbackThrottled(until: number, now: number): Response {
     headers: {
       ...CALLBACK_HEADERS,
       "Content-Type": "text/plain; charset=utf-8",
-      "Retry-After": String(Math.max(1, Math.ceil((until - now) / 1000))),
+      "Retry-After": String(retryAfterSeconds(until, now)),
     },
   });
 }

@@ -7,7 +7,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalMutation, type ActionCtx } from "../_generated/server";
-import { requireProjectRole } from "../access/roles";
+import { findProjectRole } from "../access/roles";
 import { appError, appErrorCode, providerAppError } from "../errors";
 import { sha256Hex } from "../lib/hash";
 import { ProviderError, isProviderError } from "../providers/errors";
@@ -17,6 +17,7 @@ import { decryptAuthorizationCode, decryptCodeVerifier, loadKeyring, oauthAccoun
 import { sealGrant, type StoredGrant } from "./grants";
 import { oauthIntegration, oauthRedirectUri } from "./provider";
 import { FLOW_TOKEN_PATTERN } from "./start";
+import { findUserByToken } from "../access/identity";
 
 const takenFlowValidator = v.union(
   v.object({
@@ -54,17 +55,9 @@ export const takeReceivedFlow = internalMutation({
     if (!flow?.encryptedCode || !flow.encryptedCodeVerifier) return { kind: "unknown" as const };
     await ctx.db.delete("oauthStates", flow._id);
     if (flow.expiresAt <= Date.now()) return { kind: "expired" as const };
-    const caller = await ctx.db
-      .query("users")
-      .withIndex("by_tokenIdentifier", (q) => q.eq("tokenIdentifier", tokenIdentifier))
-      .unique();
+    const caller = await findUserByToken(ctx, tokenIdentifier);
     if (caller?._id !== flow.userId) return { kind: "forbidden" as const };
-    try {
-      await requireProjectRole(ctx, flow.userId, flow.projectId, "admin");
-    } catch (error) {
-      if (appErrorCode(error)) return { kind: "forbidden" as const };
-      throw error;
-    }
+    if (!(await findProjectRole(ctx, flow.userId, flow.projectId, "admin"))) return { kind: "forbidden" as const };
     return {
       kind: "ok" as const,
       stateId: flow._id,

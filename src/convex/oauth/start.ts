@@ -24,6 +24,7 @@ import { validateOAuthSettings } from "../providers/integrations/registry";
 import { encryptCodeVerifier, loadKeyringForWrite } from "../storedSecrets/encryption";
 import type { Credentials } from "../validators";
 import { oauthRedirectUri } from "./provider";
+import { rateLimited } from "../access/rateLimits";
 
 /** How long an authorization flow may take, from startOAuth to the callback. */
 export const OAUTH_STATE_TTL_MS = 10 * 60_000;
@@ -79,7 +80,9 @@ export async function beginOAuthFlow(ctx: MutationCtx, request: OAuthFlowRequest
   if (live.length >= MAX_PENDING_OAUTH_FLOWS) {
     // A slot frees when the oldest live flow expires.
     const retryAt = Math.min(...live.map((flow) => flow.expiresAt));
-    throw appError("RATE_LIMITED", "Too many sign-ins are in progress for this project; try again in a few minutes", { retryAt });
+    // A count cap, not a rate, but one that frees itself when the oldest flow expires, with nothing for the
+    // user to remove: so RATE_LIMITED with that time (the dashboard waits until retryAt), not LIMIT_REACHED.
+    throw rateLimited(retryAt, "Too many sign-ins are in progress for this project");
   }
 
   const state = randomToken(32);

@@ -11,11 +11,11 @@
  */
 
 export type ProviderErrorKind =
-  /** 401/403: the credentials were refused. */
+  /** 401/403: the credentials were refused (a 403 that says it is a rate limit is rate_limited). */
   | "unauthorized"
   /** 404: the repository, site or endpoint does not exist for these credentials. */
   | "not_found"
-  /** 429: too many requests; try again later. */
+  /** 429, or a 403 with Retry-After or an exhausted quota (`x-ratelimit-remaining: 0`): too many requests; try again later. */
   | "rate_limited"
   /** 5xx or a network failure: the service is down or unreachable. */
   | "unavailable"
@@ -53,6 +53,12 @@ export class ProviderError extends Error {
   readonly kind: ProviderErrorKind;
   /** HTTP status when the service answered, else null. */
   readonly status: number | null;
+  /**
+   * For rate_limited: when the service said to try again (ms since the
+   * epoch, from its Retry-After, or its quota's reset time when it said the
+   * quota is used up), else null.
+   */
+  readonly retryAt: number | null;
 
   /**
    * `cause`, for server logs: the abort behind a "timeout", or the name
@@ -61,11 +67,12 @@ export class ProviderError extends Error {
    * message could quote a body or a header (a JSON.parse SyntaxError quotes
    * the text it read), so such failures have no cause.
    */
-  constructor(service: string, kind: ProviderErrorKind, status: number | null = null, options?: { cause?: unknown }) {
-    super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`, options);
+  constructor(service: string, kind: ProviderErrorKind, status: number | null = null, options?: { cause?: unknown; retryAt?: number | null }) {
+    super(`${service} ${DESCRIPTIONS[kind]}${status === null ? "" : ` (HTTP ${status})`}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.service = service;
     this.kind = kind;
     this.status = status;
+    this.retryAt = options?.retryAt ?? null;
   }
 }
 

@@ -51,12 +51,40 @@ export interface ReadOptions {
   /** Largest body read, in bytes (default MAX_RESPONSE_BYTES). */
   maxBytes?: number;
   /**
-   * For an error status: reads the body (bounded) and returns the kind it
-   * means instead of the status's, or null to keep the status's. Without
-   * it, error bodies are discarded unread (they can echo the credential).
-   * It must keep nothing of the body but its answer.
+   * For an error status: reads the body (at most `maxErrorBytes`; null when
+   * it is longer) and returns the kind it means instead of the status's, or
+   * null to keep the status's. Without it, error bodies are discarded
+   * unread (they can echo the credential). It must keep nothing of the body
+   * but its answer.
    */
   errorKindFromBody?: (status: number, text: string | null) => ProviderErrorKind | null;
+  /** Largest error body `errorKindFromBody` gets, in bytes (default `maxBytes`). */
+  maxErrorBytes?: number;
+}
+
+/** Longest Retry-After or reset time honoured by rateLimitOf, from now: a day (the sync's own backoff caps it lower). */
+const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Whether an error answer says it is a rate limit, and when to try again.
+ * 429 always is. A 403 is when it carries Retry-After or says the quota is
+ * used up (`x-ratelimit-remaining: 0`): GitHub answers its primary and
+ * secondary rate limits so, and a refused credential never has either.
+ * `retryAt`: Retry-After (seconds, or an HTTP date), else, with the quota
+ * used up, `x-ratelimit-reset` (epoch seconds); at most a day ahead; null
+ * when neither is readable.
+ */
+export function rateLimitOf(status: number, headers: Headers, now: number = Date.now()): { retryAt: number | null } | null {
+  const retryAfter = headers.get("retry-after")?.trim() ?? "";
+  const quotaUsedUp = headers.get("x-ratelimit-remaining")?.trim() === "0";
+  if (status !== 429 && !(status === 403 && (retryAfter !== "" || quotaUsedUp))) return null;
+  let retryAt: number | null = null;
+  if (/^\d{1,9}$/.test(retryAfter)) retryAt = now + Number(retryAfter) * 1000;
+  else if (retryAfter !== "" && retryAfter.length <= 64 && Number.isFinite(Date.parse(retryAfter))) retryAt = Date.parse(retryAfter);
+  else if (quotaUsedUp && /^\d{1,12}$/.test(headers.get("x-ratelimit-reset")?.trim() ?? "")) {
+    retryAt = Number(headers.get("x-ratelimit-reset")!.trim()) * 1000;
+  }
+  return { retryAt: retryAt === null ? null : Math.min(Math.max(retryAt, now), now + MAX_RETRY_AFTER_MS) };
 }
 
 /** A 2xx answer: its status and its body text. */
@@ -68,7 +96,8 @@ export interface ProviderAnswer {
 /**
  * Sends one request and returns its 2xx answer (status and body text). Throws a
  * ProviderError: timeout, unavailable (network failure or 5xx),
- * unauthorized, rate_limited, not_found, redirected (3xx, never followed),
+ * unauthorized, rate_limited (429, or a 403 that says so: rateLimitOf; with
+ * its retryAt), not_found, redirected (3xx, never followed),
  * invalid_request (other statuses) or what `errorKindFromBody` says,
  * bad_response (a body over the cap: refused from its Content-Length, or as
  * soon as that many bytes arrived).
@@ -86,11 +115,16 @@ export async function send(service: string, url: string, request: ProviderReques
     status = response.status;
     const failure = kindForStatus(status);
     if (failure) {
+      const rateLimit = rateLimitOf(status, response.headers);
+      if (rateLimit) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new ProviderError(service, "rate_limited", status, rateLimit);
+      }
       if (!options.errorKindFromBody) {
         await response.body?.cancel().catch(() => undefined);
         throw new ProviderError(service, failure, status);
       }
-      const kind = options.errorKindFromBody(status, await readBoundedText(response, maxBytes));
+      const kind = options.errorKindFromBody(status, await readBoundedText(response, options.maxErrorBytes ?? maxBytes));
       throw new ProviderError(service, kind ?? failure, status);
     }
     const text = await readBoundedText(response, maxBytes);
@@ -125,9 +159,9 @@ export function parseJson(service: string, text: string, status: number | null =
   }
 }
 
-/** Sends one request (see `send`) and returns its parsed JSON body; bad_response when it is not JSON. */
-export async function requestJson(service: string, url: string, request: ProviderRequest): Promise<unknown> {
-  const answer = await send(service, url, request);
+/** Sends one request (see `send`, and its `options`) and returns its parsed JSON body; bad_response when it is not JSON. */
+export async function requestJson(service: string, url: string, request: ProviderRequest, options?: ReadOptions): Promise<unknown> {
+  const answer = await send(service, url, request, options);
   return parseJson(service, answer.text, answer.status);
 }
 

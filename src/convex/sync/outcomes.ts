@@ -26,6 +26,8 @@ export const syncOutcomeValidator = v.union(
     detail: v.string(),
     /** The provider refused the credentials (401/403): only the user can fix it. */
     needsUser: v.optional(v.boolean()),
+    /** The provider rate limited the sync and said when to try again (ms since the epoch): not due before. */
+    retryAt: v.optional(v.number()),
   }),
   v.object({ kind: v.literal("decryption_failed"), code: v.string() }),
 );
@@ -109,7 +111,7 @@ export async function applySyncOutcome(
     healthScore,
     lastError: error,
     syncFailures: failures,
-    nextSyncAt: nextAttemptAfterFailure(now, failures, intervalMs),
+    nextSyncAt: nextAttemptAfterFailure(now, failures, intervalMs, outcome.kind === "failed" ? outcome.retryAt : undefined),
   });
   console.warn(`sync of connection ${connectionId} failed: ${detail} (${failures} in a row)`);
   return { status: "error", metricsStored: 0, error };

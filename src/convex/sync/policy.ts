@@ -26,8 +26,8 @@ import { envNumber } from "../lib/envNumber";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
 export const SYNC_WINDOW_MS = 24 * 60 * 60 * 1000;
-/** Most points one sync stores (a Stripe account has one pair per currency). */
-export const MAX_METRICS_PER_SYNC = 50;
+/** Most points one sync stores: a cap on stored data, defined with the others (access/caps.ts). */
+export { MAX_METRICS_PER_SYNC } from "../access/caps";
 /** Default time between two syncs of a connection; SYNC_INTERVAL_MINUTES overrides it. */
 export const DEFAULT_SYNC_INTERVAL_MINUTES = 15;
 /** Most connections one group action syncs (one PBKDF2, one audit mutation, one outcome mutation). */
@@ -48,7 +48,7 @@ export const DEFERRAL_MS = 60_000;
 export const MAX_BACKOFF_MS = 6 * 60 * 60 * 1000;
 /**
  * nextSyncAt of a connection that is never due (needs_reauth, paused:
- * connectionPause.ts): after any cron run's "now", so the cron's index
+ * sync/pause.ts): after any cron run's "now", so the cron's index
  * range never reaches it. Absent nextSyncAt is different: rows from before
  * scheduling by due time, which are due.
  */
@@ -83,10 +83,16 @@ export function nextSyncSlot(now: number, intervalMs: number = syncIntervalMs())
  * When a connection that failed for a transient reason `failures` times in
  * a row (≥ 1) is tried again: the slot after interval × 2^(failures − 1),
  * at most MAX_BACKOFF_MS (15 min, 30, 1 h, 2 h, 4 h, then 6 h by default).
+ * When the provider said when to try again (`retryAt`, a rate limit's
+ * Retry-After or quota reset), not before the first slot at or after it,
+ * but never later than the backoff's cap.
  */
-export function nextAttemptAfterFailure(now: number, failures: number, intervalMs: number = syncIntervalMs()): number {
+export function nextAttemptAfterFailure(now: number, failures: number, intervalMs: number = syncIntervalMs(), retryAt?: number): number {
   const wait = Math.min(MAX_BACKOFF_MS, intervalMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
-  return nextSyncSlot(now + wait - intervalMs, intervalMs);
+  const backoff = nextSyncSlot(now + wait - intervalMs, intervalMs);
+  if (retryAt === undefined || retryAt <= backoff) return backoff;
+  const latest = nextSyncSlot(now + MAX_BACKOFF_MS - intervalMs, intervalMs);
+  return Math.min(Math.ceil(retryAt / intervalMs) * intervalMs, latest);
 }
 
 /** Provider error kinds that only the user can fix (new credentials, a new grant): the connection is parked. */

@@ -256,11 +256,14 @@ function fetchFailure(step: Extract<Step, { kind: "decrypted" }>, error: unknown
   const { target, integration } = step;
   if (isProviderError(error)) {
     const needsUser = USER_ACTION_KINDS.includes(error.kind);
-    return {
-      kind: "outcome",
-      target,
-      outcome: { kind: "failed", error: error.message, detail: `provider_error:${error.kind}`, ...(needsUser ? { needsUser } : {}) },
+    const outcome: SyncOutcome = {
+      kind: "failed",
+      error: error.message,
+      detail: `provider_error:${error.kind}`,
+      ...(needsUser ? { needsUser } : {}),
+      ...(error.retryAt === null ? {} : { retryAt: error.retryAt }),
     };
+    return { kind: "outcome", target, outcome };
   }
   const message = `${integration.name} sync failed unexpectedly`;
   const causeName = errorName(error);

@@ -42,9 +42,17 @@ export type Route =
 /**
  * "ok" answers normally; a number forces that status; "slow" never answers in time; "huge" streams a
  * HUGE_BODY_BYTES JSON body without Content-Length, "huge_declared" the same with its Content-Length.
+ * GitHub-style rate limits, all HTTP 403: "rate_limit_retry_after" (Retry-After: RATE_LIMIT_RETRY_AFTER_S),
+ * "rate_limit_quota" (x-ratelimit-remaining 0, reset RATE_LIMIT_RESET_S from now), "rate_limit_body" (neither
+ * header; the body says "secondary rate limit"); "forbidden_padded": a refused token's 403 whose body, over
+ * 4 KiB, says "secondary rate limit" only at its end.
  */
 export type Mode =
   | "ok"
+  | "rate_limit_retry_after"
+  | "rate_limit_quota"
+  | "rate_limit_body"
+  | "forbidden_padded"
   | 401
   | 403
   | 404
@@ -57,6 +65,11 @@ export type Mode =
   | "redirect"
   | "huge"
   | "huge_declared";
+
+/** The Retry-After of mode "rate_limit_retry_after", in seconds. */
+export const RATE_LIMIT_RETRY_AFTER_S = 90;
+/** How far ahead mode "rate_limit_quota" puts x-ratelimit-reset, in seconds. */
+export const RATE_LIMIT_RESET_S = 50 * 60;
 
 /** Size of the body the "huge" modes serve: 30 MB. */
 export const HUGE_BODY_BYTES = 30_000_000;
@@ -401,6 +414,19 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       response.writeHead(307, { Location: "/redirected-here" });
       response.end();
       return;
+    }
+    const limited = { message: "Secondary rate limit hit for this token (fake); slow down." };
+    const quota = { "x-ratelimit-limit": "5000", "x-ratelimit-used": "5000" };
+    if (mode === "rate_limit_retry_after") {
+      return json(response, 403, limited, { "Retry-After": String(RATE_LIMIT_RETRY_AFTER_S), "x-ratelimit-remaining": "4321" });
+    }
+    if (mode === "rate_limit_quota") {
+      const reset = String(Math.floor(Date.now() / 1000) + RATE_LIMIT_RESET_S);
+      return json(response, 403, { message: "Rate limit used up (fake)." }, { ...quota, "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset });
+    }
+    if (mode === "rate_limit_body") return json(response, 403, limited, { "x-ratelimit-remaining": "4321" });
+    if (mode === "forbidden_padded") {
+      return json(response, 403, { message: "Resource not accessible with this token (fake).", padding: "x".repeat(5000), note: "not a secondary rate limit" });
     }
     if (typeof mode === "number") {
       if (mode === 401) return unauthorized(response, which, bearer(request.headers) || String(request.headers["x-api-key"]));

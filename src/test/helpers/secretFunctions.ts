@@ -1,8 +1,8 @@
 /**
  * The public functions whose arguments carry a secret, so that Convex must
  * not validate them (src/convex/access/secretArgs.ts): they declare `args: any` and
- * check their arguments in the handler. src/test/secretArgs.test.ts tests
- * each; src/test/access.test.ts requires an object validator of every other.
+ * check their arguments in the handler. src/test/access/secretArgs.test.ts tests
+ * each; src/test/access/everyFunction.test.ts requires an object validator of every other.
  */
 export const SECRET_ARGUMENT_FUNCTIONS = [
   "connections:create",

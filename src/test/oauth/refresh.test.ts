@@ -7,7 +7,7 @@ import { errorOf, everythingStored, projectWithEveryRole } from "../helpers/api"
 import { newBackend } from "../helpers/convex";
 import { expectNoSecrets, useFakeProviders } from "../helpers/secrets";
 import { HUGE_BODY_BYTES } from "../helpers/fakeProviders";
-import { PAUSED_NEXT_SYNC_AT } from "../../convex/connectionPause";
+import { PAUSED_NEXT_SYNC_AT } from "../../convex/sync/pause";
 import { SERVICE, SETTINGS, oauthSteps } from "../helpers/oauthFlow";
 
 const fake = useFakeProviders();

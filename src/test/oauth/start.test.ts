@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { expect, test } from "vitest";
 import { api } from "../../convex/_generated/api";
-import { OAUTH_STATE_TTL_MS } from "../../convex/oauth/start";
+import { MAX_PENDING_OAUTH_FLOWS, OAUTH_STATE_TTL_MS } from "../../convex/oauth/start";
 import { decryptCodeVerifier } from "../../convex/storedSecrets/encryption";
 import { errorOf, everythingStored, projectWithEveryRole } from "../helpers/api";
 import { identity, newBackend } from "../helpers/convex";
@@ -223,4 +223,19 @@ test("a victim who consents to an attacker's authorization URL does not connect 
   expect(tokenRequests("authorization_code")).toHaveLength(0);
   expect(await t.run((ctx) => ctx.db.query("connections").collect())).toEqual([]);
   expect(await t.run((ctx) => ctx.db.query("oauthStates").collect())).toEqual([]);
+});
+
+test("startOAuth: the 21st sign-in in progress is RATE_LIMITED until the oldest of the 20 expires (retryAt), through the one rateLimited", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const start = () => admin.mutation(api.connections.startOAuth, { projectId, service: SERVICE, settings: SETTINGS });
+  for (let i = 0; i < MAX_PENDING_OAUTH_FLOWS; i++) await start();
+  const oldest = Math.min(...(await t.run((ctx) => ctx.db.query("oauthStates").collect())).map((flow) => flow.expiresAt));
+  const refused = (await errorOf(start())) as { code: string; message: string; retryAt?: number };
+  expect(refused).toEqual({
+    code: "RATE_LIMITED",
+    message: expect.stringMatching(/^Too many sign-ins are in progress for this project; try again in \d+ s$/),
+    retryAt: oldest,
+  });
+  expect((await t.run((ctx) => ctx.db.query("oauthStates").collect())).length).toBe(MAX_PENDING_OAUTH_FLOWS);
 });

@@ -13,6 +13,18 @@ const API_VERSION = "2022-11-28";
 const TOKEN_PATTERN = /^(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{80,}|[0-9a-f]{40})$/;
 /** owner/name, each of letters, digits, "-", "_" and "."; neither "." nor ".." alone (path traversal). */
 const REPOSITORY_PATTERN = /^(?!\.{1,2}\/)([A-Za-z0-9_.-]+)\/(?!\.{1,2}$)([A-Za-z0-9_.-]+)$/;
+/** Longest 403 body read for the words "secondary rate limit" (GitHub's is about 300 bytes); a longer one is not read. */
+const MAX_ERROR_BYTES = 4096;
+
+/**
+ * A 403 whose body says it is a secondary rate limit is rate_limited, not a
+ * refused token (a 403 with Retry-After or `x-ratelimit-remaining: 0` is
+ * rate_limited already: transport.ts rateLimitOf). Nothing of the body is
+ * kept but that answer.
+ */
+function secondaryRateLimit(status: number, text: string | null): "rate_limited" | null {
+  return status === 403 && text !== null && /secondary rate limit/i.test(text) ? "rate_limited" : null;
+}
 
 /** GitHub: stars, forks, open issues and watchers of one repository (GET /repos/{owner}/{repo}). */
 export const github: Integration = {
@@ -52,7 +64,7 @@ export const github: Integration = {
           "X-GitHub-Api-Version": API_VERSION,
           "User-Agent": "Dashtray",
         },
-      }),
+      }, { errorKindFromBody: secondaryRateLimit, maxErrorBytes: MAX_ERROR_BYTES }),
     );
     return [
       { name: "stars", value: expectNumber(NAME, repository.stargazers_count) },

@@ -3,11 +3,11 @@
 // and key checks.
 // Refused calls reach no provider.
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
-import { api } from "../convex/_generated/api";
-import type { Id } from "../convex/_generated/dataModel";
-import { errorOf } from "./helpers/api";
-import { identity, newBackend, type Backend } from "./helpers/convex";
-import { seedAiKey, seedConnection, seedProject, seedUser } from "./helpers/seed";
+import { api } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import { errorOf } from "../helpers/api";
+import { identity, newBackend, type Backend } from "../helpers/convex";
+import { seedAiKey, seedConnection, seedProject, seedUser } from "../helpers/seed";
 
 const STRIPE = { secretKey: "sk_live_ratelimit000000000000004242" };
 

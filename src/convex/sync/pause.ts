@@ -9,14 +9,14 @@
  * at the next slot (sync/firstSync.ts, as credential writes), so pausing
  * and resuming cannot force syncs. Its metrics and history stay.
  */
-import type { Doc, Id } from "./_generated/dataModel";
-import type { MutationCtx } from "./_generated/server";
-import { recordAudit } from "./audit/trail";
-import { firstSyncAt } from "./sync/firstSync";
-import { NOT_SCHEDULED } from "./sync/policy";
-import type { ConnectionStatus } from "./validators";
+import type { Doc, Id } from "../_generated/dataModel";
+import type { MutationCtx } from "../_generated/server";
+import { recordAudit } from "../audit/trail";
+import { firstSyncAt } from "./firstSync";
+import { NOT_SCHEDULED } from "./policy";
+import type { ConnectionStatus } from "../validators";
 
-/** nextSyncAt of a paused connection: later than any cron run's "now" (sync/policy.ts NOT_SCHEDULED). */
+/** nextSyncAt of a paused connection: later than any cron run's "now" (policy.ts NOT_SCHEDULED). */
 export const PAUSED_NEXT_SYNC_AT = NOT_SCHEDULED;
 
 /** Pauses (`paused: true`) or resumes a connection; returns its status. Does nothing if it already is. */

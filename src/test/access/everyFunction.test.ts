@@ -2,12 +2,12 @@
 // refuse non-members, and each refuses members below its required role.
 // The last test fails when a public function is added without a row here.
 import { beforeEach, describe, expect, test, vi } from "vitest";
-import { api } from "../convex/_generated/api";
-import type { Id } from "../convex/_generated/dataModel";
-import type { MemberRole } from "../convex/validators";
-import { errorOf, projectWithEveryRole, userIdOf, type Caller, type ProjectFixture } from "./helpers/api";
-import { newBackend, type Backend } from "./helpers/convex";
-import { SECRET_ARGUMENT_FUNCTIONS } from "./helpers/secretFunctions";
+import { api } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import type { MemberRole } from "../../convex/validators";
+import { errorOf, projectWithEveryRole, userIdOf, type Caller, type ProjectFixture } from "../helpers/api";
+import { newBackend, type Backend } from "../helpers/convex";
+import { SECRET_ARGUMENT_FUNCTIONS } from "../helpers/secretFunctions";
 
 interface Fixture extends ProjectFixture {
   connectionId: Id<"connections">;
@@ -344,10 +344,10 @@ test("user-scoped functions only ever see the caller's own data", async () => {
 
 /** Every public function exported by the modules in src/convex, as "module:export" with its registration. */
 function publicFunctions(): Map<string, { exportArgs: () => string; exportReturns: () => string }> {
-  const modules = import.meta.glob<Record<string, unknown>>("../convex/**/*.ts", { eager: true });
+  const modules = import.meta.glob<Record<string, unknown>>("../../convex/**/*.ts", { eager: true });
   const found = new Map<string, { exportArgs: () => string; exportReturns: () => string }>();
   for (const [path, exports] of Object.entries(modules)) {
-    const moduleName = path.replace("../convex/", "").replace(/\.ts$/, "");
+    const moduleName = path.replace("../../convex/", "").replace(/\.ts$/, "");
     for (const [exportName, value] of Object.entries(exports)) {
       const registered = value as { isPublic?: boolean; exportArgs: () => string; exportReturns: () => string };
       if (typeof value === "function" && registered.isPublic === true) found.set(`${moduleName}:${exportName}`, registered);
@@ -370,7 +370,7 @@ test("every public function validates its arguments and declares what it returns
   for (const [name, registered] of publicFunctions()) {
     const args = JSON.parse(registered.exportArgs()) as { type: string };
     const returns = JSON.parse(registered.exportReturns()) as { type: string } | null;
-    // Arguments that carry a secret are checked by the handler instead (secretArgs.test.ts).
+    // Arguments that carry a secret are checked by the handler instead (access/secretArgs.test.ts).
     expect(args.type, `${name} args`).toBe(checkedByHandler.has(name) ? "any" : "object");
     expect(returns, `${name} returns`).not.toBeNull();
     expect(JSON.stringify(returns), `${name} returns`).not.toContain('"type":"any"');

@@ -11,15 +11,15 @@
 import type { FunctionArgs } from "convex/server";
 import { ConvexError } from "convex/values";
 import { describe, expect, expectTypeOf, test } from "vitest";
-import { api } from "../convex/_generated/api";
-import type { Id } from "../convex/_generated/dataModel";
-import * as ai from "../convex/ai";
-import * as aiKeys from "../convex/aiKeys";
-import * as connections from "../convex/connections";
-import { projectWithEveryRole, type Caller } from "./helpers/api";
-import { newBackend } from "./helpers/convex";
-import { SECRET_ARGUMENT_FUNCTIONS } from "./helpers/secretFunctions";
-import { expectNoSecrets, spyOnConsole } from "./helpers/secrets";
+import { api } from "../../convex/_generated/api";
+import type { Id } from "../../convex/_generated/dataModel";
+import * as ai from "../../convex/ai";
+import * as aiKeys from "../../convex/aiKeys";
+import * as connections from "../../convex/connections";
+import { projectWithEveryRole, type Caller } from "../helpers/api";
+import { newBackend } from "../helpers/convex";
+import { SECRET_ARGUMENT_FUNCTIONS } from "../helpers/secretFunctions";
+import { expectNoSecrets, spyOnConsole } from "../helpers/secrets";
 
 const STRIPE_KEY = "sk_live_SecretArgsTest000000000000004242";
 const OTHER_STRIPE_KEY = "sk_live_SecretArgsOther00000000000004343";
@@ -46,14 +46,14 @@ async function refusal(call: () => Promise<unknown>): Promise<{ code: string; me
 
 describe("Convex validates none of their arguments", () => {
   test("exactly these public functions declare args: any", () => {
-    const modules = import.meta.glob<Record<string, unknown>>("../convex/**/*.ts", { eager: true });
+    const modules = import.meta.glob<Record<string, unknown>>("../../convex/**/*.ts", { eager: true });
     const unvalidated: string[] = [];
     for (const [path, exports] of Object.entries(modules)) {
       for (const [name, value] of Object.entries(exports)) {
         const registered = value as { isPublic?: boolean; exportArgs?: () => string };
         if (typeof value !== "function" || registered.isPublic !== true || !registered.exportArgs) continue;
         if ((JSON.parse(registered.exportArgs()) as { type: string }).type === "any") {
-          unvalidated.push(`${path.replace("../convex/", "").replace(/\.ts$/, "")}:${name}`);
+          unvalidated.push(`${path.replace("../../convex/", "").replace(/\.ts$/, "")}:${name}`);
         }
       }
     }
