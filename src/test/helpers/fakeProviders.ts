@@ -279,7 +279,7 @@ export async function startFakeProviders(secrets: FakeSecrets): Promise<FakeProv
       const code = `4/0FAKE-CODE-${++serial}-${randomBytes(12).toString("hex")}`;
       oauth.issued.push(code);
       // The account id identifies a person: checked never to leak, like the tokens.
-      if (!oauth.issued.includes(oauth.account)) oauth.issued.push(oauth.account);
+      if (oauth.account !== "" && !oauth.issued.includes(oauth.account)) oauth.issued.push(oauth.account);
       const openid = (params.get("scope") ?? "").split(" ").includes("openid");
       codes.set(code, { challenge, redirectUri, account: oauth.account, openid });
       const callback = new URL(redirectUri);

@@ -174,3 +174,18 @@ test("a grant stored before accounts were recorded counts as possibly shared: 0 
   await drainRevocations(t);
   expect(fake().oauth.revoked).toEqual([lastRefresh]);
 });
+
+test("an ID token without a usable sub stores no account (unknown, possibly shared): the connection works and removing it with 1 other grant left revokes nothing", async () => {
+  const t = newBackend();
+  const { projectId, admin } = await projectWithEveryRole(t);
+  const known = await connected(t, admin, projectId);
+  fake().oauth.account = "";
+  const unknown = await connected(t, admin, projectId);
+
+  expect(await accountHash(t, unknown)).toBeUndefined();
+  expect((await syncOnce(t, unknown))?.status).toBe("active");
+  await admin.mutation(api.connections.remove, { connectionId: unknown });
+  await drainRevocations(t);
+  expect(fake().oauth.revoked).toEqual([]);
+  expect((await syncOnce(t, known))?.status).toBe("active");
+});
