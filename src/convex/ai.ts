@@ -8,7 +8,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { checkApiKey, completeText } from "./providers/ai/registry";
-import { checkArgs } from "./access/secretArgs";
+import { checkArgs } from "./access/builders";
 import { appError, appErrorCode, providerAppError } from "./errors";
 import { projectAction, userAction } from "./access/actionBuilders";
 import { isProviderError } from "./providers/errors";
@@ -246,7 +246,7 @@ const verifyKeyArgs = { provider: aiProviderValidator, apiKey: v.string() };
 
 export const verifyKey = userAction({
   returns: v.object({ valid: v.boolean(), error: v.optional(v.string()) }),
-  // Arguments checked here, not by Convex: they hold the key (access/secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the key (access/builders.ts, checkArgs).
   handler: async (ctx, raw: ObjectType<typeof verifyKeyArgs>) => {
     const { provider, apiKey } = checkArgs(raw, verifyKeyArgs);
     const key = apiKey.trim();

@@ -14,9 +14,8 @@ import { v, type ObjectType } from "convex/values";
 import type { Doc, Id } from "./_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "./_generated/server";
 import { recordAudit } from "./audit/trail";
-import { checkArgs } from "./access/secretArgs";
+import { checkArgs, userMutation, userQuery } from "./access/builders";
 import { appError } from "./errors";
-import { userMutation, userQuery } from "./access/builders";
 import { maskSecret, UNKNOWN_HINT } from "./lib/mask";
 import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
@@ -93,7 +92,7 @@ const setArgs = { provider: aiProviderValidator, apiKey: v.string() };
 
 export const set = userMutation({
   returns: v.null(),
-  // Arguments checked here, not by Convex: they hold the key (access/secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the key (access/builders.ts, checkArgs).
   handler: async (ctx, raw: ObjectType<typeof setArgs>) => {
     const args = checkArgs(raw, setArgs);
     const apiKey = cleanAiKey(args.provider, args.apiKey);

@@ -12,6 +12,7 @@ import { requireProjectRole } from "./access/roles";
 import { appError, recordedAppError } from "./errors";
 import { connectionAction, userAction } from "./access/actionBuilders";
 import {
+  checkArgs,
   connectionMutation,
   connectionQuery,
   projectMutation,
@@ -30,7 +31,6 @@ import { finishFlow } from "./oauth/finish";
 import { queueRevocation } from "./oauth/revocation";
 import { beginOAuthFlow } from "./oauth/start";
 import { MANUAL_SYNC_LIMITS } from "./access/rateLimits";
-import { checkArgs } from "./access/secretArgs";
 import { encryptCredentials, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { connectionHintsOf, connectionNameOf } from "./upgrade/defaults";
 import {
@@ -77,7 +77,7 @@ const createArgs = {
 export const create = secretProjectMutation({
   minimumRole: "admin",
   returns: v.id("connections"),
-  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/builders.ts, checkArgs).
   handler: async (ctx, raw: ObjectType<typeof createArgs>) => {
     const args = checkArgs(raw, createArgs);
     // The id the builder normalized (args.projectId is only known to be a string).
@@ -146,7 +146,7 @@ const updateCredentialsArgs = { connectionId: v.id("connections"), credentials: 
 export const updateCredentials = secretConnectionMutation({
   minimumRole: "admin",
   returns: v.null(),
-  // Arguments checked here, not by Convex: they hold the credentials (access/secretArgs.ts).
+  // Arguments checked here, not by Convex: they hold the credentials (access/builders.ts, checkArgs).
   handler: async (ctx, raw: ObjectType<typeof updateCredentialsArgs>) => {
     const args = checkArgs(raw, updateCredentialsArgs);
     const { connection } = ctx;
@@ -218,7 +218,7 @@ const finishOAuthArgs = { flow: v.string() };
 
 export const finishOAuth = userAction({
   returns: v.object({ connectionId: v.id("connections") }),
-  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (access/secretArgs.ts).
+  // Arguments checked here, not by Convex: `flow` is a bearer token for the user's grant (access/builders.ts, checkArgs).
   handler: async (ctx, raw: ObjectType<typeof finishOAuthArgs>) => {
     const { flow } = checkArgs(raw, finishOAuthArgs);
     // Explicit type: inferring it would be circular through _generated/api.

@@ -6,7 +6,7 @@
  * revoked key gets the same bare 401, so responses say nothing about keys.
  *
  * Failed authentications are throttled (429 with Retry-After) per source
- * and per key prefix (apiKeys.authenticate; rateLimits.ts authThrottledUntil for the rule), and
+ * and per key prefix (apiKeys.authenticate; access/rateLimits.ts authThrottledUntil for the rule), and
  * requestSource for what "source" is.
  *
  * GET /oauth/callback is where OAuth providers send the browser back after

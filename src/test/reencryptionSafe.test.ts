@@ -4,7 +4,7 @@ import { expect, test } from "vitest";
 import { MAX_TALLY_KEY_IDS, emptyTally, tallyRow } from "../convex/reencryption/rows";
 import { safeToRemoveOldKey } from "../convex/reencryption/status";
 import type { Inventory, KeyringState } from "../convex/reencryption/validators";
-import { checkArgs } from "../convex/access/secretArgs";
+import { checkArgs } from "../convex/access/builders";
 import { v } from "convex/values";
 
 const state: KeyringState = { current: "new", previous: ["old"], invalidEntries: [], oldKeySavedOnly: false, currentKeyWeak: [], message: "" };

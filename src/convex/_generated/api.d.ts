@@ -16,7 +16,6 @@ import type * as access_identity from "../access/identity.js";
 import type * as access_input from "../access/input.js";
 import type * as access_rateLimits from "../access/rateLimits.js";
 import type * as access_roles from "../access/roles.js";
-import type * as access_secretArgs from "../access/secretArgs.js";
 import type * as ai from "../ai.js";
 import type * as aiKeys from "../aiKeys.js";
 import type * as apiKeys from "../apiKeys.js";
@@ -110,7 +109,6 @@ declare const fullApi: ApiFromModules<{
   "access/input": typeof access_input;
   "access/rateLimits": typeof access_rateLimits;
   "access/roles": typeof access_roles;
-  "access/secretArgs": typeof access_secretArgs;
   ai: typeof ai;
   aiKeys: typeof aiKeys;
   apiKeys: typeof apiKeys;

@@ -8,7 +8,7 @@
  * - projectAction / connectionAction: also take `projectId` / `connectionId`
  *   and require membership with at least `minimumRole` (default "member");
  *   the optional `rateLimits` option names the buckets each call takes a
- *   token from (rateLimits.ts). ctx.userId, ctx.projectId, ctx.role (and
+ *   token from (access/rateLimits.ts). ctx.userId, ctx.projectId, ctx.role (and
  *   ctx.connectionId) are set.
  */
 import { customAction } from "convex-helpers/server/customFunctions";

@@ -51,7 +51,7 @@ export const lookupCallback = internalQuery({
   },
 });
 
-/** Counts a callback with an unknown state against its source (rateLimits.ts); until when the source is refused, or null. */
+/** Counts a callback with an unknown state against its source (access/rateLimits.ts); until when the source is refused, or null. */
 export const recordCallbackFailure = internalMutation({
   args: { source: v.string() },
   returns: v.union(v.number(), v.null()),

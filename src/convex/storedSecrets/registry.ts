@@ -13,7 +13,7 @@
  * by an older version; "sha256" is a lowercase hex hash.
  */
 import type { Id, TableNames } from "../_generated/dataModel";
-import type { DecryptOptions, SecretContext } from "../lib/cipher";
+import { describeCiphertext, type DecryptOptions, type SecretContext } from "../lib/cipher";
 
 export type StoredFormat = "v2" | "v1" | "legacy" | "plaintext" | "sha256";
 
@@ -218,4 +218,28 @@ export function codeVerifierSecretContext(projectId: Id<"projects">, stateId: Id
 /** Salt, purpose and version of the authorization code a flow's callback received (written once: version 0). */
 export function authorizationCodeSecretContext(projectId: Id<"projects">, stateId: Id<"oauthStates">): SecretContext {
   return { salt: projectId, purpose: `oauthStates/${stateId}/code`, version: 0 };
+}
+
+/**
+ * Which derivation reading a connection's stored credentials needs, from the
+ * ciphertext's header alone (the sync cron groups due connections by it: one
+ * PBKDF2 per group, sync/policy.ts): format
+ * v2 under one master key ("v2:<key id>", any project); v1 and original
+ * format values derive per project ("v1:<key id>:<project>",
+ * "legacy:<project>"); values that need no derivation (none stored,
+ * unreadable) go with the v2 ones.
+ */
+export function derivationGroupOf(projectId: Id<"projects">, encryptedCredentials: string | undefined): string {
+  if (!encryptedCredentials) return "none";
+  const described = describeCiphertext(encryptedCredentials);
+  switch (described.format) {
+    case "v2":
+      return `v2:${described.keyId}`;
+    case "v1":
+      return `v1:${described.keyId}:${projectId}`;
+    case "legacy":
+      return `legacy:${projectId}`;
+    default:
+      return "none";
+  }
 }

@@ -8,7 +8,7 @@
  *   together and fills its group actions (SYNC_GROUP_SIZE each) however
  *   connections spread over projects.
  * - Groups: connections of any projects whose ciphertexts need the same
- *   PBKDF2 run share an action (groupKeyOf): format v2 values under one
+ *   PBKDF2 run share an action (storedSecrets/registry.ts derivationGroupOf): format v2 values under one
  *   master key share one root derivation, so a group costs at most one
  *   PBKDF2; v1 and original-format values derive per project, so they are
  *   grouped per project (and per key).
@@ -19,9 +19,7 @@
  * - Fairness: a cron run gives each owner at most OWNER_SHARE_PER_RUN
  *   connections; the rest wait for the next run, behind everyone else's.
  */
-import type { Id } from "../_generated/dataModel";
 import { env } from "../env";
-import { describeCiphertext } from "../lib/cipher";
 import { envNumber } from "../lib/envNumber";
 
 /** Window of windowed metrics (e.g. Plausible visitors): the last 24 hours. */
@@ -97,28 +95,6 @@ export function nextAttemptAfterFailure(now: number, failures: number, intervalM
 
 /** Provider error kinds that only the user can fix (new credentials, a new grant): the connection is parked. */
 export const USER_ACTION_KINDS: readonly string[] = ["unauthorized", "invalid_grant"];
-
-/**
- * The group a due connection's sync shares (one PBKDF2 per group): format
- * v2 under one master key ("v2:<key id>", any project); v1 and original
- * format values derive per project ("v1:<key id>:<project>",
- * "legacy:<project>"); values that need no derivation (none stored,
- * unreadable) go with the v2 ones.
- */
-export function groupKeyOf(projectId: Id<"projects">, encryptedCredentials: string | undefined): string {
-  if (!encryptedCredentials) return "none";
-  const described = describeCiphertext(encryptedCredentials);
-  switch (described.format) {
-    case "v2":
-      return `v2:${described.keyId}`;
-    case "v1":
-      return `v1:${described.keyId}:${projectId}`;
-    case "legacy":
-      return `legacy:${projectId}`;
-    default:
-      return "none";
-  }
-}
 
 /** Splits due connections into groups of at most SYNC_GROUP_SIZE, one group key per group; order kept within a key. */
 export function planGroups<T extends { groupKey: string }>(items: readonly T[], size: number = SYNC_GROUP_SIZE): T[][] {

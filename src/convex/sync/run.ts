@@ -9,7 +9,7 @@
  *    unrecorded whatever happens to the action next;
  * 2. the action decrypts them with one keyring (one PBKDF2 per master key
  *    the group's v2 values use; the cron groups by key, see
- *    sync/policy.ts groupKeyOf) and calls the providers,
+ *    storedSecrets/registry.ts derivationGroupOf) and calls the providers,
  *    PROVIDER_CONCURRENCY at a time;
  * 3. sync/outcomes.ts recordSyncOutcomes (a mutation) stores every outcome.
  *
@@ -203,7 +203,7 @@ async function decryptStep(target: SyncTarget, keyring: () => Keyring, legacyRet
     );
     return { kind: "decrypted", target, integration, credentials };
   } catch (error) {
-    // Client-facing already (secrets.ts maps the encryption core's errors); anything else is reported as DECRYPTION_FAILED.
+    // Client-facing already (storedSecrets/encryption.ts maps the encryption core's errors); anything else is reported as DECRYPTION_FAILED.
     const data = appErrorData(error) ?? { code: "DECRYPTION_FAILED", message: "Stored credentials could not be decrypted" };
     return { kind: "outcome", target, outcome: { kind: "decryption_failed", code: data.code }, failure: { data, causeName: errorName(error) } };
   }

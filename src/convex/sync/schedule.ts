@@ -14,6 +14,7 @@ import { v } from "convex/values";
 import { internal } from "../_generated/api";
 import type { Id } from "../_generated/dataModel";
 import { internalMutation } from "../_generated/server";
+import { derivationGroupOf } from "../storedSecrets/registry";
 import {
   DEFERRAL_MS,
   DUE_PAGE_SIZE,
@@ -21,7 +22,6 @@ import {
   MAX_PAGES_PER_RUN,
   NOT_SCHEDULED,
   OWNER_SHARE_PER_RUN,
-  groupKeyOf,
   nextSyncSlot,
   planGroups,
   syncIntervalMs,
@@ -81,7 +81,7 @@ export const scheduleDueSyncs = internalMutation({
         }
         taken.set(ownerId, count + 1);
       }
-      candidates.push({ connectionId: connection._id, groupKey: groupKeyOf(connection.projectId, connection.encryptedCredentials) });
+      candidates.push({ connectionId: connection._id, groupKey: derivationGroupOf(connection.projectId, connection.encryptedCredentials) });
     }
     // Groups beyond this run's budget stay due (not moved): the next run starts with them.
     const planned = planGroups(candidates);

@@ -1,6 +1,6 @@
 /**
  * The public functions whose arguments carry a secret, so that Convex must
- * not validate them (src/convex/access/secretArgs.ts): they declare `args: any` and
+ * not validate them (src/convex/access/builders.ts (checkArgs)): they declare `args: any` and
  * check their arguments in the handler. src/test/access/secretArgs.test.ts tests
  * each; src/test/access/everyFunction.test.ts requires an object validator of every other.
  */
