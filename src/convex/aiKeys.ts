@@ -18,6 +18,7 @@ import { checkArgs, userMutation, userQuery } from "./access/builders";
 import { appError } from "./errors";
 import { maskSecret, UNKNOWN_HINT } from "./lib/mask";
 import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
+import { findAiKeyRow, holdsKey } from "./storedSecrets/registry";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
 
 /** Accepted key lengths: real keys are 40–200 characters. */
@@ -37,19 +38,6 @@ function cleanAiKey(provider: AiProvider, apiKey: string): string {
     throw appError("INVALID_ARGUMENT", `This does not look like an API key from ${provider}`, { field: "apiKey" });
   }
   return key;
-}
-
-/** The user's aiKeys row (live or removed), if they ever had one. */
-export function findAiKeyRow(db: QueryCtx["db"], userId: Id<"users">): Promise<Doc<"aiKeys"> | null> {
-  return db
-    .query("aiKeys")
-    .withIndex("by_userId", (q) => q.eq("userId", userId))
-    .unique();
-}
-
-/** Whether an aiKeys row holds a key (encrypted, or legacy plaintext): not removed, not empty. */
-export function holdsKey(row: Doc<"aiKeys">): boolean {
-  return row.removedAt === undefined && (row.encryptedKey !== undefined || row.apiKey !== undefined);
 }
 
 /** A user's AI key as stored: in aiKeys, or (original Dashtray, not yet upgraded) on the users row. */

@@ -13,14 +13,11 @@ import { cleanName } from "./access/input";
 import { randomToken, sha256Hex } from "./lib/hash";
 import { authThrottledUntil, recordAuthFailure } from "./access/rateLimits";
 import { apiKeyPrefixOf } from "./upgrade/defaults";
+import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./storedSecrets/registry";
 import { apiKeySummaryValidator } from "./validators";
 
-/** Every key starts with this, so leaked keys are easy to recognise and scan for. */
-export const API_KEY_PREFIX = "dt_live_";
 /** CSPRNG bytes after the prefix (256 bits). */
 const API_KEY_RANDOM_BYTES = 32;
-/** Characters of the key kept for display: the prefix and 4 random characters. */
-export const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 4;
 /** lastUsedAt is only rewritten when older than this, to avoid a write per request. */
 export const LAST_USED_RESOLUTION_MS = 60_000;
 /** Most live (not revoked) keys a project can have, so apiKeys.list always shows all of them. */

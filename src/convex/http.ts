@@ -18,7 +18,7 @@ import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
 import { retryAfterSeconds } from "./access/rateLimits";
-import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./apiKeys";
+import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "./storedSecrets/registry";
 import { sha256Hex } from "./lib/hash";
 import { handleOAuthCallback } from "./oauth/callback";
 import { OAUTH_CALLBACK_PATH } from "./oauth/provider";

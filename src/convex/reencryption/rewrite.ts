@@ -7,8 +7,6 @@
  */
 import type { Doc } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
-import { findAiKeyRow, holdsKey } from "../aiKeys";
-import { API_KEY_PREFIX, DISPLAY_PREFIX_LENGTH } from "../apiKeys";
 import { credentialHints } from "../providers/integrations/registry";
 import { decryptSecret, encryptSecret, type SecretContext } from "../lib/cipher";
 import { CryptoError, isCryptoError } from "../lib/errors";
@@ -16,7 +14,18 @@ import { isSha256Hex, sha256Hex } from "../lib/hash";
 import type { Keyring } from "../lib/keyring";
 import { maskSecret } from "../lib/mask";
 import { nextSecretVersion, parseCredentials } from "../storedSecrets/encryption";
-import { aiKeySecretContext, connectionSecretContext, decryptPolicy, registered, type LegacyPolicy, type RegisteredField } from "../storedSecrets/registry";
+import {
+  aiKeySecretContext,
+  API_KEY_PREFIX,
+  connectionSecretContext,
+  decryptPolicy,
+  DISPLAY_PREFIX_LENGTH,
+  findAiKeyRow,
+  holdsKey,
+  registered,
+  type LegacyPolicy,
+  type RegisteredField,
+} from "../storedSecrets/registry";
 import { connectionNameOf, UNKNOWN_HINT } from "../upgrade/defaults";
 import type { JobRow, Shape } from "./rows";
 

@@ -12,7 +12,8 @@
  * ciphertext (lib/cipher.ts); "plaintext" is a secret stored in the clear
  * by an older version; "sha256" is a lowercase hex hash.
  */
-import type { Id, TableNames } from "../_generated/dataModel";
+import type { Doc, Id, TableNames } from "../_generated/dataModel";
+import type { QueryCtx } from "../_generated/server";
 import { describeCiphertext, type DecryptOptions, type SecretContext } from "../lib/cipher";
 
 export type StoredFormat = "v2" | "v1" | "legacy" | "plaintext" | "sha256";
@@ -243,3 +244,21 @@ export function derivationGroupOf(projectId: Id<"projects">, encryptedCredential
       return "none";
   }
 }
+
+/** The user's aiKeys row (live or removed), if they ever had one. */
+export function findAiKeyRow(db: QueryCtx["db"], userId: Id<"users">): Promise<Doc<"aiKeys"> | null> {
+  return db
+    .query("aiKeys")
+    .withIndex("by_userId", (q) => q.eq("userId", userId))
+    .unique();
+}
+
+/** Whether an aiKeys row holds a key (encrypted, or legacy plaintext): not removed, not empty. */
+export function holdsKey(row: Doc<"aiKeys">): boolean {
+  return row.removedAt === undefined && (row.encryptedKey !== undefined || row.apiKey !== undefined);
+}
+
+/** Every key starts with this, so leaked keys are easy to recognise and scan for. */
+export const API_KEY_PREFIX = "dt_live_";
+/** Characters of the key kept for display: the prefix and 4 random characters. */
+export const DISPLAY_PREFIX_LENGTH = API_KEY_PREFIX.length + 4;

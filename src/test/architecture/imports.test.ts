@@ -149,6 +149,15 @@ describe("layers: what each may import (docs/architecture.md)", () => {
     expect(violations("audit/", allowed("audit/"))).toEqual([]);
   });
 
+  test("engines (storedSecrets/, reencryption/, sync/, oauth/, jobs/, metricHistory/, upgrade/) import no public module", () => {
+    const PUBLIC = ["users", "projects", "invitations", "connections", "metrics", "insights", "aiKeys", "apiKeys", "auditLog", "ai", "keyRotation", "upgrade", "http"].map(
+      (name) => `${name}.ts`,
+    );
+    for (const folder of ["storedSecrets/", "reencryption/", "sync/", "oauth/", "jobs/", "metricHistory/", "upgrade/"]) {
+      expect(violations(folder, (target) => !PUBLIC.includes(target)), `${folder} reaches into a public module: move the shared part down`).toEqual([]);
+    }
+  });
+
   test("providers/errors.ts imports nothing; errors.ts (the dashboard's contract) only the lower layers' error types", () => {
     expect(imports.get("providers/errors.ts")).toEqual([]);
     expect(imports.get("errors.ts")?.sort()).toEqual(["convex/values", "lib/errors.ts", "providers/errors.ts"]);
