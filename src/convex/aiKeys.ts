@@ -17,6 +17,7 @@ import { recordAudit } from "./audit/trail";
 import { checkArgs, userMutation, userQuery } from "./access/builders";
 import { appError } from "./errors";
 import { maskSecret, UNKNOWN_HINT } from "./lib/mask";
+import { looksLikeAiKey } from "./providers/ai/registry";
 import { encryptAiKey, loadKeyringForWrite, nextSecretVersion } from "./storedSecrets/encryption";
 import { findAiKeyRow, holdsKey } from "./storedSecrets/registry";
 import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./validators";
@@ -25,16 +26,10 @@ import { aiKeySummaryValidator, aiProviderValidator, type AiProvider } from "./v
 export const MIN_AI_KEY_LENGTH = 20;
 export const MAX_AI_KEY_LENGTH = 512;
 
-/** What each provider's keys look like ("sk-…", "sk-proj-…"; "sk-ant-…"). */
-const AI_KEY_SHAPES: Record<AiProvider, RegExp> = {
-  openai: /^sk-[A-Za-z0-9_-]+$/,
-  anthropic: /^sk-ant-[A-Za-z0-9_-]+$/,
-};
-
 /** `apiKey` trimmed, after checking it looks like a key of `provider`; the error never echoes it. */
 function cleanAiKey(provider: AiProvider, apiKey: string): string {
   const key = apiKey.trim();
-  if (key.length < MIN_AI_KEY_LENGTH || key.length > MAX_AI_KEY_LENGTH || !AI_KEY_SHAPES[provider].test(key)) {
+  if (key.length < MIN_AI_KEY_LENGTH || key.length > MAX_AI_KEY_LENGTH || !looksLikeAiKey(provider, key)) {
     throw appError("INVALID_ARGUMENT", `This does not look like an API key from ${provider}`, { field: "apiKey" });
   }
   return key;

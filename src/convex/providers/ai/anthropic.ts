@@ -9,6 +9,7 @@ const NAME = "Anthropic";
 export const anthropic: AiProviderEntry = {
   id: "anthropic",
   name: NAME,
+  keyPattern: /^sk-ant-[A-Za-z0-9_-]+$/,
   baseUrl: { envName: "ANTHROPIC_API_BASE_URL", defaultValue: "https://api.anthropic.com" },
   model: { envName: "ANTHROPIC_MODEL", defaultValue: ANTHROPIC_DEFAULT_MODEL },
   authHeaders: (apiKey) => ({ "x-api-key": apiKey, "anthropic-version": ANTHROPIC_VERSION }),

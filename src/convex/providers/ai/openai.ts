@@ -8,6 +8,7 @@ const NAME = "OpenAI";
 export const openai: AiProviderEntry = {
   id: "openai",
   name: NAME,
+  keyPattern: /^sk-[A-Za-z0-9_-]+$/,
   baseUrl: { envName: "OPENAI_API_BASE_URL", defaultValue: "https://api.openai.com" },
   model: { envName: "OPENAI_MODEL", defaultValue: OPENAI_DEFAULT_MODEL },
   authHeaders: (apiKey) => ({ Authorization: `Bearer ${apiKey}` }),

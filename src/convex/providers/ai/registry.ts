@@ -20,6 +20,11 @@ export { OPENAI_DEFAULT_MODEL } from "./openai";
 /** Every provider, by id: a Record, so a provider added to the validator must be added here too. */
 const AI_PROVIDERS: Record<AiProvider, AiProviderEntry> = { openai, anthropic };
 
+/** Whether `apiKey` has the shape of a key of `provider` ("sk-…", "sk-proj-…"; "sk-ant-…"). */
+export function looksLikeAiKey(provider: AiProvider, apiKey: string): boolean {
+  return AI_PROVIDERS[provider].keyPattern.test(apiKey);
+}
+
 /** Upper bound on the length of a generated insight. */
 export const MAX_OUTPUT_TOKENS = 600;
 

@@ -22,6 +22,8 @@ export interface AiProviderEntry {
   id: AiProvider;
   /** Display name, e.g. "OpenAI". */
   name: string;
+  /** What its keys look like (checked before a key is stored or tried; the length bounds are aiKeys.ts's). */
+  keyPattern: RegExp;
   /** The API's base URL (tests point it at a local server). */
   baseUrl: Setting;
   /** The model used for insights. */
